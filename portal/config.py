@@ -1,0 +1,162 @@
+"""Layered configuration: defaults, then the instance file, then ``KIBANDA_*``, then tests.
+
+The instance folder (``KIBANDA_INSTANCE``, default ``./instance``) holds the database,
+``kibanda.toml`` (settings a technician edits) and the key files, created with mode 0600.
+Every setting can be overridden by ``KIBANDA_<NAME>``, e.g. ``KIBANDA_ROUTER_HOST``.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+DEFAULTS: dict[str, object] = {
+    # The site
+    "SITE_NAME": "Kibanda WiFi",
+    "SITE_ID": "",
+    "SITE_LOGO_URL": "",
+    "PRIMARY_COLOR": "#0a7d4f",
+    "SUPPORT_PHONE": "",
+    "PORTAL_URL": "http://127.0.0.1:8080",
+    "DEFAULT_LANGUAGE": "en",
+    "DATABASE": "kibanda.db",
+    # The router
+    "ROUTER_NAME": "router",
+    "ROUTER_HOST": "192.168.88.1",
+    "ROUTER_PORT": 8728,
+    "ROUTER_USER": "portal",
+    "ROUTER_PASSWORD": "",
+    "ROUTER_SSL": False,
+    "ROUTER_TIMEOUT": 5.0,
+    "ROUTER_LOGIN_METHOD": "plain",
+    "HOTSPOT_SERVER": "hotspot1",
+    "HOTSPOT_DNS_NAME": "wifi.kibanda.lan",
+    # M-Pesa (Daraja)
+    "MPESA_BASE_URL": "https://sandbox.safaricom.co.ke",
+    "MPESA_CONSUMER_KEY": "",
+    "MPESA_CONSUMER_SECRET": "",
+    "MPESA_SHORTCODE": "174379",
+    "MPESA_PASSKEY": "",
+    "MPESA_TYPE": "paybill",
+    "MPESA_PARTYB": "",
+    "MPESA_MIN_AMOUNT": 1,
+    "MPESA_MAX_AMOUNT": 250000,
+    "MPESA_CONNECT_TIMEOUT": 5.0,
+    "MPESA_READ_TIMEOUT": 30.0,
+    "MPESA_ACCOUNT_REFERENCE": "WIFI",
+    "CALLBACK_BASE_URL": "",
+    "CALLBACK_ALLOWED_IPS": "",
+    # Upstream sync
+    "UPSTREAM_URL": "",
+}
+
+SECRET_FILES = {
+    "SECRET_KEY": "secret_key",
+    "FERNET_KEY": "fernet.key",
+    "CALLBACK_SECRET": "callback_secret",
+}
+CONFIG_FILE = "kibanda.toml"
+
+
+def instance_path(explicit: str | os.PathLike | None = None) -> Path:
+    """The instance folder: explicit, else ``KIBANDA_INSTANCE``, else ``./instance``."""
+    return Path(explicit or os.environ.get("KIBANDA_INSTANCE") or "instance").resolve()
+
+
+def _write_private(path: Path, content: bytes) -> bool:
+    """Create ``path`` with mode 0600; never overwrite. Returns True if it was created."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(content)
+    return True
+
+
+def ensure_instance(path: Path) -> list[str]:
+    """Create the instance folder and any missing key file; return the names created."""
+    path.mkdir(parents=True, exist_ok=True)
+    created = []
+    generators = {
+        "secret_key": lambda: secrets.token_hex(32).encode(),
+        "fernet.key": Fernet.generate_key,
+        "callback_secret": lambda: secrets.token_urlsafe(24).encode(),
+    }
+    for filename, make in generators.items():
+        if _write_private(path / filename, make()):
+            created.append(filename)
+    return created
+
+
+def _coerce(name: str, raw: object) -> object:
+    """Give an override the type of its default (env values arrive as strings)."""
+    default = DEFAULTS.get(name)
+    if not isinstance(raw, str):
+        return raw
+    if isinstance(default, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    return raw
+
+
+def read_config_file(path: Path) -> dict[str, object]:
+    """Read ``kibanda.toml`` (flat ``key = value``; names case-insensitive)."""
+    file = path / CONFIG_FILE
+    if not file.exists():
+        return {}
+    with file.open("rb") as handle:
+        data = tomllib.load(handle)
+    return {str(k).upper(): v for k, v in data.items()}
+
+
+def write_config_values(path: Path, values: dict[str, object]) -> None:
+    """Merge ``values`` into ``kibanda.toml`` (used by init, provision and enroll)."""
+    current = read_config_file(path)
+    current.update({k.upper(): v for k, v in values.items()})
+    lines = ["# Kibanda site settings. KIBANDA_<NAME> environment variables override these."]
+    for key in sorted(current):
+        value = current[key]
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, (int, float)):
+            text = str(value)
+        else:
+            text = '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+        lines.append(f"{key.lower()} = {text}")
+    tmp = path / (CONFIG_FILE + ".tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path / CONFIG_FILE)
+
+
+def load_settings(path: Path, test_config: dict | None = None,
+                  environ: dict | None = None) -> dict[str, object]:
+    """Defaults, then the instance file, then ``KIBANDA_*`` variables, then ``test_config``."""
+    environ = os.environ if environ is None else environ
+    settings: dict[str, object] = dict(DEFAULTS)
+    for name, value in read_config_file(path).items():
+        settings[name] = _coerce(name, value)
+    for key, value in environ.items():
+        if key.startswith("KIBANDA_") and key != "KIBANDA_INSTANCE":
+            name = key[len("KIBANDA_"):]
+            settings[name] = _coerce(name, value)
+    for name, filename in SECRET_FILES.items():
+        if name not in settings or not settings[name]:
+            file = path / filename
+            if file.exists():
+                settings[name] = file.read_text().strip()
+    if test_config:
+        settings.update(test_config)
+    database = str(settings["DATABASE"])
+    if database != ":memory:" and not os.path.isabs(database):
+        settings["DATABASE"] = str(path / database)
+    if not settings.get("SITE_ID"):
+        settings["SITE_ID"] = "site-" + str(settings["SITE_NAME"]).lower().replace(" ", "-")[:40]
+    return settings

@@ -1,0 +1,289 @@
+"""The data model (peewee on SQLite in WAL mode, one file in the instance folder).
+
+Money is whole KES in integer fields; every DateTimeField holds naive UTC.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+
+from peewee import (
+    AutoField, BigIntegerField, BooleanField, CharField, DateTimeField, ForeignKeyField,
+    IntegerField, Model, SqliteDatabase, TextField,
+)
+
+from .timeutil import utcnow
+
+#: Deferred: ``init_db`` points it at the instance's file.
+db = SqliteDatabase(None)
+
+SCHEMA_VERSION = 1
+PRAGMAS = {
+    "journal_mode": "wal",
+    "foreign_keys": 1,
+    "busy_timeout": 5000,
+    "synchronous": "normal",
+}
+
+
+class BaseModel(Model):
+    """Base for every table."""
+
+    class Meta:
+        database = db
+        legacy_table_names = False
+
+
+class Package(BaseModel):
+    """Something a customer can buy; maps to one router user profile."""
+
+    name_en = CharField(max_length=60)
+    name_sw = CharField(max_length=60, default="")
+    price = IntegerField()  # whole KES
+    validity_seconds = IntegerField()  # wall-clock time from the purchase
+    data_cap_bytes = BigIntegerField(null=True)
+    rate_limit = CharField(max_length=80, default="")  # RouterOS syntax, rx/tx = up/down
+    devices = IntegerField(default=1)  # shared-users on the router
+    active = BooleanField(default=True)
+    sort_order = IntegerField(default=0)
+    profile_name = CharField(max_length=60, unique=True)
+    router_synced_at = DateTimeField(null=True)
+    router_error = TextField(null=True)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    @classmethod
+    def on_sale(cls):
+        """Active packages in display order."""
+        return cls.select().where(cls.active == True).order_by(cls.sort_order, cls.price)  # noqa: E712
+
+    def name(self, lang: str = "en") -> str:
+        """The package name in ``lang``."""
+        return (self.name_sw if lang == "sw" and self.name_sw else self.name_en)
+
+
+class Purchase(BaseModel):
+    """One STK Push attempt and what became of it."""
+
+    PENDING, PAID, FAILED, EXPIRED, REVIEW = "pending", "paid", "failed", "expired", "review"
+
+    phone = CharField(max_length=12, index=True)  # 2547XXXXXXXX / 2541XXXXXXXX
+    package = ForeignKeyField(Package, backref="purchases", on_delete="RESTRICT")
+    amount = IntegerField()
+    mac = CharField(max_length=17, default="", index=True)
+    ip = CharField(max_length=45, default="")
+    link_login_only = TextField(default="")
+    link_orig = TextField(default="")
+    language = CharField(max_length=2, default="en")
+    checkout_request_id = CharField(max_length=80, unique=True, null=True)
+    merchant_request_id = CharField(max_length=80, null=True)
+    status = CharField(max_length=10, default=PENDING, index=True)
+    result_code = IntegerField(null=True)
+    result_desc = TextField(null=True)
+    receipt = CharField(max_length=20, unique=True, null=True)
+    paid_amount = IntegerField(null=True)
+    created_at = DateTimeField(default=utcnow, index=True)
+    updated_at = DateTimeField(default=utcnow)
+    settled_at = DateTimeField(null=True)
+    query_attempts = IntegerField(default=0)
+    next_query_at = DateTimeField(null=True, index=True)
+
+
+class VoucherBatch(BaseModel):
+    """A set of voucher codes made together for one package."""
+
+    package = ForeignKeyField(Package, backref="batches", on_delete="RESTRICT")
+    count = IntegerField()
+    alphabet = CharField(max_length=10, default="numeric")  # numeric | alnum
+    length = IntegerField(default=8)
+    prefix = CharField(max_length=8, default="")
+    created_by = CharField(max_length=60)
+    created_at = DateTimeField(default=utcnow)
+    push_state = CharField(max_length=12, default="new")  # new, pushing, done, failed
+    push_error = TextField(null=True)
+    voided_at = DateTimeField(null=True)
+
+
+class Voucher(BaseModel):
+    """One code a venue sells over the counter."""
+
+    NEW, ON_ROUTER, USED, EXPIRED, VOID = "new", "on_router", "used", "expired", "void"
+
+    code = CharField(max_length=24, unique=True)
+    batch = ForeignKeyField(VoucherBatch, backref="vouchers", on_delete="CASCADE")
+    package = ForeignKeyField(Package, backref="vouchers", on_delete="RESTRICT")
+    state = CharField(max_length=10, default=NEW, index=True)
+    created_at = DateTimeField(default=utcnow)
+    first_login_at = DateTimeField(null=True)
+    expires_at = DateTimeField(null=True)
+
+
+class Grant(BaseModel):
+    """The right to be online: a hotspot user on the router until ``expires_at``."""
+
+    PENDING, ON_ROUTER, REMOVED = "pending", "on_router", "removed"
+    MPESA, VOUCHER, MANUAL = "mpesa", "voucher", "manual"
+
+    username = CharField(max_length=40, unique=True)
+    password = CharField(max_length=40)
+    package = ForeignKeyField(Package, backref="grants", on_delete="RESTRICT")
+    source = CharField(max_length=8)
+    purchase = ForeignKeyField(Purchase, backref="grants", null=True, unique=True,
+                               on_delete="RESTRICT")
+    voucher = ForeignKeyField(Voucher, backref="grants", null=True, unique=True,
+                              on_delete="RESTRICT")
+    expires_at = DateTimeField(index=True)
+    router_state = CharField(max_length=10, default=PENDING, index=True)
+    router_error = TextField(null=True)
+    router_attempts = IntegerField(default=0)
+    next_router_attempt_at = DateTimeField(null=True)
+    # The device to log in once the user is on the router (cleared when done).
+    login_mac = CharField(max_length=17, default="")
+    login_ip = CharField(max_length=45, default="")
+    logged_in_at = DateTimeField(null=True)
+    first_login_at = DateTimeField(null=True)
+    created_at = DateTimeField(default=utcnow)
+    created_by = CharField(max_length=60, default="")
+    note = TextField(default="")
+
+    @classmethod
+    def valid(cls, now):
+        """Grants that still give access at ``now``."""
+        return cls.select().where((cls.expires_at > now) & (cls.router_state != cls.REMOVED))
+
+
+class OutboxEvent(BaseModel):
+    """A sale or change to send upstream; deleted never, marked sent on acknowledgement."""
+
+    seq = AutoField()
+    uuid = CharField(max_length=36, unique=True, default=lambda: str(uuid.uuid4()))
+    kind = CharField(max_length=40)
+    payload = TextField()
+    created_at = DateTimeField(default=utcnow)
+    sent_at = DateTimeField(null=True, index=True)
+    attempts = IntegerField(default=0)
+    next_attempt_at = DateTimeField(null=True)
+    last_error = TextField(null=True)
+
+    @classmethod
+    def record(cls, kind: str, **payload) -> "OutboxEvent":
+        """Write an event; call inside the transaction of the change it describes."""
+        return cls.create(kind=kind, payload=json.dumps(payload, sort_keys=True, default=str))
+
+    @property
+    def data(self) -> dict:
+        """The decoded payload."""
+        return json.loads(self.payload)
+
+
+class CallbackRecord(BaseModel):
+    """Every M-Pesa callback received, with what was done about it (for review)."""
+
+    received_at = DateTimeField(default=utcnow, index=True)
+    remote_addr = CharField(max_length=45, default="")
+    checkout_request_id = CharField(max_length=80, null=True, index=True)
+    result_code = IntegerField(null=True)
+    outcome = CharField(max_length=20)  # settled, duplicate, failed, unknown, mismatch, malformed
+    detail = TextField(default="")
+    body = TextField()
+
+
+class CodeAttempt(BaseModel):
+    """A voucher / access-code / receipt attempt from a device (for abuse limits)."""
+
+    device = CharField(max_length=64, index=True)  # mac, or ip when no mac
+    at = DateTimeField(default=utcnow, index=True)
+    ok = BooleanField(default=False)
+
+
+class AdminUser(BaseModel):
+    """A venue owner or technician who signs in to the admin pages."""
+
+    OWNER, TECHNICIAN = "owner", "technician"
+
+    username = CharField(max_length=60, unique=True)
+    password_hash = CharField(max_length=200)
+    role = CharField(max_length=12, default=OWNER)
+    created_at = DateTimeField(default=utcnow)
+    last_login_at = DateTimeField(null=True)
+
+
+class LoginFailure(BaseModel):
+    """A failed admin sign-in, for the per-user-per-address lockout."""
+
+    username = CharField(max_length=60, index=True)
+    address = CharField(max_length=45)
+    at = DateTimeField(default=utcnow, index=True)
+
+
+class Setting(BaseModel):
+    """A site setting changed from the admin pages; secret ones are Fernet-encrypted."""
+
+    key = CharField(max_length=60, primary_key=True)
+    value = TextField()
+    encrypted = BooleanField(default=False)
+    updated_at = DateTimeField(default=utcnow)
+
+
+class AuditLog(BaseModel):
+    """Who did what, when, from where."""
+
+    at = DateTimeField(default=utcnow, index=True)
+    actor = CharField(max_length=60)
+    action = CharField(max_length=60)
+    detail = TextField(default="")
+    address = CharField(max_length=45, default="")
+
+    @classmethod
+    def write(cls, actor: str, action: str, detail: str = "", address: str = "") -> "AuditLog":
+        """Append one entry."""
+        return cls.create(actor=actor, action=action, detail=detail, address=address)
+
+
+class TokenCache(BaseModel):
+    """Shared OAuth tokens (Daraja invalidates the previous token on every request)."""
+
+    name = CharField(max_length=60, primary_key=True)
+    token = TextField()
+    expires_at = DateTimeField()
+
+
+class SchemaVersion(BaseModel):
+    """The schema version this database is at."""
+
+    version = IntegerField()
+    applied_at = DateTimeField(default=utcnow)
+
+
+ALL_MODELS = [Package, Purchase, VoucherBatch, Voucher, Grant, OutboxEvent, CallbackRecord,
+              CodeAttempt, AdminUser, LoginFailure, Setting, AuditLog, TokenCache,
+              SchemaVersion]
+
+#: Migrations by target version: ``{2: fn(migrator)}`` using playhouse.migrate.
+MIGRATIONS: dict = {}
+
+
+def init_db(path: str) -> SqliteDatabase:
+    """Point the deferred database at ``path`` with WAL, foreign keys and a busy timeout."""
+    db.init(path, pragmas=PRAGMAS, check_same_thread=False)
+    return db
+
+
+def create_schema() -> int:
+    """Create missing tables and run pending migrations; return the schema version."""
+    from playhouse.migrate import SqliteMigrator
+
+    with db.connection_context():
+        db.create_tables(ALL_MODELS, safe=True)
+        row = SchemaVersion.select().order_by(SchemaVersion.version.desc()).first()
+        current = row.version if row else 0
+        if current == 0:
+            SchemaVersion.create(version=SCHEMA_VERSION)
+            return SCHEMA_VERSION
+        migrator = SqliteMigrator(db)
+        for version in sorted(v for v in MIGRATIONS if v > current):
+            with db.atomic():
+                MIGRATIONS[version](migrator)
+                SchemaVersion.create(version=version)
+            current = version
+        return current

@@ -1,0 +1,11 @@
+"""Blueprints, registered by the application factory."""
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register_blueprints(app: Flask) -> None:
+    """Register every blueprint of the portal."""
+    from . import health
+
+    app.register_blueprint(health.bp)
