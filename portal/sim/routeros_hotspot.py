@@ -1,0 +1,241 @@
+"""Hotspot behaviour of the RouterOS emulator: logins, sessions, counters, fetch.
+
+Mixed into ``RouterState``; works on its stored rows (canonical strings: durations in
+seconds, booleans "true"/"false"). User counters only grow when a session ends, as on
+a real router; live usage is on ``/ip/hotspot/active``.
+"""
+from __future__ import annotations
+
+import posixpath
+
+from portal.sim.routeros_menus import SimTrap
+
+_ACTIVE = "/ip/hotspot/active"
+_USER = "/ip/hotspot/user"
+_COUNTERS = ("bytes-in", "bytes-out", "packets-in", "packets-out")
+
+
+def _seconds(value: str | None) -> int | None:
+    """Stored duration to seconds; None for unset or "none"."""
+    if value is None or value == "none":
+        return None
+    return int(value)
+
+
+class HotspotMixin:
+    """Commands and clock-driven behaviour of ``/ip/hotspot/*`` and ``/tool/fetch``."""
+
+    tables: dict
+
+    def extra_command(self, menu, verb: str, attrs: dict) -> list[tuple[str, dict]]:
+        """Menu-specific commands: active login, user reset-counters, tool fetch."""
+        if (menu.path, verb) == (_ACTIVE, "login"):
+            self.hotspot_login(attrs)
+        elif (menu.path, verb) == (_USER, "reset-counters"):
+            for row in self.targets(menu, attrs):
+                row["uptime"] = "0"
+                row.update({name: "0" for name in _COUNTERS})
+            self.dirty = True
+        elif (menu.path, verb) == ("/tool", "fetch"):
+            return self.fetch(attrs)
+        else:
+            raise SimTrap("no such command", 0)
+        return [("!done", {})]
+
+    # --- login and logout ----------------------------------------------------------------
+
+    def hotspot_server_for(self, address: str) -> dict | None:
+        """The hotspot server a client address belongs to (first enabled one here)."""
+        servers = [row for row in self.tables["/ip/hotspot"] if row.get("disabled") != "true"]
+        return servers[0] if servers else None
+
+    def hotspot_login(self, attrs: dict) -> None:
+        """``/ip/hotspot/active/login``: authorise a client ip+mac as a hotspot user."""
+        unknown = set(attrs) - {"user", "password", "ip", "mac-address", "domain"}
+        if unknown:
+            raise SimTrap(f"unknown parameter {sorted(unknown)[0]}", 1)  # UNCONFIRMED text
+        missing = [name for name in ("user", "ip") if not attrs.get(name)]
+        if missing:
+            raise SimTrap(f"missing value(s) of argument(s) {' '.join(missing)}", 1)
+        name, ip = attrs["user"], attrs["ip"]
+        mac = attrs.get("mac-address", "").upper()
+        for session in self.tables[_ACTIVE]:
+            if session.get("address") == ip and session.get("mac-address", "") == mac:
+                if session.get("user") == name:
+                    return  # already logged in as this user: nothing changes
+                # a different user on the same device replaces the old session
+                self.end_session(session)
+                break
+        server = self.hotspot_server_for(ip)
+        if server is None:
+            # UNCONFIRMED: text when no hotspot server serves the address
+            raise SimTrap("no hotspot server found for this address")
+        user = self._login_user(name, server["name"])
+        # UNCONFIRMED: the API trap reuses the hotspot errors.txt texts below
+        if user is None or user.get("disabled") == "true" \
+                or user.get("password", "") != attrs.get("password", ""):
+            raise SimTrap("invalid username or password")
+        if user.get("mac-address") and user["mac-address"].upper() != mac:
+            raise SimTrap(f"user {name} is not allowed to log in from this MAC address")
+        profile = next(iter(self.find("/ip/hotspot/user/profile", name=user.get("profile", "default"))), {})
+        sessions = self.find(_ACTIVE, user=name)
+        shared = profile.get("shared-users", "1")
+        if shared != "unlimited" and len(sessions) >= int(shared):
+            raise SimTrap(f"no more sessions are allowed for user {name}")
+        limit = _seconds(user.get("limit-uptime"))
+        if limit is not None and int(user.get("uptime", "0")) >= limit:
+            raise SimTrap(f"user {name} has reached uptime limit")
+        total = user.get("limit-bytes-total")
+        if total and int(user["bytes-in"]) + int(user["bytes-out"]) >= int(total):
+            raise SimTrap(f"user {name} has reached traffic limit")
+        values = {"server": server["name"], "user": name, "address": ip, "mac-address": mac,
+                  # UNCONFIRMED: what login-by a session started over the API shows
+                  "login-by": "http-pap", "uptime": "0", "idle-time": "0",
+                  "idle-timeout": profile.get("idle-timeout", "none"),
+                  "keepalive-timeout": profile.get("keepalive-timeout", "120")}
+        if attrs.get("domain"):
+            values["domain"] = attrs["domain"]
+        for limit_name in ("limit-bytes-in", "limit-bytes-out", "limit-bytes-total"):
+            if user.get(limit_name):
+                values[limit_name] = user[limit_name]
+        session = self.insert(_ACTIVE, values)
+        self._update_time_left(session)
+        self._authorize_host(server["name"], ip, mac, True)
+        if profile.get("add-mac-cookie") == "true" and mac:
+            for cookie in self.find("/ip/hotspot/cookie", **{"mac-address": mac}):
+                self.tables["/ip/hotspot/cookie"].remove(cookie)
+            cookie = {"user": name, "mac-address": mac, "mac-cookie": "true",
+                      "expires-in": profile.get("mac-cookie-timeout", "259200")}
+            if attrs.get("domain"):
+                cookie["domain"] = attrs["domain"]
+            self.insert("/ip/hotspot/cookie", cookie)
+
+    def _login_user(self, name: str, server: str) -> dict | None:
+        for user in self.tables[_USER]:
+            if user.get("name") == name and user.get("server", "all") in ("all", server):
+                return user
+        return None
+
+    def _authorize_host(self, server: str, ip: str, mac: str, authorized: bool) -> None:
+        hosts = [h for h in self.tables["/ip/hotspot/host"]
+                 if h.get("mac-address") == mac and h.get("address") == ip]
+        if hosts:
+            hosts[0]["authorized"] = "true" if authorized else "false"
+        elif authorized:
+            self.insert("/ip/hotspot/host", {
+                "mac-address": mac, "address": ip, "to-address": ip, "server": server,
+                "found-by": f"DHCP {ip}", "authorized": "true"})
+
+    def session_user(self, session: dict) -> dict | None:
+        """The user row a session belongs to."""
+        return self._login_user(session.get("user", ""), session.get("server", ""))
+
+    def end_session(self, session: dict) -> None:
+        """Log a session out: add its uptime and traffic to the user's counters."""
+        if session not in self.tables[_ACTIVE]:
+            return
+        self.tables[_ACTIVE].remove(session)
+        user = self.session_user(session)
+        if user is not None:
+            user["uptime"] = str(int(user.get("uptime", "0")) + int(session.get("uptime", "0")))
+            for name in _COUNTERS:
+                user[name] = str(int(user.get(name, "0")) + int(session.get(name, "0")))
+        self._authorize_host(session.get("server", ""), session.get("address", ""),
+                             session.get("mac-address", ""), False)
+        self.dirty = True
+
+    def end_all_sessions(self) -> None:
+        """Log every client out (reboot); dynamic hosts disappear."""
+        for session in list(self.tables[_ACTIVE]):
+            self.end_session(session)
+        self.tables["/ip/hotspot/host"].clear()
+
+    # --- clock and traffic ---------------------------------------------------------------
+
+    def _limits(self, session: dict) -> tuple[int | None, int | None]:
+        """Seconds left under limit-uptime and under the profile's session-timeout."""
+        user = self.session_user(session) or {}
+        limit = _seconds(user.get("limit-uptime"))
+        used = int(user.get("uptime", "0")) + int(session.get("uptime", "0"))
+        by_limit = None if limit is None else limit - used
+        profile = next(iter(self.find("/ip/hotspot/user/profile",
+                                      name=user.get("profile", "default"))), {})
+        timeout = _seconds(profile.get("session-timeout"))
+        by_timeout = None if timeout is None else timeout - int(session.get("uptime", "0"))
+        return by_limit, by_timeout
+
+    def _update_time_left(self, session: dict) -> None:
+        left = [x for x in self._limits(session) if x is not None]
+        if left:
+            session["session-time-left"] = str(max(0, min(left)))
+        else:
+            session.pop("session-time-left", None)
+
+    def tick(self, seconds: int) -> None:
+        """Advance the router clock: sessions age and end at their limits."""
+        if seconds <= 0:
+            return
+        self.uptime += seconds
+        self.elapsed += seconds
+        for session in list(self.tables[_ACTIVE]):
+            left = [x for x in self._limits(session) if x is not None]
+            step = seconds if not left else max(0, min(seconds, min(left)))
+            session["uptime"] = str(int(session["uptime"]) + step)
+            if left and step >= min(left):
+                self.end_session(session)
+            else:
+                self._update_time_left(session)
+        for host in self.tables["/ip/hotspot/host"]:
+            host["uptime"] = str(int(host.get("uptime", "0")) + seconds)
+        for cookie in list(self.tables["/ip/hotspot/cookie"]):
+            remaining = int(cookie.get("expires-in", "0")) - seconds
+            if remaining <= 0:
+                self.tables["/ip/hotspot/cookie"].remove(cookie)
+            else:
+                cookie["expires-in"] = str(remaining)
+        self.dirty = True
+
+    def add_traffic(self, who: str, bytes_in: int, bytes_out: int) -> int:
+        """Count traffic on the sessions of a user name or MAC; returns how many matched."""
+        matched = [s for s in self.tables[_ACTIVE]
+                   if s.get("user") == who or s.get("mac-address", "").upper() == who.upper()]
+        for session in matched:
+            for name, amount in (("bytes-in", bytes_in), ("bytes-out", bytes_out)):
+                session[name] = str(int(session.get(name, "0")) + amount)
+                packets = name.replace("bytes", "packets")
+                session[packets] = str(int(session.get(packets, "0")) + -(-amount // 1500))
+            self._end_if_over_bytes(session)
+        self.dirty = True
+        return len(matched)
+
+    def _end_if_over_bytes(self, session: dict) -> None:
+        used = {"limit-bytes-in": int(session["bytes-in"]),
+                "limit-bytes-out": int(session["bytes-out"]),
+                "limit-bytes-total": int(session["bytes-in"]) + int(session["bytes-out"])}
+        user = self.session_user(session) or {}
+        before = {"limit-bytes-in": int(user.get("bytes-in", "0")),
+                  "limit-bytes-out": int(user.get("bytes-out", "0")),
+                  "limit-bytes-total": int(user.get("bytes-in", "0")) + int(user.get("bytes-out", "0"))}
+        for name, amount in used.items():
+            if session.get(name) and amount + before[name] >= int(session[name]):
+                self.end_session(session)
+                return
+
+    # --- /tool/fetch -----------------------------------------------------------------------
+
+    def fetch(self, attrs: dict) -> list[tuple[str, dict]]:
+        """Record a fetch request and create its file, as if the download succeeded."""
+        if not attrs.get("url") and not attrs.get("address"):
+            raise SimTrap("missing value(s) of argument(s) url", 1)
+        self.fetched.append(dict(attrs))
+        output = attrs.get("output", "file")
+        if output == "file" and attrs.get("upload", "no") not in ("yes", "true"):
+            name = attrs.get("dst-path") or posixpath.basename(attrs.get("url", "").split("?")[0]) \
+                or "index.html"
+            for old in self.find("/file", name=name):
+                self.tables["/file"].remove(old)
+            self.insert("/file", {"name": name, "type": "file", "size": "0",
+                                  "creation-time": self.now_text()})
+        self.dirty = True
+        return [("!re", {"status": "finished", "downloaded": "0", "total": "0",
+                         "duration": "1s"}), ("!done", {})]
