@@ -84,6 +84,10 @@ class RouterTrap(RouterError):
         self.category = category
 
 
+class UserExists(RouterTrap):
+    """The router already has a hotspot user with this name for this server."""
+
+
 class PaymentError(KibandaError):
     """M-Pesa refused or could not process a request."""
 
