@@ -1,0 +1,533 @@
+"""The router gateway: the only code that talks to the MikroTik router.
+
+One ``RouterGateway`` per router. Single commands go over one reused librouteros
+connection guarded by a lock; bulk work goes pipelined over a session of our own
+(``portal.router_pipeline``). Every value read from the router stays the router's own
+string: voucher code "123456" is never an int, ``true``/``yes`` never a bool.
+Ids are looked up by name inside each call and never kept: a reboot renumbers them.
+"""
+from __future__ import annotations
+
+import select
+import ssl
+import threading
+
+import librouteros
+from librouteros.api import Api
+from librouteros.exceptions import LibRouterosError, MultiTrapError, TrapError
+
+from portal.errors import RouterLoginRefused, RouterTrap, RouterUnreachable, UserExists
+from portal.router_pipeline import (
+    DEFAULT_WINDOW,
+    BulkResult,
+    PipelineSession,
+    RouterEndpoint,
+    lost_message,
+)
+from portal.timeutil import format_duration, parse_duration
+
+__all__ = ["RouterGateway", "BulkResult", "UserExists", "RouterEndpoint"]
+
+USER = "/ip/hotspot/user"
+PROFILE = "/ip/hotspot/user/profile"
+ACTIVE = "/ip/hotspot/active"
+WALLED_GARDEN_IP = "/ip/hotspot/walled-garden/ip"
+
+DUPLICATE_USER = "failure: already have user with this name for this server"
+NO_SUCH_ITEM = "no such item"
+#: A mac cookie longer than this outlives any sensible package; the agent removes expired
+#: users anyway, so the cap only keeps absurd validities off the router.
+MAX_MAC_COOKIE_SECONDS = 30 * 86400
+_TRUE_WORDS = {"true", "yes"}
+
+
+def _attribute(word: str) -> tuple[str, str]:
+    """``=name=value`` (or ``.tag=x``) as a pair of strings, value untouched."""
+    name, _, value = (word[1:] if word.startswith("=") else word).partition("=")
+    return name, value
+
+
+class _StringApi(Api):
+    """librouteros' Api without its value casting: the router's words stay strings."""
+
+    def readSentence(self):  # noqa: N802 - librouteros' name
+        """One reply sentence as (reply word, dict of str)."""
+        reply_word, words = self.protocol.readSentence()
+        return reply_word, dict(_attribute(word) for word in words)
+
+    def readResponse(self):  # noqa: N802 - librouteros' name
+        """Rows until ``!done``; traps raised after the ``!done`` keeps the link in sync."""
+        traps: list[TrapError] = []
+        rows: list[dict] = []
+        reply_word = None
+        while reply_word != "!done":
+            reply_word, attrs = self.readSentence()
+            if reply_word == "!trap":
+                category = attrs.get("category", "")
+                traps.append(TrapError(attrs.get("message", ""),
+                                       int(category) if category.isdigit() else None))
+            elif reply_word in ("!re", "!done") and attrs:
+                rows.append(attrs)
+        if len(traps) > 1:
+            raise MultiTrapError(*traps)
+        if traps:
+            raise traps[0]
+        return rows
+
+
+def _word(name: str, value) -> str:
+    """An attribute word; booleans in the router's words, everything else as str."""
+    if isinstance(value, bool):
+        value = "yes" if value else "no"
+    return f"={name}={value}"
+
+
+def _user_words(name, password, profile, limit_uptime=None, limit_bytes_total=None,
+                comment="") -> list[str]:
+    words = [_word("name", name), _word("password", password), _word("profile", profile)]
+    if limit_uptime:
+        words.append(_word("limit-uptime", format_duration(int(limit_uptime))))
+    if limit_bytes_total:
+        words.append(_word("limit-bytes-total", int(limit_bytes_total)))
+    if comment:
+        words.append(_word("comment", comment))
+    return words
+
+
+def _router_value(name: str, value) -> str:
+    """A keyword argument of update_user as the router's text (None clears it)."""
+    if name == "limit-uptime":
+        return format_duration(int(value)) if value else "0"
+    if name.startswith("limit-bytes"):
+        return str(int(value)) if value else "0"
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def _same_value(name: str, current: str | None, wanted: str) -> bool:
+    """Compare as the router means it: durations by seconds, booleans by truth."""
+    current = current or ""
+    if current == wanted:
+        return True
+    if name in ("add-mac-cookie", "disabled"):
+        return (current in _TRUE_WORDS) == (wanted in _TRUE_WORDS)
+    if name in ("mac-cookie-timeout", "limit-uptime") or name.endswith("-timeout"):
+        try:
+            return parse_duration(current or "0") == parse_duration(wanted or "0")
+        except ValueError:
+            return False
+    if name.startswith("limit-bytes"):
+        return (current or "0") == (wanted or "0")
+    return False
+
+
+def _int(value) -> int:
+    try:
+        return int(str(value).strip() or 0)
+    except ValueError:
+        return 0
+
+
+class RouterGateway:
+    """Every RouterOS call of the appliance: reused connection, timeouts, named errors."""
+
+    def __init__(self, host, port=8728, username="admin", password="", *, name="router",
+                 ssl=False, timeout=5.0, login_method="plain", hotspot_server="hotspot1"):
+        if login_method not in ("plain", "token"):
+            raise ValueError(f"login_method must be 'plain' or 'token', not {login_method!r}")
+        self.endpoint = RouterEndpoint(host=str(host), port=int(port), username=str(username),
+                                       password=str(password), name=str(name), ssl=bool(ssl),
+                                       timeout=float(timeout), login_method=login_method)
+        self.hotspot_server = hotspot_server or ""
+        self.bulk_window = DEFAULT_WINDOW
+        self._lock = threading.RLock()
+        self._api: _StringApi | None = None
+        self._version: str | None = None
+        self._board: str | None = None
+
+    @classmethod
+    def from_settings(cls, config) -> "RouterGateway":
+        """A gateway from the ``ROUTER_*`` and ``HOTSPOT_SERVER`` settings."""
+        return cls(config.get("ROUTER_HOST", "192.168.88.1"),
+                   int(config.get("ROUTER_PORT", 8728) or 8728),
+                   config.get("ROUTER_USER", "admin"),
+                   config.get("ROUTER_PASSWORD", "") or "",
+                   name=config.get("ROUTER_NAME", "router") or "router",
+                   ssl=bool(config.get("ROUTER_SSL", False)),
+                   timeout=float(config.get("ROUTER_TIMEOUT", 5.0) or 5.0),
+                   login_method=config.get("ROUTER_LOGIN_METHOD", "plain") or "plain",
+                   hotspot_server=config.get("HOTSPOT_SERVER", "hotspot1"))
+
+    def __enter__(self) -> "RouterGateway":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<RouterGateway {self.endpoint.label}>"
+
+    @property
+    def label(self) -> str:
+        """How errors name this router."""
+        return self.endpoint.label
+
+    # --- the connection --------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the reused connection (the next call opens a new one)."""
+        with self._lock:
+            self._discard()
+
+    def _discard(self) -> None:
+        api, self._api = self._api, None
+        self._version = self._board = None
+        if api is not None:
+            api.close()
+
+    def _connect(self) -> _StringApi:
+        ep = self.endpoint
+        try:
+            return librouteros.connect(
+                ep.host, ep.username, ep.password, port=ep.port, timeout=ep.timeout,
+                subclass=_StringApi, encoding="utf-8",
+                ssl_wrapper=ep.tls_context().wrap_socket if ep.ssl else None,
+                login_method=librouteros.token if ep.login_method == "token" else librouteros.plain)
+        except (TrapError, MultiTrapError) as exc:
+            raise RouterLoginRefused(ep.describe("/login", str(exc))) from exc
+        except (OSError, LibRouterosError) as exc:
+            raise ep.unreachable("connect", exc) from exc
+
+    def _stale(self, api: _StringApi) -> bool:
+        """True when an idle connection was closed by the router or holds stray bytes."""
+        sock = api.protocol.transport.sock
+        readable, _, _ = select.select([sock], [], [], 0)
+        if not readable:
+            return False
+        if not isinstance(sock, ssl.SSLSocket):
+            return True  # end of stream, or bytes nobody asked for: out of sync either way
+        # TLS 1.3 session tickets make the socket readable without any API data.
+        sock.setblocking(False)
+        try:
+            sock.recv(1)
+        except ssl.SSLWantReadError:
+            return False
+        except OSError:
+            return True
+        finally:
+            sock.settimeout(self.endpoint.timeout)
+        return True
+
+    def _connection(self) -> _StringApi:
+        if self._api is not None and self._stale(self._api):
+            self._discard()
+        if self._api is None:
+            self._api = self._connect()
+        return self._api
+
+    def _run(self, command: str, words=(), *, idempotent: bool = False) -> list[dict]:
+        """Send one command on the shared connection; rows as dicts of str.
+
+        A socket error discards the connection; an idempotent read is then tried once
+        more on a new one. A timeout is never retried: the caller already waited.
+        """
+        with self._lock:
+            retries = 1 if idempotent else 0
+            while True:
+                api = self._connection()
+                try:
+                    return list(api.rawCmd(command, *words))
+                except TrapError as exc:
+                    raise self._trap(command, exc.message, exc.category) from exc
+                except MultiTrapError as exc:
+                    raise self._trap(command, str(exc), exc.traps[0].category) from exc
+                except TimeoutError as exc:
+                    self._discard()
+                    raise self.endpoint.unreachable(command, exc) from exc
+                except (OSError, LibRouterosError) as exc:
+                    self._discard()
+                    if retries:
+                        retries -= 1
+                        continue
+                    raise self.endpoint.unreachable(command, exc) from exc
+
+    def _trap(self, command: str, message: str, category: int | None) -> RouterTrap:
+        cls = UserExists if command == f"{USER}/add" and message == DUPLICATE_USER else RouterTrap
+        return cls(self.endpoint.describe(command, message), router_message=message,
+                   category=category)
+
+    # --- the router itself -----------------------------------------------------------
+
+    def health(self) -> dict:
+        """Identity, version, board, CPU load, memory and uptime of the router."""
+        with self._lock:
+            resource = self._run("/system/resource/print", idempotent=True)[0]
+            identity = self._run("/system/identity/print", idempotent=True)[0]
+            self._version = resource.get("version", "")
+            self._board = resource.get("board-name", "")
+        uptime = resource.get("uptime", "0s")
+        try:
+            uptime_seconds = parse_duration(uptime)
+        except ValueError:
+            uptime_seconds = None
+        return {
+            "name": self.endpoint.name, "host": self.endpoint.host, "port": self.endpoint.port,
+            "identity": identity.get("name", ""), "version": self._version,
+            "board": self._board, "architecture": resource.get("architecture-name", ""),
+            "cpu_load": _int(resource.get("cpu-load")),
+            "free_memory": _int(resource.get("free-memory")),
+            "total_memory": _int(resource.get("total-memory")),
+            "uptime": uptime, "uptime_seconds": uptime_seconds,
+        }
+
+    def version(self) -> str:
+        """RouterOS version as the router prints it, e.g. ``7.16 (stable)``."""
+        with self._lock:
+            if self._version is None or self._api is None:
+                row = self._run("/system/resource/print", ["=.proplist=version,board-name"],
+                                idempotent=True)[0]
+                self._version, self._board = row.get("version", ""), row.get("board-name", "")
+            return self._version
+
+    def board(self) -> str:
+        """The router's board name, e.g. ``RB5009UG+S+``."""
+        with self._lock:
+            self.version()
+            return self._board or ""
+
+    def version_tuple(self) -> tuple[int, int]:
+        """``(major, minor)`` of the RouterOS version, e.g. ``(7, 16)``."""
+        numbers = self.version().split(" ")[0].split(".")
+        major = _int(numbers[0])
+        minor = _int("".join(ch for ch in (numbers[1] if len(numbers) > 1 else "0")
+                             if ch.isdigit()))
+        return major, minor
+
+    # --- profiles --------------------------------------------------------------------
+
+    def profiles(self) -> list[dict]:
+        """Every hotspot user profile."""
+        return self._run(f"{PROFILE}/print", idempotent=True)
+
+    def ensure_profile(self, package) -> str:
+        """Create or update the user profile of ``package``; writes only what differs."""
+        name = str(package.profile_name)
+        validity = int(package.validity_seconds or 0)
+        cookie = min(validity, MAX_MAC_COOKIE_SECONDS) if validity > 0 else MAX_MAC_COOKIE_SECONDS
+        wanted = {"rate-limit": package.rate_limit or "",
+                  "shared-users": str(int(package.devices or 1)),
+                  "add-mac-cookie": "yes", "mac-cookie-timeout": format_duration(cookie)}
+        with self._lock:
+            rows = self._run(f"{PROFILE}/print", [f"?name={name}"], idempotent=True)
+            if not rows:
+                words = [_word("name", name)] + [_word(k, v) for k, v in wanted.items() if v]
+                self._run(f"{PROFILE}/add", words)
+                return name
+            current = rows[0]
+            changes = [_word(k, v) for k, v in wanted.items()
+                       if not _same_value(k, current.get(k), v)]
+            if changes:
+                self._run(f"{PROFILE}/set", [_word(".id", current[".id"]), *changes])
+        return name
+
+    # --- users -----------------------------------------------------------------------
+
+    def add_user(self, name, password, profile, *, limit_uptime=None, limit_bytes_total=None,
+                 comment="") -> str:
+        """Add a hotspot user; returns its ``.id``; UserExists when the name is taken."""
+        rows = self._run(f"{USER}/add", _user_words(name, password, profile, limit_uptime,
+                                                    limit_bytes_total, comment))
+        return rows[0].get("ret", "") if rows else ""
+
+    def ensure_user(self, name, password, profile, *, limit_uptime=None,
+                    limit_bytes_total=None, comment="") -> str:
+        """Add the user, or bring the existing one in line (no write when equal); its id."""
+        with self._lock:
+            try:
+                return self.add_user(name, password, profile, limit_uptime=limit_uptime,
+                                     limit_bytes_total=limit_bytes_total, comment=comment)
+            except UserExists:
+                current = self.user(name)
+                if current is None:
+                    raise  # removed between our add and our print: let the caller retry
+            wanted = {"password": str(password), "profile": str(profile)}
+            if limit_uptime:
+                wanted["limit-uptime"] = _router_value("limit-uptime", limit_uptime)
+            if limit_bytes_total:
+                wanted["limit-bytes-total"] = _router_value("limit-bytes-total", limit_bytes_total)
+            if comment:
+                wanted["comment"] = str(comment)
+            changes = [_word(k, v) for k, v in wanted.items()
+                       if not _same_value(k, current.get(k), v)]
+            if changes:
+                self._run(f"{USER}/set", [_word(".id", current[".id"]), *changes])
+            return current[".id"]
+
+    def update_user(self, name, **fields) -> None:
+        """Set fields of a user found by name (``limit_uptime=3600``, ``disabled=True`` ...)."""
+        if not fields:
+            return
+        words = [_word(key.replace("_", "-"), _router_value(key.replace("_", "-"), value))
+                 for key, value in fields.items()]
+        with self._lock:
+            current = self.user(name, proplist=".id,name")
+            if current is None:
+                raise RouterTrap(self.endpoint.describe(f"{USER}/set", f'{NO_SUCH_ITEM} (user "{name}")'),
+                                 router_message=NO_SUCH_ITEM, category=0)
+            self._run(f"{USER}/set", [_word(".id", current[".id"]), *words])
+
+    def remove_user(self, name) -> bool:
+        """Remove a user by name; False when it was not there."""
+        with self._lock:
+            rows = self._run(f"{USER}/print", ["=.proplist=.id", f"?name={name}"], idempotent=True)
+            if not rows:
+                return False
+            try:
+                self._run(f"{USER}/remove", [_word(".id", ",".join(r[".id"] for r in rows))])
+            except RouterTrap as exc:
+                if exc.router_message == NO_SUCH_ITEM:
+                    return False
+                raise
+        return True
+
+    def users(self, proplist=None) -> list[dict]:
+        """Every hotspot user (values are the router's strings)."""
+        return self._run(f"{USER}/print", self._proplist(proplist), idempotent=True)
+
+    def user(self, name, proplist=None) -> dict | None:
+        """One hotspot user by name, or None."""
+        rows = self._run(f"{USER}/print", [*self._proplist(proplist), f"?name={name}"],
+                         idempotent=True)
+        return rows[0] if rows else None
+
+    @staticmethod
+    def _proplist(proplist) -> list[str]:
+        if not proplist:
+            return []
+        names = proplist.split(",") if isinstance(proplist, str) else list(proplist)
+        return [f"=.proplist={','.join(str(n) for n in names)}"]
+
+    # --- sessions --------------------------------------------------------------------
+
+    def active_sessions(self, proplist=None) -> list[dict]:
+        """Logged-in hotspot clients (of ``hotspot_server`` when one is set)."""
+        words = self._proplist(proplist)
+        if self.hotspot_server:
+            words.append(f"?server={self.hotspot_server}")
+        return self._run(f"{ACTIVE}/print", words, idempotent=True)
+
+    def login(self, username, password, ip, mac) -> None:
+        """Log a client device (ip + mac) in as a hotspot user, server side."""
+        self._run(f"{ACTIVE}/login", [_word("user", username), _word("password", password),
+                                      _word("ip", ip), _word("mac-address", mac)])
+
+    def kick(self, active_id) -> None:
+        """Log one active session out by its ``.id`` (from active_sessions, this boot)."""
+        self._run(f"{ACTIVE}/remove", [_word(".id", active_id)])
+
+    def kick_user(self, username) -> int:
+        """Log every session of a user out; returns how many were removed."""
+        removed = 0
+        with self._lock:
+            rows = self._run(f"{ACTIVE}/print", ["=.proplist=.id", f"?user={username}"],
+                             idempotent=True)
+            for row in rows:
+                try:
+                    self._run(f"{ACTIVE}/remove", [_word(".id", row[".id"])])
+                except RouterTrap as exc:
+                    if exc.router_message != NO_SUCH_ITEM:
+                        raise
+                    continue  # the session ended by itself meanwhile: nothing to kick
+                removed += 1
+        return removed
+
+    # --- walled garden ---------------------------------------------------------------
+
+    def walled_garden_ip(self, dst_address, comment="") -> str:
+        """Allow hotspot clients to reach ``dst_address`` before login; returns the id."""
+        with self._lock:
+            rows = self._run(f"{WALLED_GARDEN_IP}/print",
+                             ["=.proplist=.id", f"?dst-address={dst_address}"], idempotent=True)
+            if rows:
+                return rows[0][".id"]
+            words = [_word("dst-address", dst_address), _word("action", "accept")]
+            if comment:
+                words.append(_word("comment", comment))
+            rows = self._run(f"{WALLED_GARDEN_IP}/add", words)
+        return rows[0].get("ret", "") if rows else ""
+
+    # --- bulk ------------------------------------------------------------------------
+
+    def _pipeline(self, command: str, sentences: list[list[str]]):
+        with PipelineSession(self.endpoint) as session:
+            return session.pipeline(sentences, self.bulk_window)
+
+    def bulk_add_users(self, items: list[dict]) -> list[BulkResult]:
+        """Add many users pipelined on one connection; a result per item, in order."""
+        command = f"{USER}/add"
+        names = [str(item["name"]) for item in items]
+        sentences = [[command, *_user_words(str(item["name"]), item.get("password", ""),
+                                            item.get("profile", "default"),
+                                            item.get("limit_uptime"),
+                                            item.get("limit_bytes_total"),
+                                            item.get("comment", ""))]
+                     for item in items]
+        if not sentences:
+            return []
+        replies, error = self._pipeline(command, sentences)
+        results = []
+        for name, reply in zip(names, replies):
+            if reply.trap == DUPLICATE_USER:
+                results.append(BulkResult(name, "exists", message=reply.trap))
+            elif reply.trap is not None:
+                results.append(BulkResult(name, "failed",
+                                          message=self.endpoint.describe(command, reply.trap)))
+            elif reply.done:
+                results.append(BulkResult(name, "created", id=reply.ret))
+            else:
+                results.append(BulkResult(name, "failed",
+                                          message=lost_message(self.endpoint, command, error)))
+        return results
+
+    def bulk_remove_users(self, names) -> list[BulkResult]:
+        """Remove many users by name, pipelined; ``removed``, ``missing`` or ``failed`` each."""
+        command = f"{USER}/remove"
+        names = [str(n) for n in names]
+        if not names:
+            return []
+        # A name goes in ``.id`` as is (the router resolves names there), unless it could
+        # be read as an id ("*1A") or as a list ("a,b"): those are looked up first.
+        lookups = [n for n in names if n.startswith("*") or "," in n]
+        ids: dict[str, str] = {}
+        with PipelineSession(self.endpoint) as session:
+            if lookups:
+                found, error = session.pipeline(
+                    [[f"{USER}/print", "=.proplist=.id", f"?name={n}"] for n in lookups])
+                if error is not None:
+                    raise self.endpoint.unreachable(f"{USER}/print", error)
+                ids = {n: ",".join(r[".id"] for r in reply.rows)
+                       for n, reply in zip(lookups, found) if reply.rows}
+            targets = [ids.get(n, n) for n in names if n not in lookups or n in ids]
+            replies, error = session.pipeline([[command, _word(".id", t)] for t in targets],
+                                              self.bulk_window)
+        answers = iter(replies)
+        results = []
+        for name in names:
+            if name in lookups and name not in ids:
+                results.append(BulkResult(name, "missing"))
+                continue
+            reply = next(answers)
+            if reply.trap == NO_SUCH_ITEM:
+                results.append(BulkResult(name, "missing", message=reply.trap))
+            elif reply.trap is not None:
+                results.append(BulkResult(name, "failed",
+                                          message=self.endpoint.describe(command, reply.trap)))
+            elif reply.done:
+                results.append(BulkResult(name, "removed"))
+            else:
+                results.append(BulkResult(name, "failed",
+                                          message=lost_message(self.endpoint, command, error)))
+        return results
