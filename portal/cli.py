@@ -29,6 +29,10 @@ class LazyGroup(click.Group):
 
 #: Subcommands defined in other modules: name -> "module:attribute".
 LAZY_COMMANDS = {
+    "agent": "agent.worker:agent_command",
+    "demo": "portal.demo:demo_command",
+    "packages": "portal.packages_cli:packages_group",
+    "serve": "portal.serve:serve_command",
 }
 SIM_COMMANDS = {
     "router": "portal.sim.routeros:router_command",
