@@ -1,0 +1,185 @@
+"""The agent's cycle: settle by STK query, expire stale purchases, provision, expire grants.
+
+Huey-style: ``loop(now)`` does one cycle with ``now`` passed in (tests never patch time),
+``run(stop)`` repeats it and waits on ``stop.wait(interval)``, and the signal handlers of
+``kibanda agent`` only set that flag so a cycle is never cut in half.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable
+
+import click
+
+from portal import access
+from portal.errors import KibandaError
+from portal.models import db
+from portal.timeutil import utcnow
+
+log = logging.getLogger("kibanda.agent")
+
+Step = Callable[[datetime], int]
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did: a count per step, and the error of each step that failed."""
+
+    done: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when every step ran to the end."""
+        return not self.failed
+
+
+class Agent:
+    """One site's background worker; ``gateway`` and ``mpesa`` default to the settings'."""
+
+    def __init__(self, config, gateway=None, mpesa=None):
+        self.config = config
+        self._gateway = gateway
+        self._mpesa = mpesa
+        self._owns = {"gateway": gateway is None, "mpesa": mpesa is None}
+        # The cycle, in order: settlement first so a grant it creates is provisioned in the
+        # same cycle. Upstream sync and the heartbeat (a later issue) join this list as
+        # ("sync", self.sync_upstream) and ("heartbeat", self.heartbeat).
+        self.steps: list[tuple[str, Step]] = [
+            ("settle", self.settle_pending),
+            ("expire_purchases", self.expire_stale_purchases),
+            ("provision", self.provision_waiting),
+            ("remove_expired", self.remove_expired_grants),
+        ]
+
+    # --- the clients, created on first use so a misconfigured one only fails its steps ---
+
+    @property
+    def gateway(self):
+        """The router gateway."""
+        if self._gateway is None:
+            from portal.router import RouterGateway
+
+            self._gateway = RouterGateway.from_settings(self.config)
+        return self._gateway
+
+    @property
+    def mpesa(self):
+        """The M-Pesa client."""
+        if self._mpesa is None:
+            from portal.mpesa import MpesaClient
+
+            self._mpesa = MpesaClient.from_settings(self.config)
+        return self._mpesa
+
+    def close(self) -> None:
+        """Close the clients this agent created (not those it was given)."""
+        for name in ("gateway", "mpesa"):
+            client = getattr(self, "_" + name)
+            if self._owns[name] and client is not None and hasattr(client, "close"):
+                client.close()
+            if self._owns[name]:
+                setattr(self, "_" + name, None)
+
+    # --- the steps ----------------------------------------------------------------------
+
+    def settle_pending(self, now: datetime) -> int:
+        """Ask M-Pesa about pending purchases that are due; returns how many were asked."""
+        from portal import sales
+
+        asked = 0
+        for purchase_id in sales.due_for_query(now):
+            try:
+                sales.poll_purchase(purchase_id, self.mpesa, now)
+            except KibandaError as exc:
+                # One purchase M-Pesa cannot answer about must not hold up the others.
+                log.warning("purchase %s: STK query failed: %s", purchase_id,
+                            exc.operator_message)
+                continue
+            asked += 1
+        return asked
+
+    def expire_stale_purchases(self, now: datetime) -> int:
+        """Mark purchases nobody confirmed in time as expired; returns how many."""
+        from portal import sales
+
+        return sales.expire_stale(now)
+
+    def provision_waiting(self, now: datetime) -> int:
+        """Push grants that wait for the router (retry schedule in ``access``); returns how many tried."""
+        tried = 0
+        for grant_id in access.due_for_provisioning(now):
+            # provision_grant records router failures on the grant and schedules the retry.
+            access.provision_grant(grant_id, self.gateway, now)
+            tried += 1
+        return tried
+
+    def remove_expired_grants(self, now: datetime) -> int:
+        """Take grants past their absolute expiry off the router; returns how many."""
+        return access.remove_expired(self.gateway, now)
+
+    # --- the cycle --------------------------------------------------------------------------
+
+    def loop(self, now: datetime) -> CycleReport:
+        """Run one cycle at ``now``; a failing step is logged and the next one still runs."""
+        report = CycleReport()
+        with db.connection_context():
+            for name, step in self.steps:
+                try:
+                    report.done[name] = step(now)
+                except Exception as exc:  # noqa: BLE001 - isolate steps; logged with traceback
+                    text = getattr(exc, "operator_message", None) or f"{type(exc).__name__}: {exc}"
+                    report.failed[name] = text
+                    log.error("agent step %s failed: %s", name, text,
+                              exc_info=not isinstance(exc, KibandaError))
+        return report
+
+    def run(self, stop: threading.Event, interval: float = 2.0,
+            clock: Callable[[], datetime] = utcnow) -> None:
+        """Run cycles until ``stop`` is set, waiting ``interval`` seconds between them."""
+        log.info("agent started (every %.1fs)", interval)
+        try:
+            while not stop.is_set():
+                self.loop(clock())
+                if stop.wait(interval):
+                    break
+        finally:
+            self.close()
+            log.info("agent stopped")
+
+
+@click.command("agent")
+@click.option("--interval", default=2.0, show_default=True, type=float,
+              help="Seconds between cycles.")
+@click.option("--once", is_flag=True, help="Run a single cycle and exit (1 if a step failed).")
+@click.pass_context
+def agent_command(ctx: click.Context, interval: float, once: bool) -> None:
+    """Settle payments, provision the router and expire access until Ctrl-C or SIGTERM."""
+    from portal.cli import open_instance
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = open_instance(ctx)
+    agent = Agent(settings)
+    if once:
+        try:
+            report = agent.loop(utcnow())
+        finally:
+            agent.close()
+        for name, count in report.done.items():
+            click.echo(f"{name}: {count}")
+        for name, error in report.failed.items():
+            click.echo(f"{name}: FAILED {error}", err=True)
+        ctx.exit(0 if report.ok else 1)
+    stop = threading.Event()
+    # Only set the flag: the cycle in progress finishes and the loop exits at its wait.
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        agent.run(stop, interval=interval)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
