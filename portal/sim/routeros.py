@@ -102,6 +102,12 @@ class RouterSim:
     def stop(self) -> None:
         """Close the listener and every client connection, join threads, save state."""
         self._stopping.set()
+        if self._listener is not None:
+            try:
+                # on Linux this wakes a blocked accept() at once instead of at its timeout
+                self._listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # not supported here or already closed: the accept timeout still ends it
         for thread in self._threads:
             thread.join(timeout=5)
         self._threads.clear()
@@ -132,7 +138,13 @@ class RouterSim:
                     sock, peer = listener.accept()
                 except TimeoutError:
                     continue
+                except OSError:
+                    if self._stopping.is_set():
+                        break  # stop() shut the listener down
+                    raise
                 sock.settimeout(None)
+                # one sentence per send: without this, Nagle plus delayed ACKs add 40 ms stalls
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 conn = _Connection(sock, peer[0])
                 conn.thread = threading.Thread(target=self._serve, args=(conn,),
                                                name="routeros-sim-conn", daemon=True)

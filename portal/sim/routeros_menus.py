@@ -201,7 +201,7 @@ def _menus() -> dict[str, Menu]:
             "enabled": b("false"), "mode": s("unicast"), "servers": s(""),
             "primary-ntp": s("0.0.0.0"), "secondary-ntp": s("0.0.0.0"), "status": ro(default="stopped"),
         }, singleton=True, verbs=SINGLE,
-            only_v6=frozenset({"servers"}), only_v7=frozenset({"primary-ntp", "secondary-ntp"})),
+            only_v6=frozenset({"primary-ntp", "secondary-ntp"}), only_v7=frozenset({"servers"})),
         Menu("/ip/dns", {
             "servers": s(""), "dynamic-servers": ro(default=""), "allow-remote-requests": b("false"),
             "cache-size": n("2048"), "cache-max-ttl": d("604800"), "cache-used": ro("int", "0"),
