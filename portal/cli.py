@@ -36,6 +36,7 @@ LAZY_COMMANDS = {
 }
 SIM_COMMANDS = {
     "router": "portal.sim.routeros:router_command",
+    "mpesa": "portal.sim.daraja:mpesa_command",
 }
 
 

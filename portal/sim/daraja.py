@@ -1,0 +1,418 @@
+"""A Daraja (M-Pesa) HTTP server the real client cannot tell from the sandbox.
+
+``DarajaSim`` serves OAuth, STK Push and STK Query over HTTP, decides each push's outcome
+from the test phone number (``daraja_rules.TEST_NUMBERS``) and POSTs the callback from a
+background thread. Fault injection: ``fail_next``, ``expire_tokens``, a slow push answer,
+lost, duplicated and late callbacks. ``mpesa_command`` is ``kibanda sim mpesa``.
+"""
+from __future__ import annotations
+
+import base64
+import heapq
+import json
+import logging
+import signal
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import click
+import requests
+
+from ..timeutil import nairobi_timestamp, utcnow
+from .daraja_rules import (
+    FAULTS, LATE, LOST, SANDBOX_PASSKEY, SANDBOX_SHORTCODE, TEST_NUMBER_TABLE, TWICE,
+    DUPLICATE_WINDOW, Refusal, bad_request, callback_body, check_credentials, check_push,
+    decide, error_body, new_checkout_id, new_receipt, new_request_id, query_body,
+)
+
+log = logging.getLogger("kibanda.sim.daraja")
+PUSH_ACCEPTED = "Success. Request accepted for processing"
+
+
+class _Server(ThreadingHTTPServer):
+    # Non-daemon request threads, so server_close() joins every one of them.
+    daemon_threads = False
+    block_on_close = True
+
+    def __init__(self, address, sim: "DarajaSim"):
+        super().__init__(address, _Handler)
+        self.sim = sim
+
+
+class _Handler(BaseHTTPRequestHandler):
+    # HTTP/1.0: one request per connection, so no idle keep-alive thread outlives stop().
+    protocol_version = "HTTP/1.0"
+    server_version = "DarajaSim/1.0"
+    timeout = 5
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        self.server.sim._dispatch(self, "GET")
+
+    def do_POST(self):  # noqa: N802
+        self.server.sim._dispatch(self, "POST")
+
+    def log_message(self, format, *args):  # noqa: A002 - signature from http.server
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def answer(self, status: int, body: dict) -> None:
+        """Send ``body`` as JSON with ``status``."""
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+class DarajaSim:
+    """In-process Daraja emulator; ``start()`` it, or use it as a context manager."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0,
+                 consumer_key: str = "kibanda-demo-key",
+                 consumer_secret: str = "kibanda-demo-secret",
+                 shortcode: str = SANDBOX_SHORTCODE, passkey: str = SANDBOX_PASSKEY,
+                 decision_delay: float = 2.0, callback_delay: float = 0.0,
+                 token_ttl: int = 3600, late_callback_delay: float = 30.0, *,
+                 push_response_delay: float = 0.0, till_number: str | None = None,
+                 timestamp_window: float | None = 600.0,
+                 invalidate_previous_token: bool = False, callback_timeout: float = 5.0):
+        self.host, self.port = host, port
+        self.consumer_key, self.consumer_secret = consumer_key, consumer_secret
+        self.shortcode, self.passkey = str(shortcode), passkey
+        self.decision_delay = decision_delay
+        self.callback_delay = callback_delay
+        self.late_callback_delay = late_callback_delay
+        self.token_ttl = token_ttl
+        #: Seconds the push answer is held back (the push is already taken): read timeouts.
+        self.push_response_delay = push_response_delay
+        #: The Till a Buy Goods push must name in PartyB (None: any number but the store's).
+        self.till_number = till_number
+        #: How far the Timestamp may be from Nairobi's clock (None: not checked).
+        self.timestamp_window = timestamp_window
+        #: Daraja is said to invalidate the previous token on every OAuth request.
+        self.invalidate_previous_token = invalidate_previous_token
+        self.callback_timeout = callback_timeout
+        self.token_requests = 0
+        self.push_requests = 0
+        self.query_requests = 0
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._tokens: dict[str, float] = {}
+        self._faults: dict[str, list[str]] = {"push": [], "query": [], "oauth": []}
+        self._transactions: dict[str, dict] = {}
+        self._schedule: list[tuple[float, int, str]] = []
+        self._serial = 0
+        self._stopping = False
+        self._server: _Server | None = None
+        self._threads: list[threading.Thread] = []
+
+    # -- life cycle -------------------------------------------------------------------
+
+    def start(self) -> "DarajaSim":
+        """Listen and serve in background threads; returns self."""
+        self._server = _Server((self.host, self.port), self)
+        self.port = self._server.server_address[1]
+        self._stopping = False
+        self._threads = [
+            threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+                             name="daraja-sim-http", daemon=True),
+            threading.Thread(target=self._run_callbacks, name="daraja-sim-callbacks",
+                             daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, drop callbacks not yet due, and join every thread."""
+        with self._wake:
+            self._stopping = True
+            self._wake.notify_all()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
+        self._server = None
+
+    def __enter__(self) -> "DarajaSim":
+        return self.start()
+
+    def __exit__(self, *_exc) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """Where the emulator listens, e.g. ``http://127.0.0.1:54321``."""
+        return f"http://{self.host}:{self.port}"
+
+    # -- test controls -----------------------------------------------------------------
+
+    @property
+    def transactions(self) -> list[dict]:
+        """Every push taken, oldest first (copies: checkout_request_id, phone, outcome ...)."""
+        with self._lock:
+            rows = sorted(self._transactions.values(), key=lambda txn: txn["serial"])
+            return [{**txn, "callback_errors": list(txn["callback_errors"]),
+                     "callback_statuses": list(txn["callback_statuses"])} for txn in rows]
+
+    def transaction(self, checkout_request_id: str) -> dict:
+        """One push by its CheckoutRequestID (a copy)."""
+        for txn in self.transactions:
+            if txn["checkout_request_id"] == checkout_request_id:
+                return txn
+        raise KeyError(checkout_request_id)
+
+    def expire_tokens(self) -> None:
+        """Make every issued token invalid: the next call answers 404.001.03."""
+        with self._lock:
+            self._tokens.clear()
+
+    def fail_next(self, kind: str, n: int = 1, on: str = "push") -> None:
+        """Answer the next ``n`` requests to ``on`` (push, query, oauth) with fault ``kind``."""
+        if kind not in FAULTS:
+            raise ValueError(f"unknown fault {kind!r}; one of {', '.join(sorted(FAULTS))}")
+        if on not in self._faults:
+            raise ValueError("on must be push, query or oauth")
+        with self._lock:
+            self._faults[on].extend([kind] * n)
+
+    def wait_for_callbacks(self, checkout_request_id: str, count: int = 1,
+                           timeout: float = 5.0) -> dict:
+        """Block until ``count`` callback attempts were made for a push; return it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            txn = self.transaction(checkout_request_id)
+            if txn["callback_attempts"] >= count or time.monotonic() >= deadline:
+                return txn
+            time.sleep(0.02)
+
+    # -- HTTP ------------------------------------------------------------------------
+
+    def _dispatch(self, handler: _Handler, method: str) -> None:
+        path = urlsplit(handler.path)
+        route = {("GET", "/oauth/v1/generate"): self._oauth,
+                 ("POST", "/mpesa/stkpush/v1/processrequest"): self._push,
+                 ("POST", "/mpesa/stkpushquery/v1/query"): self._query}.get((method, path.path))
+        if route is None:
+            known = path.path in ("/oauth/v1/generate", "/mpesa/stkpush/v1/processrequest",
+                                  "/mpesa/stkpushquery/v1/query")
+            status, code, text = ((405, "405.001", "Method Not Allowed") if known
+                                  else (404, "404.001.01", "Resource not found"))
+            handler.answer(status, error_body(code, text))
+            return
+        try:
+            route(handler, path.query)
+        except Refusal as refusal:
+            handler.answer(refusal.status, error_body(refusal.code, refusal.message))
+        except _Drop:
+            handler.close_connection = True
+
+    def _oauth(self, handler: _Handler, query: str) -> None:
+        with self._lock:
+            self.token_requests += 1
+        if self._inject_fault("oauth"):
+            raise _Drop()
+        if parse_qs(query).get("grant_type") != ["client_credentials"]:
+            raise Refusal(400, "400.008.02", "Invalid grant type passed")
+        auth = handler.headers.get("Authorization", "")
+        scheme, _, encoded = auth.partition(" ")
+        if scheme != "Basic" or not encoded:
+            raise Refusal(400, "400.008.01", "Invalid Authentication passed")
+        try:
+            key, _, secret = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise Refusal(400, "400.008.01", "Invalid Authentication passed") from exc
+        if (key, secret) != (self.consumer_key, self.consumer_secret):
+            raise Refusal(400, "400.008.01", "Invalid Authentication passed")
+        token = base64.b64encode(new_request_id().encode()).decode().rstrip("=")[:28]
+        with self._lock:
+            if self.invalidate_previous_token:
+                self._tokens.clear()
+            self._tokens[token] = time.monotonic() + self.token_ttl
+        lifetime = self.token_ttl - 1 if self.token_ttl > 60 else self.token_ttl
+        # Older gateways send expires_in as a string; clients must int() it.
+        handler.answer(200, {"access_token": token, "expires_in": str(lifetime)})
+
+    def _authorised_json(self, handler: _Handler, on: str) -> tuple[dict, bool]:
+        """Check the bearer token, faults and content type; return the body, drop flag."""
+        auth = handler.headers.get("Authorization", "")
+        token = auth[len("Bearer "):] if auth.startswith("Bearer ") else ""
+        length = int(handler.headers.get("Content-Length") or 0)
+        raw = handler.rfile.read(length) if length else b""
+        with self._lock:
+            valid = self._tokens.get(token, 0.0) > time.monotonic()
+        if not valid:
+            raise Refusal(404, "404.001.03", "Invalid Access Token")
+        drop = self._inject_fault(on)
+        content_type = handler.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            raise bad_request("BusinessShortCode")  # what Daraja says to a form post
+        try:
+            body = json.loads(raw or b"null")
+        except ValueError as exc:
+            raise bad_request("JSON") from exc
+        if not isinstance(body, dict):
+            raise bad_request("JSON")
+        return body, drop
+
+    def _inject_fault(self, on: str) -> bool:
+        """Raise the next queued fault for ``on``; True when the answer must be dropped."""
+        with self._lock:
+            kind = self._faults[on].pop(0) if self._faults[on] else None
+        if kind is None or kind == "drop":
+            return kind == "drop"
+        status, code, message = FAULTS[kind]
+        raise Refusal(status, code, message)
+
+    def _push(self, handler: _Handler, _query: str) -> None:
+        with self._lock:
+            self.push_requests += 1
+        body, drop = self._authorised_json(handler, "push")
+        now = utcnow()
+        check_credentials(body, self.shortcode, self.passkey, now, self.timestamp_window)
+        push = check_push(body)
+        clock = time.monotonic()
+        with self._wake:
+            earlier_same = any(
+                txn["phone"] == push["phone"] and txn["amount"] == push["amount"]
+                and clock - txn["pushed_monotonic"] < DUPLICATE_WINDOW
+                for txn in self._transactions.values())
+            code, delivery = decide(push, self.shortcode, self.till_number, earlier_same)
+            self._serial += 1
+            txn = {
+                **push, "serial": self._serial,
+                "checkout_request_id": new_checkout_id(now, self._serial),
+                "merchant_request_id": new_request_id(),
+                "timestamp": body["Timestamp"], "pushed_at": now, "pushed_monotonic": clock,
+                "decided_monotonic": clock + self.decision_delay,
+                "result_code": code, "outcome": "success" if code == 0 else "failed",
+                "delivery": delivery, "receipt": new_receipt() if code == 0 else None,
+                "transaction_date": None, "callbacks_sent": 0, "callback_attempts": 0,
+                "callback_errors": [], "callback_statuses": [],
+            }
+            self._transactions[txn["checkout_request_id"]] = txn
+            self._plan_callbacks(txn)
+        if self.push_response_delay:
+            time.sleep(self.push_response_delay)
+        if drop:
+            raise _Drop()
+        handler.answer(200, {"MerchantRequestID": txn["merchant_request_id"],
+                             "CheckoutRequestID": txn["checkout_request_id"],
+                             "ResponseCode": "0", "ResponseDescription": PUSH_ACCEPTED,
+                             "CustomerMessage": PUSH_ACCEPTED})
+
+    def _query(self, handler: _Handler, _query: str) -> None:
+        with self._lock:
+            self.query_requests += 1
+        body, drop = self._authorised_json(handler, "query")
+        if drop:
+            raise _Drop()
+        check_credentials(body, self.shortcode, self.passkey, utcnow(), self.timestamp_window)
+        checkout = body.get("CheckoutRequestID")
+        with self._lock:
+            txn = self._transactions.get(checkout) if isinstance(checkout, str) else None
+            txn = dict(txn) if txn else None
+        if txn is None:
+            raise bad_request("CheckoutRequestID")
+        if time.monotonic() < txn["decided_monotonic"]:
+            handler.answer(500, error_body("500.001.1001", "The transaction is being processed",
+                                           request_id=checkout))
+            return
+        handler.answer(200, query_body(txn))
+
+    # -- callbacks ---------------------------------------------------------------------
+
+    def _plan_callbacks(self, txn: dict) -> None:
+        """Queue the callback POSTs for ``txn`` (the caller holds the lock)."""
+        due = txn["decided_monotonic"] + self.callback_delay
+        if txn["delivery"] == LOST:
+            due_times = []
+        elif txn["delivery"] == TWICE:
+            due_times = [due, due + 0.05]
+        elif txn["delivery"] == LATE:
+            due_times = [due + self.late_callback_delay]
+        else:
+            due_times = [due]
+        for when in due_times:
+            heapq.heappush(self._schedule, (when, txn["serial"], txn["checkout_request_id"]))
+        self._wake.notify_all()
+
+    def _run_callbacks(self) -> None:
+        """The callback thread: POST each callback when due, until stop()."""
+        while True:
+            with self._wake:
+                while not self._stopping:
+                    delay = (self._schedule[0][0] - time.monotonic()) if self._schedule else None
+                    if delay is not None and delay <= 0:
+                        break
+                    self._wake.wait(delay)
+                if self._stopping:
+                    return
+                _due, _serial, checkout = heapq.heappop(self._schedule)
+                txn = self._transactions[checkout]
+                if txn["result_code"] == 0 and txn["transaction_date"] is None:
+                    txn["transaction_date"] = nairobi_timestamp(utcnow())
+                url, body = txn["callback_url"], callback_body(txn)
+                txn["callback_attempts"] += 1
+            self._send_callback(checkout, url, body)
+
+    def _send_callback(self, checkout: str, url: str, body: dict) -> None:
+        """POST one callback; a dead receiver is recorded on the transaction, not raised."""
+        try:
+            response = requests.post(url, json=body,
+                                     timeout=(self.callback_timeout, self.callback_timeout))
+        except requests.RequestException as exc:
+            with self._lock:
+                self._transactions[checkout]["callback_errors"].append(
+                    f"{type(exc).__name__}: {exc}")
+            log.warning("callback for %s to %s failed: %s", checkout, url, exc)
+            return
+        with self._lock:
+            txn = self._transactions[checkout]
+            txn["callback_statuses"].append(response.status_code)
+            txn["callbacks_sent"] += 1
+
+
+class _Drop(Exception):
+    """Close the connection without an answer (fault "drop")."""
+
+
+@click.command("mpesa")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8091, show_default=True, type=int, help="HTTP port.")
+@click.option("--consumer-key", default="kibanda-demo-key", show_default=True)
+@click.option("--consumer-secret", default="kibanda-demo-secret", show_default=True)
+@click.option("--shortcode", default=SANDBOX_SHORTCODE, show_default=True,
+              help="PayBill / store number (the Daraja sandbox's by default).")
+@click.option("--passkey", default=SANDBOX_PASSKEY, help="Passkey (the sandbox's by default).")
+@click.option("--decision-delay", default=2.0, show_default=True, type=float,
+              help="Seconds from push to outcome (the customer 'typing the PIN').")
+@click.option("--callback-delay", default=0.0, show_default=True, type=float,
+              help="Extra seconds before the callback is POSTed.")
+def mpesa_command(host, port, consumer_key, consumer_secret, shortcode, passkey,
+                  decision_delay, callback_delay):
+    """Run the Daraja (M-Pesa) emulator until Ctrl-C or SIGTERM."""
+    stop = threading.Event()
+    sim = DarajaSim(host=host, port=port, consumer_key=consumer_key,
+                    consumer_secret=consumer_secret, shortcode=shortcode, passkey=passkey,
+                    decision_delay=decision_delay, callback_delay=callback_delay)
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    sim.start()
+    click.echo(f"Daraja emulator at {sim.base_url} (shortcode {shortcode}, consumer key "
+               f"{consumer_key!r}); Ctrl-C to stop")
+    click.echo(f"settings: KIBANDA_MPESA_BASE_URL={sim.base_url}")
+    click.echo("test numbers:")
+    click.echo(TEST_NUMBER_TABLE)
+    click.echo("same phone + same amount again within 2 minutes: ResultCode 17")
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        click.echo("stopping")
+    finally:
+        sim.stop()
+        signal.signal(signal.SIGTERM, previous)
