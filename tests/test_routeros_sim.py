@@ -370,7 +370,7 @@ def test_menu_add_set_print_remove(api, sim, path, added, changed):
     row = [r for r in sim.rows(path) if r[".id"] == new_id][0]
     for name, value in {**added, **changed}.items():
         if name != "password":
-            assert row[name] == (value if name != "idle-timeout" and name != "lease-time" else value)
+            assert row[name] == value
     assert len(tuple(menu)) == before + 1
     menu.remove(new_id)
     assert len(sim.rows(path)) == before
@@ -429,6 +429,63 @@ def test_bridge_adds_an_interface(api, sim):
 def test_walled_garden_action_is_checked(api):
     with pytest.raises(TrapError, match="input does not match any value of action"):
         api.path("ip", "hotspot", "walled-garden", "ip").add(**{"dst-address": "1.1.1.1", "action": "maybe"})
+
+
+def test_get_enable_disable(api, sim):
+    uid = hotspot_user(api, name="G1", password="pw", **{"limit-uptime": "2h"})
+    assert tuple(api("/ip/hotspot/user/get", **{".id": uid, "value-name": "limit-uptime"})) == (
+        {"ret": "2h"},)
+    tuple(api("/ip/hotspot/user/disable", **{".id": uid}))
+    assert sim.rows("/ip/hotspot/user")[0]["disabled"] == "true"
+    with pytest.raises(TrapError, match="invalid username or password"):
+        login(api, "G1", "pw")
+    tuple(api("/ip/hotspot/user/enable", **{".id": uid}))
+    login(api, "G1", "pw")
+    assert len(sim.rows("/ip/hotspot/active")) == 1
+
+
+def test_removing_the_host_logs_the_device_out(api, sim):
+    hotspot_user(api, name="H1", password="pw")
+    login(api, "H1", "pw")
+    host = tuple(api.path("ip", "hotspot", "host"))[0][".id"]
+    api.path("ip", "hotspot", "host").remove(host)
+    assert sim.rows("/ip/hotspot/active") == [] and sim.rows("/ip/hotspot/host") == []
+    cookie = tuple(api.path("ip", "hotspot", "cookie"))[0][".id"]
+    api.path("ip", "hotspot", "cookie").remove(cookie)
+    assert sim.rows("/ip/hotspot/cookie") == []
+
+
+def test_traffic_limit_ends_the_session(api, sim):
+    hotspot_user(api, name="B1", password="pw", **{"limit-bytes-total": 10000})
+    login(api, "B1", "pw")
+    sim.add_traffic("B1", 4000, 4000)
+    assert len(sim.rows("/ip/hotspot/active")) == 1
+    sim.add_traffic("B1", 1000, 1000)
+    assert sim.rows("/ip/hotspot/active") == []
+    with pytest.raises(TrapError, match="user B1 has reached traffic limit"):
+        login(api, "B1", "pw")
+
+
+def test_real_clock_ages_sessions():
+    with RouterSim(clock="real") as sim:
+        api = librouteros.connect("127.0.0.1", "admin", "", port=sim.port, timeout=5)
+        try:
+            hotspot_user(api, name="RT", password="pw")
+            login(api, "RT", "pw")
+        finally:
+            api.close()
+        deadline = time.monotonic() + 5
+        while sim.rows("/ip/hotspot/active")[0]["uptime"] == "0s":
+            assert time.monotonic() < deadline, "the real clock never ticked"
+            time.sleep(0.1)
+
+
+def test_system_reboot_command(sim, api):
+    uid = hotspot_user(api, name="SR")
+    tuple(api("/system/reboot"))
+    with pytest.raises((ConnectionClosed, ConnectionError)):
+        tuple(api.path("system", "identity"))
+    assert sim.rows("/ip/hotspot/user")[0][".id"] != uid
 
 
 def test_fetch_records_and_creates_the_file(api, sim):

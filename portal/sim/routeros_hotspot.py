@@ -193,7 +193,9 @@ class HotspotMixin:
                 self.tables["/ip/hotspot/cookie"].remove(cookie)
             else:
                 cookie["expires-in"] = str(remaining)
-        self.dirty = True
+        # an idle router is not worth rewriting the state file for every clock tick
+        if any(self.tables[p] for p in (_ACTIVE, "/ip/hotspot/host", "/ip/hotspot/cookie")):
+            self.dirty = True
 
     def add_traffic(self, who: str, bytes_in: int, bytes_out: int) -> int:
         """Count traffic on the sessions of a user name or MAC; returns how many matched."""
