@@ -75,7 +75,8 @@ class DarajaSim:
                  shortcode: str = SANDBOX_SHORTCODE, passkey: str = SANDBOX_PASSKEY,
                  decision_delay: float = 2.0, callback_delay: float = 0.0,
                  token_ttl: int = 3600, late_callback_delay: float = 30.0, *,
-                 push_response_delay: float = 0.0, till_number: str | None = None,
+                 push_response_delay: float = 0.0, oauth_response_delay: float = 0.0,
+                 till_number: str | None = None,
                  timestamp_window: float | None = 600.0,
                  invalidate_previous_token: bool = False, callback_timeout: float = 5.0):
         self.host, self.port = host, port
@@ -87,6 +88,8 @@ class DarajaSim:
         self.token_ttl = token_ttl
         #: Seconds the push answer is held back (the push is already taken): read timeouts.
         self.push_response_delay = push_response_delay
+        #: Seconds the OAuth answer is held back (lets tests overlap token requests).
+        self.oauth_response_delay = oauth_response_delay
         #: The Till a Buy Goods push must name in PartyB (None: any number but the store's).
         self.till_number = till_number
         #: How far the Timestamp may be from Nairobi's clock (None: not checked).
@@ -234,6 +237,8 @@ class DarajaSim:
                 self._tokens.clear()
             self._tokens[token] = time.monotonic() + self.token_ttl
         lifetime = self.token_ttl - 1 if self.token_ttl > 60 else self.token_ttl
+        if self.oauth_response_delay:
+            time.sleep(self.oauth_response_delay)
         # Older gateways send expires_in as a string; clients must int() it.
         handler.answer(200, {"access_token": token, "expires_in": str(lifetime)})
 
