@@ -49,7 +49,7 @@ class RouterEndpoint:
         # certificate: most routers have none, and then only ADH suites are offered.
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
-        ctx.set_ciphers("DEFAULT:ADH:@SECLEVEL=0")
+        ctx.set_ciphers("ADH:HIGH:@SECLEVEL=0")
         return ctx
 
     def unreachable(self, command: str, exc: BaseException) -> RouterUnreachable:
