@@ -104,10 +104,10 @@ class Agent:
         return asked
 
     def expire_stale_purchases(self, now: datetime) -> int:
-        """Mark purchases nobody confirmed in time as expired; returns how many."""
+        """Expire purchases nobody confirmed in time (asking M-Pesa once more); returns how many."""
         from portal import sales
 
-        return sales.expire_stale(now)
+        return sales.expire_stale(now, self.mpesa)
 
     def provision_waiting(self, now: datetime) -> int:
         """Push grants that wait for the router (retry schedule in ``access``); returns how many tried."""
