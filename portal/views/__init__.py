@@ -9,3 +9,6 @@ def register_blueprints(app: Flask) -> None:
     from . import health
 
     app.register_blueprint(health.bp)
+    from . import admin
+
+    app.register_blueprint(admin.bp)
