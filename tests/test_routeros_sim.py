@@ -238,11 +238,23 @@ def test_queries_and_proplist(api, raw):
     assert raw.call("/ip/hotspot/user/print", "=count-only=")[-1] == ["!done", "=ret=3"]
 
 
-def test_latency_delays_every_reply_sentence(sim, raw):
-    sim.latency_ms = 60
+def test_latency_delays_replies_like_a_slow_link(sim, raw):
+    """Each reply arrives latency_ms late, but pipelined commands overlap their waits."""
+    sim.latency_ms = 100
     started = time.monotonic()
-    raw.call("/system/identity/print")  # !re + !done
-    assert time.monotonic() - started >= 0.12
+    raw.call("/system/identity/print")
+    assert time.monotonic() - started >= 0.1
+    started = time.monotonic()
+    for n in range(10):
+        raw.send("/system/identity/print", f".tag={n}")
+    seen = set()
+    while len(seen) < 10:
+        sentence = raw.read()
+        if sentence[0] == "!done":
+            seen.add(next(w for w in sentence if w.startswith(".tag=")))
+    elapsed = time.monotonic() - started
+    # ten round trips one after another would take at least 1 s
+    assert 0.1 <= elapsed < 0.8
     sim.latency_ms = 0
 
 

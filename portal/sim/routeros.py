@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
+import queue
 import secrets
 import signal
 import socket
@@ -39,6 +40,53 @@ class _Connection:
         self.logged_in = False
         self.challenge: bytes | None = None
         self.thread: threading.Thread | None = None
+        # Replies delayed by the simulated network latency wait here, so the emulator keeps
+        # reading and answering pipelined commands meanwhile, as a router behind a slow link.
+        self.outbox: queue.Queue = queue.Queue()
+        self.writer: threading.Thread | None = None
+
+    def deliver_later(self, due: float, data: bytes) -> None:
+        """Queue ``data`` to be sent at monotonic time ``due`` (in order)."""
+        if self.writer is None:
+            self.writer = threading.Thread(target=self._write_loop, daemon=True,
+                                           name="routeros-sim-writer")
+            self.writer.start()
+        self.outbox.put((due, data))
+
+    def has_pending(self) -> bool:
+        """True while delayed replies are still waiting to be sent."""
+        return self.outbox.unfinished_tasks > 0
+
+    def flush(self) -> None:
+        """Wait until every delayed reply has been sent (or the socket failed)."""
+        if self.writer is not None:
+            self.outbox.join()
+
+    def close_writer(self) -> None:
+        """Send what is queued, then stop the writer thread."""
+        if self.writer is not None:
+            self.outbox.put(None)
+            self.writer.join(timeout=5)
+            self.writer = None
+
+    def _write_loop(self) -> None:
+        broken = False
+        while True:
+            item = self.outbox.get()
+            try:
+                if item is None:
+                    return
+                due, data = item
+                if not broken:
+                    delay = due - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                    try:
+                        self.sock.sendall(data)
+                    except OSError:
+                        broken = True  # the peer left; drain the rest without sending
+            finally:
+                self.outbox.task_done()
 
     def shutdown(self) -> None:
         """Cut the connection both ways; the serving thread then closes the socket."""
@@ -248,6 +296,7 @@ class RouterSim:
         except (ConnectionError, OSError, WireError, _Dropped):
             pass  # the client went away or the emulator cut it: this connection is over
         finally:
+            conn.close_writer()
             conn.sock.close()
             with self.lock:
                 self._connections.discard(conn)
@@ -323,8 +372,11 @@ class RouterSim:
         return not allowed or any(_in_network(conn.peer, a) for a in allowed)
 
     def _send(self, conn: _Connection, sentence: list[str]) -> None:
-        if self.latency_ms:
-            time.sleep(self.latency_ms / 1000)
+        """Send one reply sentence, ``latency_ms`` after it was produced.
+
+        Latency models the network: it delays each reply but does not stop the router from
+        reading and answering the next command, so pipelined commands overlap their waits.
+        """
         with self.lock:
             remaining = self._drop_remaining
             drop_before = remaining == 0
@@ -332,10 +384,16 @@ class RouterSim:
             if remaining is not None:
                 self._drop_remaining = None if remaining <= 1 else remaining - 1
         if drop_before:
+            conn.flush()
             conn.shutdown()
             raise _Dropped()
-        conn.sock.sendall(encode_sentence(sentence))
+        data = encode_sentence(sentence)
+        if self.latency_ms or conn.has_pending():
+            conn.deliver_later(time.monotonic() + self.latency_ms / 1000, data)
+        else:
+            conn.sock.sendall(data)
         if close_after:
+            conn.flush()
             conn.shutdown()
             raise _Dropped()
 
