@@ -13,7 +13,9 @@ import re
 from datetime import datetime, timedelta
 
 from . import access
-from .errors import KibandaError, NotFound, RateLimited, RouterTrap, ValidationError
+from .errors import (
+    KibandaError, NotFound, RateLimited, RouterError, RouterTrap, ValidationError,
+)
 from .models import CodeAttempt, Grant, OutboxEvent, Package, Purchase, Voucher, db
 from .mpesa import MpesaTimeout, failure_reason, normalise_phone, result_message
 from .settlement import record_callback, settle  # noqa: F401 - part of this module's API
@@ -26,6 +28,7 @@ CODE_ATTEMPT_LIMIT, CODE_ATTEMPT_WINDOW = 10, timedelta(minutes=10)
 QUERY_FIRST_DELAY, QUERY_MAX_DELAY = 5, 60
 #: A prompt times out on the phone after about a minute; 5 leaves room for slow networks.
 PENDING_LIFETIME = timedelta(minutes=5)
+PROMPT_LIFETIME = timedelta(minutes=2)
 _RECEIPT = re.compile(r"^[A-Z0-9]{10}$")
 
 
@@ -37,6 +40,14 @@ class DeviceLimitReached(KibandaError):
                    "or buy another package for this device.")
     customer_sw = ("Vifaa vyote vinavyoruhusiwa na kifurushi hiki viko mtandaoni tayari. "
                    "Ondoa kimoja, au nunua kifurushi kingine kwa kifaa hiki.")
+
+
+class DeviceLoginFailed(RouterError):
+    """The router could not log this device in; ``grant`` is still good to use."""
+
+    def __init__(self, operator_message: str = "", *, grant: Grant, **kwargs):
+        super().__init__(operator_message, **kwargs)
+        self.grant = grant
 
 
 class AccessExpired(KibandaError):
@@ -213,11 +224,20 @@ def poll_purchase(purchase_id: int, mpesa, now: datetime, force: bool = False) -
     return Purchase.get_by_id(purchase.id)
 
 
+def _answered_late(purchase: Purchase) -> bool:
+    """True when Daraja was asked after the prompt on the phone had surely timed out."""
+    if not purchase.query_attempts or purchase.next_query_at is None:
+        return False
+    last_query = purchase.next_query_at - timedelta(
+        seconds=_query_delay(purchase.query_attempts))
+    return last_query >= purchase.created_at + PROMPT_LIFETIME
+
+
 def expire_stale(now: datetime, mpesa=None) -> int:
     """Expire pending purchases with no answer after 5 minutes; returns how many.
 
-    With ``mpesa`` each one is queried first. Without it only purchases already queried
-    at least once are expired. A push whose answer never came (no CheckoutRequestID)
+    With ``mpesa`` each one is queried first. Without it only purchases that Daraja
+    still called pending after the prompt had timed out on the phone are expired. A push whose answer never came (no CheckoutRequestID)
     cannot be queried: it goes to review. A late success is still credited by settle().
     """
     stale = list(Purchase.select().where((Purchase.status == Purchase.PENDING)
@@ -233,7 +253,7 @@ def expire_stale(now: datetime, mpesa=None) -> int:
             purchase = poll_purchase(purchase.id, mpesa, now, force=True)
             if purchase.status != Purchase.PENDING:
                 continue
-        elif purchase.query_attempts == 0:
+        elif not _answered_late(purchase):
             continue
         with db.atomic():
             rows = (Purchase.update(status=Purchase.EXPIRED, updated_at=now, next_query_at=None,
@@ -333,7 +353,7 @@ def _wrong_code(mac: str, ip: str, now: datetime, typed: str) -> ValidationError
 
 
 def _login(grant: Grant, gateway, mac: str, ip: str, now: datetime) -> Grant:
-    """Log this device in with ``grant``; raises RouterError or DeviceLimitReached."""
+    """Log this device in with ``grant``; raises DeviceLoginFailed or DeviceLimitReached."""
     if access.grant_time_left(grant, now) == 0 or grant.router_state == Grant.REMOVED:
         raise AccessExpired(f"grant {grant.id} expired at {grant.expires_at}")
     try:
@@ -341,7 +361,11 @@ def _login(grant: Grant, gateway, mac: str, ip: str, now: datetime) -> Grant:
     except RouterTrap as exc:
         if "no more sessions" in (exc.router_message or str(exc)):
             raise DeviceLimitReached(f"grant {grant.id}: {exc.router_message}") from exc
-        raise
+        raise DeviceLoginFailed(f"grant {grant.id}: {exc.operator_message}",
+                                grant=Grant.get_by_id(grant.id)) from exc
+    except RouterError as exc:
+        raise DeviceLoginFailed(f"grant {grant.id}: {exc.operator_message}",
+                                grant=Grant.get_by_id(grant.id)) from exc
     return Grant.get_by_id(grant.id)
 
 
@@ -411,5 +435,5 @@ __all__ = [
     "start_purchase", "settle", "record_callback", "poll_purchase", "due_for_query",
     "purchase_state", "redeem_voucher", "reconnect", "callback_url", "expire_stale",
     "provision_if_due", "grant_for", "normalise_code", "check_push_limits",
-    "check_code_attempts", "DeviceLimitReached", "AccessExpired",
+    "check_code_attempts", "DeviceLimitReached", "DeviceLoginFailed", "AccessExpired",
 ]

@@ -169,3 +169,10 @@ def record_callback(raw_body: bytes, remote_addr: str, now: datetime
         log.warning("callback %s from %s: %s (%s)", result.checkout_request_id, remote_addr,
                     outcome, detail)
     return outcome, purchase
+
+
+def record_refused(raw_body: bytes, remote_addr: str, now: datetime, reason: str) -> None:
+    """Keep a callback that was refused before reading (e.g. from an unexpected address)."""
+    CallbackRecord.create(received_at=now, remote_addr=remote_addr or "", outcome="refused",
+                          detail=reason, body=raw_body.decode("utf-8", errors="replace"))
+    log.warning("callback from %s refused: %s", remote_addr, reason)

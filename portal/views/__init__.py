@@ -12,3 +12,7 @@ def register_blueprints(app: Flask) -> None:
     from . import admin
 
     app.register_blueprint(admin.bp)
+    from . import customer, mpesa_callback
+
+    app.register_blueprint(customer.bp)
+    app.register_blueprint(mpesa_callback.bp)

@@ -1,0 +1,380 @@
+"""Customer pages: packages, buying with M-Pesa, the waiting page, vouchers, reconnect.
+
+Server-rendered, English and Swahili, usable with JavaScript off. The router's login
+page hands over ``mac``, ``ip``, ``link-login-only``, ``link-orig`` and ``error``; they
+are kept in the session and in hidden fields so they survive every step.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from flask import (
+    Blueprint, Response, current_app, jsonify, redirect, render_template, request, session,
+    url_for,
+)
+
+from .. import access, app_mpesa, app_router, sales
+from ..errors import ConfigurationError, KibandaError, NotFound, ValidationError
+from ..hotspot_html import render_file
+from ..i18n import current_language
+from ..models import Grant, Package, Purchase
+from ..packages import format_size
+from ..timeutil import format_local, utcnow
+
+bp = Blueprint("customer", __name__)
+
+DEVICE_FIELDS = ("mac", "ip", "link-login-only", "link-orig")
+_MAC = re.compile(r"^[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}$")
+_COLOR = re.compile(r"^(#[0-9a-fA-F]{3}(?:[0-9a-fA-F]{3})?|[a-zA-Z]{3,20})$")
+_RATE = re.compile(r"^(\d+(?:\.\d+)?)([kKMG]?)$")
+_OWNED_MAX = 20
+
+
+# -- presentation helpers ---------------------------------------------------------------
+
+def _unit(count: int, lang: str, en: str, sw: str) -> str:
+    if lang == "sw":
+        return f"{sw} {count}"
+    return f"{count} {en}{'' if count == 1 else 's'}"
+
+
+def duration_words(seconds: int, lang: str) -> str:
+    """Seconds in words: "1 hour" / "Saa 1", "7 days" / "Siku 7", "2 hours 5 minutes"."""
+    days, rest = divmod(max(0, int(seconds)), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    parts = [_unit(n, lang, en, sw) for n, en, sw in
+             ((days, "day", "Siku"), (hours, "hour", "Saa"), (minutes, "minute", "Dakika")) if n]
+    if not parts:
+        return "chini ya dakika moja" if lang == "sw" else "less than a minute"
+    words = " ".join(parts[:2])
+    return words[0] + words[1:].lower() if lang == "sw" else words
+
+
+def speed_words(rate_limit: str, lang: str) -> str:
+    """The download speed from a RouterOS rate-limit (``2M/5M``: the tx part, 5M)."""
+    first = (rate_limit or "").split(" ")[0]
+    if not first:
+        return ""
+    download = first.split("/")[-1]
+    match = _RATE.match(download)
+    if not match:
+        return ""
+    unit = {"": "bps", "k": "kbps", "K": "kbps", "M": "Mbps", "G": "Gbps"}[match.group(2)]
+    figure = f"{match.group(1)} {unit}" if lang != "sw" else f"{unit} {match.group(1)}"
+    return f"hadi {figure}" if lang == "sw" else f"up to {figure}"
+
+
+def devices_words(count: int, lang: str) -> str:
+    """"1 device" / "Kifaa 1", "3 devices" / "Vifaa 3"."""
+    if lang == "sw":
+        return f"{'Kifaa' if count == 1 else 'Vifaa'} {count}"
+    return f"{count} device{'' if count == 1 else 's'}"
+
+
+def local_phone(phone: str) -> str:
+    """2547XXXXXXXX as Kenyans write it: 07XXXXXXXX."""
+    return "0" + phone[3:] if phone and phone.startswith("254") else (phone or "")
+
+
+def _package_view(package: Package, lang: str) -> dict:
+    cap = format_size(package.data_cap_bytes)
+    return {"id": package.id, "name": package.name(lang), "price": package.price,
+            "validity": duration_words(package.validity_seconds, lang),
+            "speed": speed_words(package.rate_limit, lang),
+            "devices": devices_words(package.devices, lang),
+            "data_cap": (f"data {cap}" if lang == "sw" else f"{cap} data") if cap else ""}
+
+
+def _site() -> dict:
+    config = current_app.config
+    color = str(config.get("PRIMARY_COLOR") or "")
+    logo = str(config.get("SITE_LOGO_URL") or "")
+    portal = str(config.get("PORTAL_URL") or "").rstrip("/")
+    # The walled garden blocks the internet before login: only a logo served here shows.
+    if not (logo.startswith("/") and not logo.startswith("//")) and not (
+            portal and logo.startswith(portal + "/")):
+        logo = ""
+    return {"name": config.get("SITE_NAME") or "Kibanda WiFi", "logo": logo,
+            "color": color if _COLOR.match(color) else "#0a7d4f",
+            "support": config.get("SUPPORT_PHONE") or ""}
+
+
+def _lang_url(lang: str) -> str:
+    if request.method == "GET":
+        args = request.args.to_dict()
+        args["lang"] = lang
+        return url_for(request.endpoint, **(request.view_args or {}), **args)
+    return url_for("customer.landing", lang=lang)
+
+
+def _render(template: str, status: int = 200, **context):
+    lang = current_language()
+    body = render_template(template, lang=lang, site=_site(), lang_url=_lang_url, **context)
+    return body, status
+
+
+# -- the device the router handed over -----------------------------------------------------
+
+def _clean(name: str, value: str) -> str:
+    value = (value or "").strip()
+    if name == "mac":
+        return value.upper() if _MAC.match(value) else ""
+    if name == "ip":
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            return ""
+    # Links end up as a form action and a link: never a javascript: or data: URL.
+    return value if re.match(r"^https?://", value, re.I) and len(value) <= 2000 else ""
+
+
+def _device() -> dict:
+    """Device fields from this request (query or form), else those kept in the session."""
+    kept = session.get("device") or {}
+    given = {name: request.values[name] for name in DEVICE_FIELDS if name in request.values}
+    device = {name: _clean(name, given[name]) if name in given else kept.get(name, "")
+              for name in DEVICE_FIELDS}
+    if given and device != kept:
+        session["device"] = device
+    return device
+
+
+def _own(kind: str, item_id: int) -> None:
+    """Remember in the session that this browser may see ``item_id``'s access code."""
+    owned = [i for i in session.get(kind, []) if i != item_id][-(_OWNED_MAX - 1):]
+    session[kind] = owned + [item_id]
+
+
+def _owns(kind: str, item_id: int) -> bool:
+    return item_id in session.get(kind, [])
+
+
+# -- landing and buying ----------------------------------------------------------------------
+
+def _landing(*, errors=None, form_error=None, phone="", chosen=None, voucher_code="",
+             status=200):
+    lang = current_language()
+    device = _device()
+    router_error = (request.values.get("error") or "").strip()[:200]
+    try:
+        chosen = int(chosen) if chosen not in (None, "") else None
+    except ValueError:
+        chosen = None
+    packages = [_package_view(p, lang) for p in Package.on_sale()]
+    if chosen is None and len(packages) == 1:
+        chosen = packages[0]["id"]
+    return _render("customer/landing.html", status, packages=packages, device=device,
+                   errors=errors or {}, form_error=form_error, phone=phone, chosen=chosen,
+                   voucher_code=voucher_code, router_error=router_error)
+
+
+@bp.route("/", methods=["GET", "POST"])
+def landing():
+    """The package page (the router's login.html sends the device here)."""
+    return _landing(phone=request.args.get("phone", "")[:20],
+                    chosen=request.args.get("package"))
+
+
+@bp.post("/buy")
+def buy():
+    """Send the STK Push for the chosen package, then show the waiting page."""
+    device = _device()
+    lang = current_language()
+    phone = request.form.get("phone", "")[:40]
+    chosen = request.form.get("package")
+    config = current_app.config
+    try:
+        purchase = sales.start_purchase(
+            chosen, phone, mac=device["mac"], ip=device["ip"],
+            link_login_only=device["link-login-only"], link_orig=device["link-orig"],
+            lang=lang, mpesa=app_mpesa(), callback_url=sales.callback_url(config),
+            now=utcnow(), account_reference=config.get("MPESA_ACCOUNT_REFERENCE") or "WIFI")
+    except ValidationError as exc:
+        if exc.field in ("phone", "package"):
+            return _landing(errors={exc.field: exc.message_for(lang)}, phone=phone,
+                            chosen=chosen, status=400)
+        return _landing(form_error=exc.message_for(lang), phone=phone, chosen=chosen,
+                        status=exc.status)
+    except KibandaError as exc:
+        return _landing(form_error=exc.message_for(lang), phone=phone, chosen=chosen,
+                        status=exc.status)
+    _own("purchases", purchase.id)
+    return redirect(url_for(".purchase_page", purchase_id=purchase.id), 303)
+
+
+# -- the waiting / result page ------------------------------------------------------------
+
+def _mask(phone: str) -> str:
+    local = local_phone(phone)
+    return local[:4] + "***" + local[-3:] if len(local) >= 8 else "***"
+
+
+def _grant_view(grant: Grant | None, now, *, status: str, access_code, receipt,
+                login_needed: bool, login_url: str, link_orig: str, lang: str) -> dict:
+    """What the customer sees about their access (shared by purchases and codes)."""
+    if grant is None:
+        return {"status": status, "access_code": None}
+    time_left = access.grant_time_left(grant, now)
+    return {"status": status, "access_code": access_code, "receipt": receipt,
+            "time_left": time_left, "time_left_words": duration_words(time_left, lang),
+            "expires_local": format_local(grant.expires_at, "%d %b %Y %H:%M"),
+            "devices": devices_words(grant.package.devices, lang),
+            "package": grant.package.name(lang),
+            "login_needed": bool(login_needed and login_url and access_code),
+            "login_url": login_url, "link_orig": link_orig}
+
+
+def _purchase_and_state(purchase_id: int):
+    """Load a purchase, move it on if due (query, provisioning), and say where it stands."""
+    now = utcnow()
+    purchase = Purchase.get_or_none(Purchase.id == purchase_id)
+    if purchase is None:
+        raise NotFound(f"purchase {purchase_id}")
+    if purchase.status == Purchase.PENDING and purchase.checkout_request_id and (
+            purchase.next_query_at is None or purchase.next_query_at <= now):
+        purchase = sales.poll_purchase(purchase.id, app_mpesa(), now)
+    if purchase.status == Purchase.PAID:
+        sales.provision_if_due(sales.grant_for(purchase), app_router(), now)
+    state = sales.purchase_state(purchase, now)
+    if not _owns("purchases", purchase.id):
+        # Ids are sequential: only the browser that bought sees the code and receipt.
+        state.update(access_code=None, receipt=None, phone=_mask(purchase.phone),
+                     login_needed=False)
+    else:
+        state["phone"] = local_phone(purchase.phone)
+    return purchase, state, now
+
+
+@bp.get("/purchases/<int:purchase_id>")
+def purchase_page(purchase_id: int):
+    """Waiting, connecting, online or failed: refreshes itself while it waits."""
+    purchase, state, now = _purchase_and_state(purchase_id)
+    lang = current_language()
+    grant = sales.grant_for(purchase) if state["status"] in ("paid", "online") else None
+    device = session.get("device") or {}
+    grant_view = _grant_view(
+        grant, now, status=state["status"], access_code=state["access_code"],
+        receipt=state["receipt"], login_needed=state["login_needed"],
+        login_url=purchase.link_login_only or device.get("link-login-only", ""),
+        link_orig=purchase.link_orig or device.get("link-orig", ""), lang=lang)
+    return _render("customer/purchase.html", state=state, purchase=purchase,
+                   package_name=purchase.package.name(lang), phone_local=state["phone"],
+                   grant_view=grant_view)
+
+
+@bp.get("/purchases/<int:purchase_id>.json")
+def purchase_json(purchase_id: int):
+    """The purchase's state for the waiting page's script (and the agent's tests)."""
+    _purchase, state, _now = _purchase_and_state(purchase_id)
+    return jsonify(state)
+
+
+# -- vouchers and reconnect -------------------------------------------------------------------
+
+def _show_grant(grant: Grant, *, login_failed: bool = False):
+    """The result page for a voucher or a reconnect."""
+    now = utcnow()
+    lang = current_language()
+    device = _device()
+    _own("grants", grant.id)
+    session["grant_id"] = grant.id
+    online = grant.logged_in_at is not None and not login_failed
+    status = "online" if online and grant.router_state == Grant.ON_ROUTER else "paid"
+    # On the router but this device is not logged in: the router's own form can do it.
+    login_needed = grant.router_state == Grant.ON_ROUTER and (
+        login_failed or (grant.logged_in_at is None and not grant.login_ip))
+    purchase = grant.purchase if grant.purchase_id else None
+    grant_view = _grant_view(
+        grant, now, status=status, access_code=grant.username,
+        receipt=purchase.receipt if purchase else None,
+        login_needed=login_needed, login_url=device.get("link-login-only", ""),
+        link_orig=device.get("link-orig", ""), lang=lang)
+    return _render("customer/access.html", grant_view=grant_view)
+
+
+@bp.post("/voucher")
+def voucher():
+    """Log this device in with a voucher code."""
+    lang = current_language()
+    device = _device()
+    code = request.form.get("code", "")[:40]
+    try:
+        grant = sales.redeem_voucher(code, mac=device["mac"], ip=device["ip"],
+                                     gateway=app_router(), now=utcnow())
+    except sales.DeviceLoginFailed as exc:
+        return _show_grant(exc.grant, login_failed=True)
+    except KibandaError as exc:
+        return _landing(errors={"code": exc.message_for(lang)}, voucher_code=code,
+                        status=exc.status)
+    return _show_grant(grant)
+
+
+@bp.route("/reconnect", methods=["GET", "POST"])
+def reconnect_page():
+    """Log this device in again with an access code or an M-Pesa receipt."""
+    lang = current_language()
+    device = _device()
+    code = (request.form.get("code") if request.method == "POST" else
+            request.args.get("code", "")) or ""
+    code = code[:40]
+    if request.method == "GET":
+        return _render("customer/reconnect.html", code=code, error=None, device=device)
+    try:
+        grant = sales.reconnect(code, mac=device["mac"], ip=device["ip"],
+                                gateway=app_router(), now=utcnow())
+    except sales.DeviceLoginFailed as exc:
+        return _show_grant(exc.grant, login_failed=True)
+    except KibandaError as exc:
+        return _render("customer/reconnect.html", exc.status, code=code,
+                       error=exc.message_for(lang), device=device)
+    return _show_grant(grant)
+
+
+@bp.get("/access")
+def access_page():
+    """The last voucher / reconnect result of this browser (refreshes while connecting)."""
+    grant_id = session.get("grant_id")
+    if not grant_id or not _owns("grants", grant_id):
+        return redirect(url_for(".reconnect_page"))
+    grant = Grant.get_or_none(Grant.id == grant_id)
+    if grant is None:
+        raise NotFound(f"grant {grant_id}")
+    grant = sales.provision_if_due(grant, app_router(), utcnow())
+    return _show_grant(grant)
+
+
+# -- the router's hotspot directory ---------------------------------------------------------
+
+@bp.get("/hotspot-html/<name>")
+def hotspot_file(name: str):
+    """One file of the router's hotspot directory, rendered for this site."""
+    config = current_app.config
+    try:
+        body = render_file(name, portal_url=str(config.get("PORTAL_URL") or ""),
+                           site_name=str(config.get("SITE_NAME") or ""),
+                           primary_color=str(config.get("PRIMARY_COLOR") or "#0a7d4f"))
+    except FileNotFoundError as exc:
+        raise NotFound(f"hotspot file {name}") from exc
+    except ValueError as exc:
+        raise ConfigurationError(f"hotspot files: {exc}") from exc
+    if name.endswith(".js"):
+        mimetype = "application/javascript"
+    elif name.endswith(".txt"):
+        mimetype = "text/plain"
+    else:
+        mimetype = "text/html"
+    return Response(body, mimetype=mimetype)
+
+
+@bp.errorhandler(KibandaError)
+def customer_error(exc: KibandaError):
+    """Domain errors on customer pages: the customer's language, the site's look."""
+    lang = current_language()
+    if request.path.endswith(".json"):
+        return jsonify(error=exc.message_for(lang)), exc.status
+    return _render("customer/error.html", exc.status, message=exc.message_for(lang))
+
+
+__all__ = ["bp", "duration_words", "speed_words", "devices_words", "local_phone"]
