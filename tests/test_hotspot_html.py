@@ -141,10 +141,8 @@ def test_router_syntax_balances_and_names_real_variables(name):
     assert used <= KNOWN_ROUTER_VARIABLES, used - KNOWN_ROUTER_VARIABLES
 
 
-@pytest.mark.parametrize("name", HOTSPOT_FILES)
+@pytest.mark.parametrize("name", [n for n in HOTSPOT_FILES if n.endswith(".html")])
 def test_pages_say_things_in_english_and_swahili(name):
-    if not name.endswith(".html"):
-        return
     text = render_file(name, PORTAL, SITE).decode("utf-8")
     assert re.search(r"Continue|Log in|online|logged out|went wrong", text)
     assert re.search(r"Endelea|Ingia|Uko mtandaoni|Umetoka|hitilafu", text, re.I)
