@@ -10,7 +10,7 @@ import logging
 import secrets
 from datetime import datetime, timedelta
 
-from peewee import IntegrityError
+from peewee import IntegrityError, fn
 
 from .errors import RouterError, RouterTrap, RouterUnreachable
 from .models import Grant, OutboxEvent, Voucher, db
@@ -94,7 +94,7 @@ def login_device(grant: Grant, gateway, ip: str, mac: str, now: datetime) -> Non
     if grant.router_state == Grant.PENDING:
         put_on_router(grant, gateway, now)
     gateway.login(grant.username, grant.password, ip, mac)
-    (Grant.update(logged_in_at=now, first_login_at=Grant.first_login_at.coalesce(now))
+    (Grant.update(logged_in_at=now, first_login_at=fn.COALESCE(Grant.first_login_at, now))
      .where(Grant.id == grant.id).execute())
     grant.logged_in_at = now
     grant.first_login_at = grant.first_login_at or now
