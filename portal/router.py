@@ -375,7 +375,8 @@ class RouterGateway:
         with self._lock:
             current = self.user(name, proplist=".id,name")
             if current is None:
-                raise RouterTrap(self.endpoint.describe(f"{USER}/set", f'{NO_SUCH_ITEM} (user "{name}")'),
+                text = f'{NO_SUCH_ITEM} (user "{name}")'
+                raise RouterTrap(self.endpoint.describe(f"{USER}/set", text),
                                  router_message=NO_SUCH_ITEM, category=0)
             self._run(f"{USER}/set", [_word(".id", current[".id"]), *words])
 
@@ -461,13 +462,16 @@ class RouterGateway:
 
     # --- bulk ------------------------------------------------------------------------
 
-    def _pipeline(self, command: str, sentences: list[list[str]]):
+    def _pipeline(self, sentences: list[list[str]]):
         with PipelineSession(self.endpoint) as session:
             return session.pipeline(sentences, self.bulk_window)
 
     def bulk_add_users(self, items: list[dict]) -> list[BulkResult]:
         """Add many users pipelined on one connection; a result per item, in order."""
         command = f"{USER}/add"
+        missing = [i for i, item in enumerate(items) if not str(item.get("name") or "")]
+        if missing:
+            raise ValueError(f"bulk_add_users: item {missing[0]} has no name")
         names = [str(item["name"]) for item in items]
         sentences = [[command, *_user_words(str(item["name"]), item.get("password", ""),
                                             item.get("profile", "default"),
@@ -477,7 +481,7 @@ class RouterGateway:
                      for item in items]
         if not sentences:
             return []
-        replies, error = self._pipeline(command, sentences)
+        replies, error = self._pipeline(sentences)
         results = []
         for name, reply in zip(names, replies):
             if reply.trap == DUPLICATE_USER:

@@ -129,7 +129,8 @@ class PipelineSession:
         except (OSError, WireError, _RouterFatal) as exc:
             self.close()
             if isinstance(exc, _RouterFatal):
-                raise RouterUnreachable(ep.describe("/login", f"router closed the session: {exc}")) from exc
+                text = f"router closed the session: {exc}"
+                raise RouterUnreachable(ep.describe("/login", text)) from exc
             raise ep.unreachable("/login", exc) from exc
         except RouterLoginRefused:
             self.close()
@@ -150,8 +151,8 @@ class PipelineSession:
                 if not reply.ret:
                     raise RouterLoginRefused(ep.describe(
                         "/login", "the router sent no login challenge (use login method plain)"))
-                reply = self.call("/login", [f"=name={ep.username}",
-                                             f"=response={challenge_response(ep.password, reply.ret)}"])
+                response = challenge_response(ep.password, reply.ret)
+                reply = self.call("/login", [f"=name={ep.username}", f"=response={response}"])
         else:
             reply = self.call("/login", [f"=name={ep.username}", f"=password={ep.password}"])
         if reply.trap is not None:
