@@ -8,6 +8,7 @@ Ids are looked up by name inside each call and never kept: a reboot renumbers th
 """
 from __future__ import annotations
 
+import os
 import select
 import ssl
 import threading
@@ -145,6 +146,7 @@ class RouterGateway:
         self.bulk_window = DEFAULT_WINDOW
         self._lock = threading.RLock()
         self._api: _StringApi | None = None
+        self._api_pid = 0
         self._version: str | None = None
         self._board: str | None = None
 
@@ -222,10 +224,13 @@ class RouterGateway:
         return True
 
     def _connection(self) -> _StringApi:
-        if self._api is not None and self._stale(self._api):
+        # A connection inherited through fork (gunicorn workers) is shared with the
+        # parent: closing our copy of the descriptor leaves the parent's link intact.
+        if self._api is not None and (self._api_pid != os.getpid() or self._stale(self._api)):
             self._discard()
         if self._api is None:
             self._api = self._connect()
+            self._api_pid = os.getpid()
         return self._api
 
     def _run(self, command: str, words=(), *, idempotent: bool = False) -> list[dict]:
