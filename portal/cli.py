@@ -33,6 +33,7 @@ LAZY_COMMANDS = {
     "demo": "portal.demo:demo_command",
     "packages": "portal.packages_cli:packages_group",
     "serve": "portal.serve:serve_command",
+    "vouchers": "portal.vouchers_cli:vouchers",
 }
 SIM_COMMANDS = {
     "router": "portal.sim.routeros:router_command",
