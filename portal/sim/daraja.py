@@ -185,11 +185,12 @@ class DarajaSim:
 
     def wait_for_callbacks(self, checkout_request_id: str, count: int = 1,
                            timeout: float = 5.0) -> dict:
-        """Block until ``count`` callback attempts were made for a push; return it."""
+        """Block until ``count`` callback POSTs for a push have finished; return the push."""
         deadline = time.monotonic() + timeout
         while True:
             txn = self.transaction(checkout_request_id)
-            if txn["callback_attempts"] >= count or time.monotonic() >= deadline:
+            finished = txn["callbacks_sent"] + len(txn["callback_errors"])
+            if finished >= count or time.monotonic() >= deadline:
                 return txn
             time.sleep(0.02)
 
