@@ -18,7 +18,7 @@ from .errors import (
 )
 from .models import CodeAttempt, Grant, OutboxEvent, Package, Purchase, Voucher, db
 from .mpesa import MpesaTimeout, failure_reason, normalise_phone, result_message
-from .settlement import record_callback, settle  # noqa: F401 - part of this module's API
+from .settlement import PUSH_TIMED_OUT, record_callback, settle  # noqa: F401 - API
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ def start_purchase(package_id, phone_raw, *, mac, ip, link_login_only="", link_o
     except MpesaTimeout as exc:
         log.warning("purchase %s: push answer never came (%s); kept for review",
                     purchase.id, exc.operator_message)
-        (Purchase.update(result_desc=f"push timed out: {exc.operator_message}", updated_at=now)
+        (Purchase.update(result_desc=f"{PUSH_TIMED_OUT}: {exc.operator_message}", updated_at=now)
          .where(Purchase.id == purchase.id).execute())
         return Purchase.get_by_id(purchase.id)
     except KibandaError:

@@ -8,6 +8,7 @@ access without money. Everything that grants nothing is written to CallbackRecor
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
 
 from peewee import IntegrityError
@@ -26,6 +27,11 @@ SETTLED, LATE, DUPLICATE, FAILED, UNKNOWN, MISMATCH, MALFORMED = (
 _CREDITABLE = (Purchase.PENDING, Purchase.FAILED, Purchase.EXPIRED)
 #: How far back an unmatched callback is compared with pushes whose answer never came.
 _ORPHAN_WINDOW = timedelta(minutes=15)
+#: A push younger than this with no checkout id yet may still be waiting for its answer.
+_PUSH_ANSWER_AGE = timedelta(minutes=2)
+_PUSH_ANSWER_GRACE = 5.0
+#: How start_purchase marks a push whose answer never came (result_desc prefix).
+PUSH_TIMED_OUT = "push timed out"
 
 
 def _mismatch(purchase: Purchase, amount: int | None, phone: str | None) -> str:
@@ -117,12 +123,37 @@ def settle(checkout_request_id: str, *, success: bool, result_code: int | None,
     return outcome
 
 
+def _push_in_flight(phone: str | None, now: datetime) -> bool:
+    """Is a push still waiting for Daraja's answer (so its checkout id is not stored yet)?"""
+    query = Purchase.select().where(
+        Purchase.checkout_request_id.is_null() & Purchase.result_desc.is_null()
+        & (Purchase.status == Purchase.PENDING)
+        & (Purchase.created_at >= now - _PUSH_ANSWER_AGE))
+    if phone:
+        query = query.where(Purchase.phone == str(phone))
+    return query.exists()
+
+
+def _await_push_answer(checkout_request_id: str, phone: str | None, now: datetime) -> bool:
+    """Give an in-flight push a moment to store its checkout id; True once it is there."""
+    if not _push_in_flight(phone, now):
+        return False
+    deadline = time.monotonic() + _PUSH_ANSWER_GRACE
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        if Purchase.select().where(
+                Purchase.checkout_request_id == checkout_request_id).exists():
+            return True
+    return False
+
+
 def _orphan_for(phone: str | None, amount: int | None, now: datetime) -> Purchase | None:
     """A push whose answer never came back (no checkout id) that this callback may be for."""
     if not phone:
         return None
     query = Purchase.select().where(
         Purchase.checkout_request_id.is_null() & (Purchase.phone == str(phone))
+        & Purchase.result_desc.startswith(PUSH_TIMED_OUT)
         & Purchase.status.in_((Purchase.PENDING, Purchase.EXPIRED, Purchase.REVIEW))
         & (Purchase.created_at >= now - _ORPHAN_WINDOW))
     if amount is not None:
@@ -140,10 +171,16 @@ def record_callback(raw_body: bytes, remote_addr: str, now: datetime
         CallbackRecord.create(received_at=now, remote_addr=remote_addr or "",
                               outcome=MALFORMED, detail=exc.operator_message, body=text)
         return MALFORMED, None
-    outcome = settle(result.checkout_request_id, success=result.success,
-                     result_code=result.result_code, result_desc=result.result_desc,
-                     receipt=result.receipt, amount=result.amount, phone=result.phone,
-                     via="callback", now=now)
+    def _settle() -> str:
+        return settle(result.checkout_request_id, success=result.success,
+                      result_code=result.result_code, result_desc=result.result_desc,
+                      receipt=result.receipt, amount=result.amount, phone=result.phone,
+                      via="callback", now=now)
+
+    outcome = _settle()
+    if outcome == UNKNOWN and _await_push_answer(result.checkout_request_id, result.phone, now):
+        # A quick customer's callback can beat Daraja's answer to our own push.
+        outcome = _settle()
     purchase = Purchase.get_or_none(
         Purchase.checkout_request_id == result.checkout_request_id)
     detail = result.result_desc
