@@ -1,0 +1,190 @@
+"""Admin access: setup once, sign in and out, lockout, CSRF, roles, password change, audit."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from test_admin_support import (  # noqa: F401 - fixtures
+    LAN, OWNER_NAME, OWNER_PASSWORD, TECH_NAME, TECH_PASSWORD, Browser, csrf_of,
+    make_package, make_users, router_sim, site, visible_text,
+)
+
+from portal import accounts
+from portal.errors import KibandaError
+from portal.models import AdminUser, AuditLog, LoginFailure, Package, db
+from portal.timeutil import utcnow
+
+
+def audit_actions(app) -> list[tuple[str, str, str]]:
+    with app.app_context(), db.connection_context():
+        return [(e.actor, e.action, e.address) for e in AuditLog.select().order_by(AuditLog.id)]
+
+
+def test_setup_page_creates_the_first_owner_once_then_is_gone(site):
+    browser = Browser(site)
+    assert browser.get("/admin/login").location.endswith("/admin/setup")
+    page = browser.text("/admin/setup")
+    assert "Create the owner account" in page
+    short = browser.post("/admin/setup", {"username": "mama", "password": "short",
+                                          "confirm": "short"})
+    assert short.status_code == 400
+    assert "Use at least 10 characters." in visible_text(short.get_data(as_text=True))
+    done = browser.post("/admin/setup", {"username": "mama", "password": "a long password",
+                                         "confirm": "a long password"})
+    assert done.status_code == 302 and done.location.endswith("/admin/dashboard")
+    assert "Welcome! Your owner account is ready." in browser.text("/admin/dashboard")
+    # Closed for everyone now, signed in or not, GET or POST.
+    stranger = Browser(site, "192.168.88.66")
+    assert stranger.get("/admin/setup").status_code == 404
+    again = stranger.post("/admin/setup", {"username": "evil", "password": "0123456789ab",
+                                           "confirm": "0123456789ab"})
+    assert again.status_code == 404
+    with site.app_context(), db.connection_context():
+        assert [u.username for u in AdminUser.select()] == ["mama"]
+    assert ("mama", "admin.create", LAN) in audit_actions(site)
+
+
+def test_no_default_credentials_exist(site):
+    with site.app_context(), db.connection_context():
+        assert AdminUser.select().count() == 0
+    browser = Browser(site)
+    for name, password in [("admin", "admin"), ("admin", ""), ("owner", "owner")]:
+        response = browser.post("/admin/login", {"username": name, "password": password})
+        assert response.status_code == 302 and response.location.endswith("/admin/setup")
+    assert browser.get("/admin/dashboard").status_code == 302
+
+
+def test_sign_in_wrong_password_and_sign_out(site):
+    make_users(site)
+    browser = Browser(site)
+    wrong = browser.login(password="not-the-password")
+    assert wrong.status_code == 401
+    assert "Wrong username or password." in visible_text(wrong.get_data(as_text=True))
+    unknown = browser.login(username="nobody")
+    assert "Wrong username or password." in visible_text(unknown.get_data(as_text=True))
+    assert browser.get("/admin/dashboard").location.startswith("/admin/login")
+
+    ok = browser.login()
+    assert ok.status_code == 302 and ok.location.endswith("/admin/dashboard")
+    assert "Sign out (mama-njeri)" in visible_text(browser.text("/admin/dashboard"))
+
+    out = browser.post("/admin/logout")
+    assert out.location.endswith("/admin/login")
+    assert "You are signed out." in browser.text("/admin/login")
+    assert browser.get("/admin/dashboard").status_code == 302
+    actions = [a for _, a, _ in audit_actions(site)]
+    assert actions.count("admin.login_failed") == 2
+    assert "admin.login" in actions and "admin.logout" in actions
+
+
+def test_five_failures_lock_that_user_from_that_address_only(site):
+    make_users(site)
+    attacker = Browser(site, "192.168.88.77")
+    for _ in range(4):
+        assert attacker.login(password="guess").status_code == 401
+    fifth = attacker.login(password="guess")
+    assert fifth.status_code == 401
+    text = visible_text(fifth.get_data(as_text=True))
+    assert "Too many failed sign-ins. Try again after" in text and "(Nairobi time)" in text
+    # Even the right password is refused while locked.
+    locked = attacker.login()
+    assert "Too many failed sign-ins" in visible_text(locked.get_data(as_text=True))
+    assert attacker.get("/admin/dashboard").status_code == 302
+    # The owner at the counter (another address) still gets in.
+    owner = Browser(site, LAN)
+    assert owner.login().location.endswith("/admin/dashboard")
+    # Another user from the attacker's address is not locked.
+    assert attacker.login(TECH_NAME, TECH_PASSWORD).location.endswith("/admin/router")
+
+
+def test_lock_ends_after_fifteen_minutes_and_success_clears_failures(site):
+    make_users(site)
+    start = utcnow()
+    with site.app_context(), db.connection_context():
+        for i in range(5):
+            try:
+                accounts.authenticate(OWNER_NAME, "bad", "10.0.0.9", start + timedelta(seconds=i))
+            except KibandaError:
+                pass
+        until = accounts.locked_until(OWNER_NAME, "10.0.0.9", start + timedelta(minutes=1))
+        assert until == start + timedelta(seconds=4, minutes=15)
+        try:
+            accounts.authenticate(OWNER_NAME, OWNER_PASSWORD, "10.0.0.9",
+                                  start + timedelta(minutes=14))
+            raise AssertionError("locked user got in")
+        except accounts.SignInLocked as exc:
+            assert "Try again after" in exc.message_for("en")
+        user = accounts.authenticate(OWNER_NAME, OWNER_PASSWORD, "10.0.0.9",
+                                     start + timedelta(minutes=15, seconds=5))
+        assert user.username == OWNER_NAME
+        assert LoginFailure.select().where(LoginFailure.address == "10.0.0.9").count() == 0
+
+
+def test_post_without_csrf_token_is_refused_and_changes_nothing(site, router_sim):
+    make_users(site)
+    browser = Browser(site)
+    browser.login()
+    form = {"name_en": "Bad day", "price": "30", "validity": "1d", "devices": "1"}
+    refused = browser.post("/admin/packages/new", form, csrf=False)
+    assert refused.status_code == 400
+    assert "This form has expired" in refused.get_data(as_text=True)
+    forged = browser.client.post("/admin/packages/new", data={**form, "csrf_token": "x" * 43},
+                                 environ_base={"REMOTE_ADDR": LAN})
+    assert forged.status_code == 400
+    out = browser.post("/admin/logout", csrf=False)
+    assert out.status_code == 400
+    with site.app_context(), db.connection_context():
+        assert Package.select().count() == 0
+    assert [r["name"] for r in router_sim.rows("/ip/hotspot/user/profile")] == ["default"]
+    assert browser.get("/admin/dashboard").status_code == 200  # still signed in
+    # A login POST without the token is refused too (no login CSRF).
+    fresh = Browser(site, "192.168.88.51")
+    assert fresh.post("/admin/login", {"username": OWNER_NAME, "password": OWNER_PASSWORD},
+                      csrf=False).status_code == 400
+
+
+def test_technician_sees_packages_and_router_but_no_money(site):
+    make_users(site)
+    make_package(site)
+    tech = Browser(site)
+    assert tech.login(TECH_NAME, TECH_PASSWORD).location.endswith("/admin/router")
+    assert "1 hour" in tech.text("/admin/packages")
+    assert "Router" in tech.text("/admin/router")
+    nav = tech.text("/admin/packages")
+    assert "/admin/dashboard" not in nav and "/admin/vouchers" not in nav
+    for url in ["/admin/dashboard", "/admin/vouchers", "/admin/search?q=0712345678",
+                "/admin/grant", "/admin/audit", "/admin/users", "/admin/vouchers/1.csv"]:
+        response = tech.get(url)
+        assert response.status_code == 403, url
+        assert "Only the owner can see this page." in response.get_data(as_text=True)
+    made = tech.post("/admin/vouchers", {"package": "1", "count": "5"})
+    assert made.status_code == 403
+
+
+def test_password_change_needs_current_password_and_ends_other_sessions(site):
+    make_users(site)
+    phone, laptop = Browser(site), Browser(site, "192.168.88.51")
+    phone.login()
+    laptop.login()
+    wrong = phone.post("/admin/password", {"current": "nope", "new": "a brand new one",
+                                           "confirm": "a brand new one"}, follow_redirects=True)
+    assert "Your current password is not right." in wrong.get_data(as_text=True)
+    ok = phone.post("/admin/password", {"current": OWNER_PASSWORD, "new": "a brand new one",
+                                        "confirm": "a brand new one"}, follow_redirects=True)
+    assert "Your password is changed." in ok.get_data(as_text=True)
+    assert phone.get("/admin/dashboard").status_code == 200
+    assert laptop.get("/admin/dashboard").status_code == 302  # signed out elsewhere
+    assert Browser(site, "192.168.88.52").login(password="a brand new one").status_code == 302
+    assert ("mama-njeri", "admin.password_change", LAN) in audit_actions(site)
+
+
+def test_owner_adds_a_technician_and_reads_the_audit_log(site):
+    make_users(site)
+    owner = Browser(site)
+    owner.login()
+    owner.post("/admin/users", {"username": "wanjiku", "password": "fundi-mpya-2024",
+                                "role": "technician"})
+    assert "wanjiku" in owner.text("/admin/users")
+    page = visible_text(owner.text("/admin/audit"))
+    assert "admin.create technician wanjiku" in page
+    assert f"admin.login" in page and LAN in page
+    assert csrf_of(owner.text("/admin/users"))
