@@ -1,0 +1,201 @@
+"""A real browser (Debian's chromium, 360 px wide) buying WiFi against the emulated site.
+
+One harness for the module: emulated MikroTik, emulated Daraja (the customer answers in
+0.3 s), the portal on a real port and the agent. Each test is one phone (its own MAC and
+IP, its own M-Pesa number, as the emulator refuses the same phone and amount twice in two
+minutes). Screenshots of every page go to ``artifacts/screens/``.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from e2e_support import Harness
+from portal.models import Grant, Purchase, db
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-quic"]
+SCREENS = Path(__file__).resolve().parent.parent / "artifacts" / "screens"
+#: Long enough for a 0.3 s decision, the callback and the page's 2-3 s refresh.
+SETTLE_MS = 15_000
+
+if not Path(CHROMIUM).exists():
+    pytest.skip("Debian's chromium is not installed (apt-get install chromium)",
+                allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The running site for the whole module."""
+    with Harness(tmp_path_factory.mktemp("e2e")) as harness:
+        yield harness
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Chromium, launched once for the module."""
+    with playwright_sync.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def phone_page(browser):
+    """A fresh 360x740 browser context (a phone); ``phone_page(js=False)`` without scripts."""
+    contexts = []
+
+    def open_page(js: bool = True):
+        context = browser.new_context(viewport={"width": 360, "height": 740},
+                                      java_script_enabled=js, locale="en-US")
+        context.set_default_timeout(SETTLE_MS)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+def shot(page, name: str) -> None:
+    """Save a full-page screenshot for a person to look at."""
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENS / f"{name}.png"), full_page=True)
+
+
+def pay(page, site: Harness, *, mac: str, ip: str, package: str, phone: str,
+        name: str) -> None:
+    """Open the landing page as the router sends the phone there, choose, pay."""
+    page.goto(site.customer_url(mac, ip))
+    page.get_by_role("radio", name=re.compile(rf"^{re.escape(package)}\b")).check()
+    page.fill("#phone", phone)
+    shot(page, f"{name}-1-landing")
+    page.get_by_role("button", name="Pay with M-Pesa").click()
+    page.wait_for_url(re.compile(r"/purchases/\d+$"))
+    shot(page, f"{name}-2-waiting")
+
+
+def status_of(page) -> str:
+    """The waiting page's machine-readable status."""
+    return page.get_attribute("#status", "data-status")
+
+
+def grant_of_page(page) -> Grant:
+    """The Grant earned by the purchase shown on the page."""
+    purchase_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
+    with db.connection_context():
+        return Grant.get(Grant.purchase == purchase_id)
+
+
+def test_purchase_ends_online_on_the_router(site, phone_page):
+    page = phone_page()
+    mac, ip = "AA:BB:CC:00:01:01", "10.5.50.101"
+    pay(page, site, mac=mac, ip=ip, package="1 hour", phone="0712000101", name="buy")
+    assert status_of(page) in ("pending", "paid", "online")
+    page.wait_for_selector('#status[data-status="online"]')
+    shot(page, "buy-3-online")
+    code = page.inner_text("#access-code").strip()
+    session = site.wait_for_session(ip, mac, timeout=2)
+    assert session["user"] == code
+    assert re.fullmatch(r"[A-Z0-9]{10}", page.inner_text("#receipt").strip())
+    assert "You are online" in page.inner_text("#status")
+    grant = grant_of_page(page)
+    assert grant.username == code and grant.package.name_en == "1 hour"
+
+
+def test_cancelled_purchase_says_so_and_nobody_goes_online(site, phone_page):
+    page = phone_page()
+    mac, ip = "AA:BB:CC:00:01:02", "10.5.50.102"
+    pay(page, site, mac=mac, ip=ip, package="1 hour", phone="0700001032", name="cancelled")
+    page.wait_for_selector('#status[data-status="failed"]')
+    shot(page, "cancelled-3-result")
+    assert page.get_attribute("#reason", "data-reason") == "cancelled"
+    assert "cancel" in page.inner_text("#reason").lower()
+    assert page.query_selector("#access-code") is None
+    assert site.sessions(ip, mac) == []
+    page.get_by_role("link", name="Try again").click()
+    assert page.input_value("#phone") == "0700001032"  # one tap to try again
+
+
+def test_wrong_pin_says_so(site, phone_page):
+    page = phone_page()
+    mac, ip = "AA:BB:CC:00:01:03", "10.5.50.103"
+    pay(page, site, mac=mac, ip=ip, package="1 day", phone="0700002001", name="wrongpin")
+    page.wait_for_selector('#status[data-status="failed"]')
+    shot(page, "wrongpin-3-result")
+    assert page.get_attribute("#reason", "data-reason") == "wrong_pin"
+    assert "pin" in page.inner_text("#reason").lower()
+    assert site.sessions(ip, mac) == []
+
+
+def test_voucher_login(site, phone_page):
+    [code] = site.make_vouchers("1 day", 1)
+    assert code in {row["name"] for row in site.router.rows("/ip/hotspot/user")}
+    page = phone_page()
+    mac, ip = "AA:BB:CC:00:01:04", "10.5.50.104"
+    page.goto(site.customer_url(mac, ip))
+    page.fill("#voucher-code", code)
+    shot(page, "voucher-1-landing")
+    page.get_by_role("button", name="Use voucher").click()
+    page.wait_for_selector("#access-code")
+    shot(page, "voucher-2-online")
+    assert page.inner_text("#access-code").strip() == code
+    assert site.wait_for_session(ip, mac, timeout=2)["user"] == code
+
+
+def test_reconnect_by_receipt_logs_in_a_second_device(site, phone_page):
+    first = phone_page()
+    pay(first, site, mac="AA:BB:CC:00:01:05", ip="10.5.50.105", package="1 week",
+        phone="0712000105", name="reconnect")
+    first.wait_for_selector('#status[data-status="online"]')
+    receipt = first.inner_text("#receipt").strip()
+    code = first.inner_text("#access-code").strip()
+
+    second = phone_page()  # another phone: the 1 week package allows two devices
+    mac, ip = "AA:BB:CC:00:01:55", "10.5.50.155"
+    second.goto(site.customer_url(mac, ip))
+    second.get_by_role("link", name="Already paid? Reconnect").first.click()
+    second.fill("#code", receipt)
+    shot(second, "reconnect-4-form")
+    second.get_by_role("button", name="Reconnect").click()
+    second.wait_for_selector("#access-code")
+    shot(second, "reconnect-5-online")
+    assert second.inner_text("#access-code").strip() == code
+    assert site.wait_for_session(ip, mac, timeout=2)["user"] == code
+    assert len(site.sessions()) >= 2 and all(
+        s["user"] == code for s in site.sessions() if s["address"] in ("10.5.50.105", ip))
+
+
+def test_purchase_completes_with_javascript_off(site, phone_page):
+    page = phone_page(js=False)
+    mac, ip = "AA:BB:CC:00:01:06", "10.5.50.106"
+    pay(page, site, mac=mac, ip=ip, package="1 hour", phone="0712000106", name="nojs")
+    # Only the page's <meta http-equiv="refresh"> can bring it forward.
+    assert page.query_selector('meta[http-equiv="refresh"]') is not None
+    page.wait_for_selector('#status[data-status="online"]')
+    shot(page, "nojs-3-online")
+    code = page.inner_text("#access-code").strip()
+    assert site.wait_for_session(ip, mac, timeout=2)["user"] == code
+    with db.connection_context():
+        assert Purchase.get(Purchase.phone == "254712000106").status == Purchase.PAID
+
+
+def test_swahili_landing(site, phone_page):
+    page = phone_page()
+    page.goto(site.customer_url("AA:BB:CC:00:01:07", "10.5.50.107", lang="sw"))
+    shot(page, "swahili-landing")
+    assert page.get_attribute("html", "lang") == "sw"
+    assert page.inner_text("#buy-form h2") == "Chagua kifurushi"
+    assert page.get_by_role("button", name="Lipa kwa M-Pesa").is_visible()
+    names = page.locator(".pkg label span:first-of-type").all_inner_texts()
+    assert [n.split("\n")[0] for n in names][:4] == ["Saa 1", "Siku 1", "Wiki 1", "Mwezi 1"]
+    prices = page.locator(".price").all_inner_texts()
+    assert prices == ["KES 10", "KES 50", "KES 250", "KES 800"]
+    # Nothing wider than the phone's screen.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
