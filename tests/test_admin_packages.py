@@ -1,0 +1,87 @@
+"""Packages from the admin pages: validation messages, router profile sync, retry, retire."""
+from __future__ import annotations
+
+from test_admin_support import (  # noqa: F401 - fixtures
+    Browser, make_users, router_sim, site, visible_text,
+)
+
+from portal.models import AuditLog, Package, db
+
+PROFILES = "/ip/hotspot/user/profile"
+GOOD = {"name_en": "1 day", "name_sw": "Siku 1", "price": "50", "validity": "1d",
+        "rate_limit": "2M/5M", "devices": "2", "data_cap": "2GB", "sort_order": "1"}
+
+
+def owner(site) -> Browser:
+    make_users(site)
+    browser = Browser(site)
+    browser.login()
+    return browser
+
+
+def profile(sim, name: str) -> dict | None:
+    return next((row for row in sim.rows(PROFILES) if row["name"] == name), None)
+
+
+def test_invalid_package_shows_the_reason_and_keeps_the_input(site, router_sim):
+    browser = owner(site)
+    cases = [({"price": "12.50"}, "Price must be a whole number of shillings from 1 to 250,000."),
+             ({"price": "300000"}, "Price must be a whole number of shillings from 1 to 250,000."),
+             ({"validity": "forever"}, "Validity must look like 1h, 1d, 7d or 30d"),
+             ({"rate_limit": "fast"}, "Speed must look like 2M/5M"),
+             ({"devices": "11"}, "Devices must be from 1 to 10."),
+             ({"data_cap": "lots"}, "Data cap must look like 500MB or 2GB."),
+             ({"name_en": ""}, "Give the package a name")]
+    for change, message in cases:
+        response = browser.post("/admin/packages/new", {**GOOD, **change})
+        assert response.status_code == 400, change
+        html = response.get_data(as_text=True)
+        assert message in visible_text(html), change
+        assert 'value="Siku 1"' in html  # what was typed is still there
+    with site.app_context(), db.connection_context():
+        assert Package.select().count() == 0
+    assert profile(router_sim, "kb-1-day") is None
+
+
+def test_created_package_is_on_the_router_and_edits_follow(site, router_sim):
+    browser = owner(site)
+    response = browser.post("/admin/packages/new", GOOD, follow_redirects=True)
+    page = visible_text(response.get_data(as_text=True))
+    assert "The router has the package 1 day." in page
+    assert "on the router since" in page and "KES 50" in page
+    row = profile(router_sim, "kb-1-day")
+    assert row["rate-limit"] == "2M/5M" and row["shared-users"] == "2"
+
+    with site.app_context(), db.connection_context():
+        package_id = Package.get(Package.name_en == "1 day").id
+    edit = browser.post(f"/admin/packages/{package_id}/edit",
+                        {**GOOD, "price": "60", "rate_limit": "3M/8M", "devices": "3"},
+                        follow_redirects=True)
+    assert "KES 60" in visible_text(edit.get_data(as_text=True))
+    row = profile(router_sim, "kb-1-day")
+    assert row["rate-limit"] == "3M/8M" and row["shared-users"] == "3"
+
+    retired = browser.post(f"/admin/packages/{package_id}/retire", follow_redirects=True)
+    assert "Retired: not sold" in visible_text(retired.get_data(as_text=True))
+    with site.app_context(), db.connection_context():
+        assert not Package.get_by_id(package_id).active
+        actions = [e.action for e in AuditLog.select()]
+    assert {"package.create", "package.update", "package.retire"} <= set(actions)
+
+
+def test_router_down_shows_its_error_and_retry_puts_it_there(site, router_sim):
+    browser = owner(site)
+    router_sim.refuse_logins = True
+    response = browser.post("/admin/packages/new", GOOD, follow_redirects=True)
+    page = visible_text(response.get_data(as_text=True))
+    assert "Saved, but the router did not take it" in page
+    assert "not on the router" in page and "Retry" in page
+    assert profile(router_sim, "kb-1-day") is None
+
+    router_sim.refuse_logins = False
+    with site.app_context(), db.connection_context():
+        package_id = Package.get(Package.name_en == "1 day").id
+    retry = browser.post(f"/admin/packages/{package_id}/sync", follow_redirects=True)
+    page = visible_text(retry.get_data(as_text=True))
+    assert "The router has the package 1 day." in page and "on the router since" in page
+    assert profile(router_sim, "kb-1-day")["rate-limit"] == "2M/5M"
