@@ -56,12 +56,15 @@ class RouterState(HotspotMixin):
         self.tables: dict[str, list[dict]] = {}
         self.next_id: dict[str, int] = {}
         self.dirty = False
+        # Unique keys per menu, kept only across consecutive adds (see check_unique).
+        self._key_cache: dict[str, tuple[int, set]] = {}
         self.load_factory(factory_defaults, user, password)
 
     # --- rows and ids ----------------------------------------------------------------
 
     def load_factory(self, factory_defaults: bool, user: str, password: str) -> None:
         """Replace every table with a new router's rows."""
+        self._key_cache.clear()
         self.tables = {path: [] for path in MENUS}
         self.next_id = {path: 1 for path in MENUS}
         for path, rows in factory_rows(factory_defaults, user, password).items():
@@ -144,6 +147,8 @@ class RouterState(HotspotMixin):
         path, _, verb = command.rstrip("/").rpartition("/")
         if path not in MENUS:
             raise SimTrap("no such command prefix", 0)
+        if verb != "add":
+            self._key_cache.clear()
         menu = MENUS[path]
         if verb not in menu.verbs:
             # UNCONFIRMED: RouterOS says "no such command" for a bad verb in a known menu
@@ -288,7 +293,22 @@ class RouterState(HotspotMixin):
         if not menu.key:
             return
         key = tuple(values.get(k, menu.fields[k].default) for k in menu.key)
-        for row in self.tables[menu.path]:
+        table = self.tables[menu.path]
+        if current is None:
+            # A batch of 5,000 adds would otherwise scan the table 5,000 times. The cache
+            # lives only across consecutive adds (execute() clears it on any other verb)
+            # and is rebuilt whenever the table's size moved behind its back.
+            cached = self._key_cache.get(menu.path)
+            if cached is None or cached[0] != len(table):
+                keys = {tuple(row.get(k) for k in menu.key) for row in table}
+            else:
+                keys = cached[1]
+            if key in keys:
+                raise SimTrap(menu.duplicate_message)
+            keys.add(key)
+            self._key_cache[menu.path] = (len(table) + 1, keys)
+            return
+        for row in table:
             if row is not current and tuple(row.get(k) for k in menu.key) == key:
                 raise SimTrap(menu.duplicate_message)
 
@@ -409,6 +429,7 @@ class RouterState(HotspotMixin):
 
     def load(self, filename: str) -> None:
         """Read a state file written by ``save``."""
+        self._key_cache.clear()
         with open(filename, encoding="utf-8") as handle:
             self.restore(json.load(handle))
         self.dirty = False
