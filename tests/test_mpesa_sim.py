@@ -55,7 +55,7 @@ class CallbackReceiver:
         self.server.daemon_threads = False
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/mpesa/callback/s3cret"
         self.thread = threading.Thread(target=self.server.serve_forever,
-                                       kwargs={"poll_interval": 0.05})
+                                       kwargs={"poll_interval": 0.02})
         self.thread.start()
 
     def for_checkout(self, checkout_request_id: str) -> list:
@@ -444,21 +444,22 @@ def test_emulator_oauth_and_token_answers(sim):
 # -- kibanda sim mpesa -------------------------------------------------------------------
 
 def test_cli_prints_base_url_and_test_numbers_and_stops_on_sigterm(tmp_path):
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from portal.cli import main; main()", "sim", "mpesa",
-         "--port", "0", "--decision-delay", "0.1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-        env=dict(os.environ, PYTHONPATH=os.getcwd()))
-    try:
-        first = proc.stdout.readline()
-        assert "Daraja emulator at http://127.0.0.1:" in first
-        base = first.split(" at ")[1].split()[0]
-        answer = requests.get(base + "/oauth/v1/generate?grant_type=client_credentials",
-                              auth=("kibanda-demo-key", "kibanda-demo-secret"), timeout=5)
-        assert answer.status_code == 200 and answer.json()["access_token"]
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=10)
-    assert proc.returncode == 0, err
+    command = [sys.executable, "-c", "from portal.cli import main; main()", "sim", "mpesa",
+               "--port", "0", "--decision-delay", "0.1"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          cwd=tmp_path, env=dict(os.environ, PYTHONPATH=os.getcwd())) as proc:
+        try:
+            first = proc.stdout.readline()
+            assert "Daraja emulator at http://127.0.0.1:" in first
+            base = first.split(" at ")[1].split()[0]
+            answer = requests.get(base + "/oauth/v1/generate?grant_type=client_credentials",
+                                  auth=("kibanda-demo-key", "kibanda-demo-secret"), timeout=5)
+            assert answer.status_code == 200 and answer.json()["access_token"]
+        finally:
+            proc.send_signal(signal.SIGTERM)
+        # Read through the same buffered file: readline() may already hold the rest.
+        out = first + proc.stdout.read()
+        err = proc.stderr.read()
+        assert proc.wait(timeout=10) == 0, err
     assert "| 254700001032 | cancelled by user (1032) |" in out
     assert "254708374149" in out

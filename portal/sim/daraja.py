@@ -119,7 +119,7 @@ class DarajaSim:
         self.port = self._server.server_address[1]
         self._stopping = False
         self._threads = [
-            threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+            threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
                              name="daraja-sim-http", daemon=True),
             threading.Thread(target=self._run_callbacks, name="daraja-sim-callbacks",
                              daemon=True),
