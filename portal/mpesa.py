@@ -27,6 +27,9 @@ from .phone import normalise_phone  # noqa: F401 - re-exported
 from .timeutil import nairobi_timestamp, utcnow
 
 PAYBILL, TILL = "paybill", "till"
+#: Other spellings technicians use for MPESA_TYPE.
+TYPE_ALIASES = {"buygoods": TILL, "buy_goods": TILL, "buy-goods": TILL, "pay_bill": PAYBILL,
+                "pay-bill": PAYBILL}
 TRANSACTION_TYPES = {PAYBILL: "CustomerPayBillOnline", TILL: "CustomerBuyGoodsOnline"}
 OAUTH_PATH = "/oauth/v1/generate?grant_type=client_credentials"
 PUSH_PATH = "/mpesa/stkpush/v1/processrequest"
@@ -96,7 +99,8 @@ class MpesaClient:
         self.consumer_secret = str(consumer_secret or "")
         self.shortcode = str(shortcode or "").strip()
         self.passkey = str(passkey or "")
-        self.mpesa_type = str(mpesa_type or PAYBILL).strip().lower()
+        kind = str(mpesa_type or PAYBILL).strip().lower()
+        self.mpesa_type = TYPE_ALIASES.get(kind, kind)
         self.party_b = str(party_b).strip() if party_b not in (None, "") else None
         self.timeout = (float(connect_timeout), float(read_timeout))
         self.min_amount = int(min_amount)

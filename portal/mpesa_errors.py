@@ -95,7 +95,12 @@ class MpesaConfigError(ConfigurationError, MpesaError):
 
 
 class MpesaTimeout(MpesaError):
-    """No answer in time after the request was sent: it may have gone out. Never re-send."""
+    """No answer in time after the request was sent: it may have gone out. Never re-send.
+
+    A timed-out push has no CheckoutRequestID: keep the attempt open and let its callback
+    (matched by phone and amount, for review) or the customer's retry after 2 minutes
+    settle it; a second push of the same amount within 2 minutes ends with ResultCode 17.
+    """
 
     status = 504
     customer_en = ("M-Pesa is slow to answer. If a payment prompt appears on your phone, "

@@ -122,6 +122,13 @@ def test_till_push_uses_store_number_and_till(database, daraja):
     assert body["PartyA"] == "254110123456"
 
 
+def test_mpesa_type_spellings(database):
+    with make_client(mpesa_type=" BuyGoods ", party_b="5123456") as till:
+        assert till.mpesa_type == "till"
+    with pytest.raises(MpesaConfigError):
+        make_client(mpesa_type="bank")
+
+
 def test_till_without_till_number_is_an_operator_error():
     with pytest.raises(MpesaConfigError) as caught:
         make_client(mpesa_type="till")

@@ -157,6 +157,7 @@ def test_outcome_by_test_number_via_query_and_callback(client, sim, receiver, ty
     assert callback.result_code == code and callback.success == (code == 0)
     assert callback.merchant_request_id == pushed.merchant_request_id
     txn = sim.wait_for_callbacks(pushed.checkout_request_id)
+    assert txn["decided"] and txn["outcome"] == (reason or "success")
     if code == 0:
         assert callback.amount == 20 and callback.amount_text == "20.0"
         assert callback.receipt == txn["receipt"]
@@ -304,6 +305,14 @@ def test_nothing_listening_is_unreachable(database):
         with pytest.raises(MpesaUnreachable) as caught:
             mpesa.stk_push("0708374149", 10, "ref", "desc", "http://127.0.0.1/cb")
     assert "try again" in caught.value.message_for("en")
+
+
+def test_unknown_host_is_unreachable(database):
+    with MpesaClient("https://daraja.nonexistent.invalid", "k", "s", "174379", "p",
+                     connect_timeout=1) as mpesa:
+        with pytest.raises(MpesaUnreachable) as caught:
+            mpesa.stk_query("ws_CO_1")
+    assert "cannot connect" in str(caught.value)
 
 
 @pytest.mark.parametrize("kind, expected", [

@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import click
 import requests
 
+from ..mpesa_errors import failure_reason
 from ..timeutil import nairobi_timestamp, utcnow
 from .daraja_rules import (
     FAULTS, LATE, LOST, SANDBOX_PASSKEY, SANDBOX_SHORTCODE, TEST_NUMBER_TABLE, TWICE,
@@ -156,10 +157,17 @@ class DarajaSim:
 
     @property
     def transactions(self) -> list[dict]:
-        """Every push taken, oldest first (copies: checkout_request_id, phone, outcome ...)."""
+        """Every push taken, oldest first (copies).
+
+        Keys: checkout_request_id, merchant_request_id, phone, amount, result_code, outcome
+        ("success" or a failure_reason key), decided, receipt, callbacks_sent,
+        callback_errors, callback_statuses, timestamp, callback_url, transaction_type ...
+        """
+        clock = time.monotonic()
         with self._lock:
             rows = sorted(self._transactions.values(), key=lambda txn: txn["serial"])
-            return [{**txn, "callback_errors": list(txn["callback_errors"]),
+            return [{**txn, "decided": clock >= txn["decided_monotonic"],
+                     "callback_errors": list(txn["callback_errors"]),
                      "callback_statuses": list(txn["callback_statuses"])} for txn in rows]
 
     def transaction(self, checkout_request_id: str) -> dict:
@@ -295,7 +303,8 @@ class DarajaSim:
                 "merchant_request_id": new_request_id(),
                 "timestamp": body["Timestamp"], "pushed_at": now, "pushed_monotonic": clock,
                 "decided_monotonic": clock + self.decision_delay,
-                "result_code": code, "outcome": "success" if code == 0 else "failed",
+                "result_code": code,
+                "outcome": "success" if code == 0 else failure_reason(code),
                 "delivery": delivery, "receipt": new_receipt() if code == 0 else None,
                 "transaction_date": None, "callbacks_sent": 0, "callback_attempts": 0,
                 "callback_errors": [], "callback_statuses": [],
