@@ -1,0 +1,234 @@
+"""Benchmark the money path's last mile and the landing page.
+
+(a) Callback to online: pending purchases are written straight into the database (fake
+    CheckoutRequestIDs), then Daraja's documented success callback is POSTed to the
+    running portal over HTTP, one at a time; the clock stops when the device's session is
+    in the RouterOS emulator's ``/ip/hotspot/active`` (every router reply delayed by
+    ``--latency-ms``). The portal settles and provisions inside the callback request.
+(b) The landing page under ``kibanda serve`` (gunicorn, ``--workers`` workers) with
+    ``--clients`` concurrent clients (threads with a ``requests.Session`` each, spread over
+    two client processes so the load generator is not one interpreter lock): requests per
+    second and latency percentiles.
+
+Run ``python scripts/bench_purchase.py [--purchases 200] [--latency-ms 2] [--clients 50]
+[--seconds 10]``. Prints its figures; targets: (a) p95 < 100 ms, (b) >= 500 req/s and
+p99 < 100 ms on a 2-core machine. Nothing here is asserted by the tests.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+import requests  # noqa: E402
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """The ``pct`` percentile (nearest rank) of ``values``."""
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, int(round(pct / 100 * len(ordered) + 0.5)) - 1))
+    return ordered[rank]
+
+
+def success_callback(checkout_id: str, receipt: str, amount: int, phone: str) -> dict:
+    """Daraja's documented STK callback for a successful payment."""
+    return {"Body": {"stkCallback": {
+        "MerchantRequestID": f"bench-{checkout_id}", "CheckoutRequestID": checkout_id,
+        "ResultCode": 0, "ResultDesc": "The service request is processed successfully.",
+        "CallbackMetadata": {"Item": [
+            {"Name": "Amount", "Value": float(amount)},
+            {"Name": "MpesaReceiptNumber", "Value": receipt},
+            {"Name": "TransactionDate", "Value": 20250101120000},
+            {"Name": "PhoneNumber", "Value": int(phone)},
+        ]}}}}
+
+
+def bench_callbacks(folder: Path, purchases: int, latency_ms: float) -> dict:
+    """(a) Callback POST to active session, per purchase; returns the figures in ms."""
+    from e2e_support import Harness
+    from portal.models import Purchase, db
+    from portal.timeutil import utcnow
+
+    with Harness(folder, router_latency_ms=latency_ms, agent_interval=2.0) as site:
+        package = site.package("1 hour")
+        rows = []
+        with db.connection_context(), db.atomic():
+            for i in range(purchases):
+                phone = f"2547{10000000 + i:08d}"
+                purchase = Purchase.create(
+                    phone=phone, package=package, amount=package.price,
+                    mac=f"02:00:00:00:{i // 256:02X}:{i % 256:02X}",
+                    ip=f"10.5.{50 + i // 250}.{1 + i % 250}",
+                    checkout_request_id=f"ws_CO_bench_{i:05d}", created_at=utcnow(),
+                    next_query_at=utcnow() + timedelta(minutes=10))
+                rows.append((purchase.checkout_request_id, phone, purchase.ip, purchase.mac))
+        callback = f"{site.url}/mpesa/callback/{site.app.config['CALLBACK_SECRET']}"
+        timings, in_request = [], 0
+        with requests.Session() as http:
+            # One warm-up round trip (connection, token-less path) outside the figures.
+            http.get(f"{site.url}/healthz", timeout=10)
+            for i, (checkout, phone, ip, mac) in enumerate(rows):
+                body = success_callback(checkout, f"BEN{i:07d}", package.price, phone)
+                started = time.perf_counter()
+                answer = http.post(callback, json=body, timeout=10)
+                answer.raise_for_status()
+                if site.sessions(ip, mac):
+                    in_request += 1
+                else:
+                    site.wait_for_session(ip, mac, timeout=10, poll=0.0005)
+                timings.append((time.perf_counter() - started) * 1000)
+        online = len(site.sessions())
+    return {"n": len(timings), "p50": percentile(timings, 50), "p95": percentile(timings, 95),
+            "max": max(timings), "mean": statistics.fmean(timings), "online": online,
+            "in_request": in_request}
+
+
+# --- (b) the landing page under gunicorn ------------------------------------------------------
+
+def _client_process(url: str, threads: int, warmup: float, seconds: float, queue) -> None:
+    """One load-generating process: ``threads`` sessions hammering ``url``."""
+    start_at = time.monotonic() + warmup
+    stop_at = start_at + seconds
+    latencies: list[list[float]] = [[] for _ in range(threads)]
+    errors = [0] * threads
+
+    def worker(slot: int) -> None:
+        with requests.Session() as http:
+            while True:
+                began = time.monotonic()
+                if began >= stop_at:
+                    return
+                try:
+                    answer = http.get(url, timeout=10)
+                    ok = answer.status_code == 200 and "KES 800" in answer.text
+                except requests.RequestException:
+                    ok = False
+                took = time.monotonic() - began
+                if began >= start_at:
+                    if ok:
+                        latencies[slot].append(took * 1000)
+                    else:
+                        errors[slot] += 1
+
+    pool = [threading.Thread(target=worker, args=(slot,)) for slot in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    queue.put(([x for per in latencies for x in per], sum(errors)))
+
+
+def free_port() -> int:
+    """A port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_listening(port: int, timeout: float = 30) -> None:
+    """Block until 127.0.0.1:port accepts connections."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listening on {port} after {timeout}s")
+
+
+def bench_landing(folder: Path, workers: int, clients: int, seconds: float,
+                  processes: int = 2) -> dict:
+    """(b) Requests per second and latency of the landing page under gunicorn."""
+    from e2e_support import Harness
+
+    # The harness seeds the instance (packages, settings); gunicorn then serves it.
+    with Harness(folder, run_agent=False) as site:
+        instance = str(site.site.instance)
+        url_path = site.customer_url("AA:BB:CC:00:00:01", "10.5.50.23").split("/", 3)[3]
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KIBANDA_")}
+        server = subprocess.Popen(
+            [sys.executable, "-c", "from portal.cli import main; main(prog_name='kibanda')",
+             "--instance", instance, "serve", "--host", "127.0.0.1", "--port", str(port),
+             "--workers", str(workers), "--no-access-log"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_listening(port)
+            url = f"http://127.0.0.1:{port}/{url_path}"
+            assert requests.get(url, timeout=10).status_code == 200
+            queue = multiprocessing.Queue()
+            per = [clients // processes + (1 if i < clients % processes else 0)
+                   for i in range(processes)]
+            procs = [multiprocessing.Process(target=_client_process,
+                                             args=(url, n, 2.0, seconds, queue))
+                     for n in per]
+            for proc in procs:
+                proc.start()
+            results = [queue.get(timeout=seconds + 60) for _ in procs]
+            for proc in procs:
+                proc.join()
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+    latencies = [x for lat, _err in results for x in lat]
+    errors = sum(err for _lat, err in results)
+    return {"requests": len(latencies), "errors": errors, "rps": len(latencies) / seconds,
+            "p50": percentile(latencies, 50), "p95": percentile(latencies, 95),
+            "p99": percentile(latencies, 99), "max": max(latencies)}
+
+
+def main() -> None:
+    """Run both benchmarks and print their figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--purchases", type=int, default=200)
+    parser.add_argument("--latency-ms", type=float, default=2.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--only", choices=("callback", "landing"), default=None)
+    args = parser.parse_args()
+    # One access-log line per request would be measured too.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    with tempfile.TemporaryDirectory(prefix="kibanda-bench-") as tmp:
+        if args.only in (None, "callback"):
+            a = bench_callbacks(Path(tmp) / "a", args.purchases, args.latency_ms)
+            print(f"(a) callback -> active session on the router, {a['n']} purchases, "
+                  f"router latency {args.latency_ms:g} ms per reply:")
+            print(f"    p50 {a['p50']:.1f} ms   p95 {a['p95']:.1f} ms   max {a['max']:.1f} ms   "
+                  f"mean {a['mean']:.1f} ms   (target p95 < 100 ms: "
+                  f"{'met' if a['p95'] < 100 else 'MISSED'})")
+            print(f"    online on the router: {a['online']}; provisioned within the callback "
+                  f"request: {a['in_request']}/{a['n']}")
+        if args.only in (None, "landing"):
+            b = bench_landing(Path(tmp) / "b", args.workers, args.clients, args.seconds)
+            print(f"(b) landing page, gunicorn {args.workers} workers (gthread), "
+                  f"{args.clients} concurrent clients, {args.seconds:g} s:")
+            print(f"    {b['rps']:.0f} req/s   p50 {b['p50']:.1f} ms   p95 {b['p95']:.1f} ms   "
+                  f"p99 {b['p99']:.1f} ms   max {b['max']:.1f} ms   errors {b['errors']}")
+            print(f"    (targets >= 500 req/s: {'met' if b['rps'] >= 500 else 'MISSED'}; "
+                  f"p99 < 100 ms: {'met' if b['p99'] < 100 else 'MISSED'})")
+
+
+if __name__ == "__main__":
+    main()
