@@ -9,8 +9,9 @@ import base64
 import hashlib
 import json
 import threading
+from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
@@ -165,7 +166,7 @@ class MpesaClient:
         already replaced it.
         """
         self._check_configured()
-        now = now or utcnow()
+        now = _naive_utc(now)
         with self._connection():
             cached = TokenCache.get_or_none(TokenCache.name == self.token_name)
             if _usable(cached, now, stale):
@@ -336,7 +337,7 @@ class MpesaClient:
             raise MpesaUnreachable(f"{what}: no connection to {self.base_url} within "
                                    f"{self.timeout[0]:g}s") from exc
         except requests.exceptions.ReadTimeout as exc:
-            hint = "" if may_retry else " - it may have reached M-Pesa: settle it by query"
+            hint = "" if may_retry else " - it may have reached M-Pesa: do not re-send"
             raise MpesaTimeout(f"{what}: no answer from {self.base_url} within "
                                f"{self.timeout[1]:g}s{hint}") from exc
         except requests.exceptions.ConnectionError as exc:
@@ -359,15 +360,16 @@ class MpesaClient:
         """The caller's open connection, or a connection for the length of the call."""
         if db.is_closed():
             return db.connection_context()
-        return _NoContext()
+        return nullcontext()
 
 
-class _NoContext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *_exc):
-        return False
+def _naive_utc(moment: datetime | None) -> datetime:
+    """``moment`` as naive UTC (how TokenCache stores times); now when None."""
+    if moment is None:
+        return utcnow()
+    if moment.tzinfo is not None:
+        return moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment
 
 
 def _usable(cached: TokenCache | None, now: datetime, stale: str | None) -> bool:

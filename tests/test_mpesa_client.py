@@ -110,6 +110,9 @@ def test_timestamp_is_nairobi_time_for_an_aware_moment_in_any_zone(client, daraj
     body = json.loads(calls_to(daraja, PUSH)[0].request.body)
     assert body["Timestamp"] == "20210628092408"
     assert base64.b64decode(body["Password"]).decode().endswith(body["Timestamp"])
+    # The cached token is compared with the same moment in UTC: still valid, no new fetch.
+    assert client.access_token(new_york + timedelta(minutes=5)) == "c9SQxWWhmdVRlyh0zh8gZDTkubVF"
+    assert len(calls_to(daraja, OAUTH)) == 1
 
 
 def test_till_push_uses_store_number_and_till(database, daraja):
@@ -301,7 +304,7 @@ def test_read_timeout_is_mpesa_timeout_and_is_not_resent(client, daraja):
     daraja.add(responses.POST, PUSH, body=requests.exceptions.ReadTimeout("read timed out"))
     with pytest.raises(MpesaTimeout) as caught:
         client.stk_push("0708374149", 10, "ref", "desc", CALLBACK)
-    assert "query" in str(caught.value)
+    assert "do not re-send" in str(caught.value)
     assert len(calls_to(daraja, PUSH)) == 1
 
 
