@@ -1,0 +1,117 @@
+"""Voucher sheets in a real browser (Debian's Chromium): A4 and 58 mm, QR codes decoded."""
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from test_admin_support import (  # noqa: F401 - fixtures
+    Browser, make_package, make_users, router_sim, site,
+)
+
+from portal.models import Voucher, db
+from portal.timeutil import utcnow
+from portal.voucher_print import login_url
+from portal.vouchers import create_batch
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+DNS = "wifi.mamanjeri.co.ke"
+#: CSS pixels at 96 dpi: A4 is 210 mm wide, the 58 mm roll prints 48-52 mm.
+WIDTHS = {"a4": 794, "58mm": 219, "80mm": 302}
+
+needs_tools = pytest.mark.skipif(not (Path(CHROMIUM).exists() and shutil.which("zbarimg")),
+                                 reason="needs Debian's chromium and zbar-tools")
+
+
+@pytest.fixture
+def printed(site):
+    """An owner signed in, and a batch of 9 numeric codes for a 1-day package."""
+    make_users(site)
+    package = make_package(site, name_en="1 day", name_sw="Siku 1", price=50, validity="1d")
+    with site.app_context(), db.connection_context():
+        batch = create_batch(package, 9, utcnow(), "mama-njeri")
+        codes = [v.code for v in Voucher.select().where(Voucher.batch == batch.id)
+                 .order_by(Voucher.id)]
+    owner = Browser(site)
+    owner.login()
+    return owner, batch.id, codes
+
+
+def decode(png: Path) -> list[str]:
+    """Every QR code zbarimg finds in a picture."""
+    result = subprocess.run(["zbarimg", "--raw", "-q", str(png)], capture_output=True,
+                            text=True, timeout=60, check=False)
+    return [line for line in result.stdout.splitlines() if line.strip()]
+
+
+@needs_tools
+@pytest.mark.parametrize("layout", ["a4", "58mm"])
+def test_sheet_in_chromium_is_readable_and_its_qr_codes_log_in(printed, layout):
+    from playwright.sync_api import sync_playwright
+
+    owner, batch_id, codes = printed
+    html = owner.text(f"/admin/vouchers/{batch_id}/print?layout={layout}")
+    ARTIFACTS.mkdir(exist_ok=True)
+    png = ARTIFACTS / f"vouchers-{layout}.png"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": WIDTHS[layout], "height": 900},
+                                    device_scale_factor=2)
+            page.set_content(html)
+            page.screenshot(path=str(png), full_page=True)
+            cards = page.eval_on_selector_all(".card", """cards => cards.map(c => {
+                const box = c.getBoundingClientRect(), code = c.querySelector('.code');
+                return {right: box.right, breakInside: getComputedStyle(c).breakInside,
+                        codeFits: code.scrollWidth <= code.clientWidth + 1,
+                        codeRight: code.getBoundingClientRect().right,
+                        font: getComputedStyle(code).fontFamily,
+                        color: getComputedStyle(code).color, text: c.innerText};
+            })""")
+            pdf = page.pdf(prefer_css_page_size=True)
+        finally:
+            browser.close()
+    assert len(cards) == 9
+    for card, code in zip(cards, codes):
+        assert card["breakInside"] == "avoid"
+        assert card["right"] <= WIDTHS[layout] + 0.5, "card runs off the paper"
+        assert card["codeFits"] and card["codeRight"] <= card["right"]
+        assert "mono" in card["font"].lower()
+        assert card["color"] == "rgb(0, 0, 0)"
+        for words in ("Mama Njeri Cafe", "1 day", "KES 50", code):
+            assert words in card["text"]
+    assert pdf.startswith(b"%PDF")
+    found = decode(png)
+    assert sorted(found) == sorted(login_url(DNS, code) for code in codes)
+    assert found[0].startswith(f"http://{DNS}/login?username=")
+
+
+def test_reprint_gives_the_same_codes_and_csv_lists_them(printed):
+    owner, batch_id, codes = printed
+    first = owner.text(f"/admin/vouchers/{batch_id}/print?layout=80mm")
+    again = owner.text(f"/admin/vouchers/{batch_id}/print?layout=80mm")
+    assert first == again
+    assert "@page{size:80mm" in first and "<img" not in first and "http" not in first.split(
+        "<main")[0].replace("http://www.w3.org", "")
+    for code in codes:
+        assert f'data-code="{code}"' in first
+    response = owner.get(f"/admin/vouchers/{batch_id}.csv")
+    assert response.mimetype == "text/csv"
+    assert "attachment" in response.headers["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    assert rows[0] == ["code", "package", "price_kes", "state", "created"]
+    assert [r[0] for r in rows[1:]] == codes
+    assert {(r[1], r[2], r[3]) for r in rows[1:]} == {("1 day", "50", "new")}
+
+
+def test_swahili_sheet(printed):
+    owner, batch_id, _codes = printed
+    html = owner.text(f"/admin/vouchers/{batch_id}/print?layout=a4&lang=sw")
+    assert "Siku 1" in html and 'lang="sw"' in html
+    assert "Jiunge na WiFi, kisha andika namba hii au skani QR." in html
