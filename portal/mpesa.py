@@ -27,6 +27,14 @@ from .mpesa_errors import (  # noqa: F401 - re-exported: callers import from por
 from .phone import normalise_phone  # noqa: F401 - re-exported
 from .timeutil import nairobi_timestamp, utcnow
 
+__all__ = [
+    "MpesaClient", "StkPushResult", "QueryResult", "CallbackResult", "parse_callback",
+    "normalise_phone", "RESULT_MESSAGES", "result_message", "failure_reason", "MpesaError",
+    "InvalidPhone", "InvalidAmount", "MpesaBusy", "SubscriberLocked", "DuplicateRequest",
+    "MpesaConfigError", "MpesaTimeout", "MpesaUnreachable", "MalformedCallback",
+    "InvalidAccessToken", "PAYBILL", "TILL",
+]
+
 PAYBILL, TILL = "paybill", "till"
 #: Other spellings technicians use for MPESA_TYPE.
 TYPE_ALIASES = {"buygoods": TILL, "buy_goods": TILL, "buy-goods": TILL, "pay_bill": PAYBILL,
