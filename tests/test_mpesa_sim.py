@@ -24,7 +24,7 @@ from portal.sim.daraja import DarajaSim
 from portal.timeutil import nairobi_timestamp, utcnow
 
 DECISION = 0.1
-LATE = 0.4
+LATE = 0.5
 
 
 class CallbackReceiver:
@@ -148,8 +148,6 @@ def test_outcome_by_test_number_via_query_and_callback(client, sim, receiver, ty
     pushed = client.stk_push(typed, 20, "KIBANDA", "WiFi 1h", receiver.url)
     assert pushed.checkout_request_id.startswith("ws_CO_")
     assert pushed.checkout_request_id[6:].isdigit()
-    # The customer has not typed a PIN yet: still pending, not failed.
-    assert client.stk_query(pushed.checkout_request_id).state == "pending"
     result = settle(client, pushed.checkout_request_id)
     assert result.result_code == code
     assert result.state == ("success" if code == 0 else "failed")
@@ -169,6 +167,17 @@ def test_outcome_by_test_number_via_query_and_callback(client, sim, receiver, ty
         assert failure_reason(callback.result_code) == reason
         assert callback.receipt is None and callback.amount is None
     assert txn["callbacks_sent"] == 1 and txn["callback_statuses"] == [200]
+
+
+def test_query_is_pending_until_the_customer_answers(database, receiver):
+    with DarajaSim(decision_delay=0.6) as sim, client_for(sim) as mpesa:
+        pushed = mpesa.stk_push("0708374149", 20, "KIBANDA", "WiFi", receiver.url)
+        # The customer has not typed the PIN yet: pending, not failed.
+        pending = mpesa.stk_query(pushed.checkout_request_id)
+        assert (pending.state, pending.result_code) == ("pending", None)
+        assert receiver.for_checkout(pushed.checkout_request_id) == []
+        assert settle(mpesa, pushed.checkout_request_id).state == "success"
+        assert receiver.wait(pushed.checkout_request_id)[0].success
 
 
 def test_lost_callback_still_answers_success_to_query(client, sim, receiver):
