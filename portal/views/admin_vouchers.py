@@ -155,4 +155,4 @@ def voucher_csv(batch_id: int):
                              f'attachment; filename="vouchers-batch-{batch.id}.csv"'})
 
 
-__all__ = ["running_pushes", "wait_for_pushes", "start_push", "flash_error"]
+__all__ = ["running_pushes", "wait_for_pushes", "start_push"]
