@@ -38,7 +38,9 @@ def create_app(test_config: dict | None = None, instance: str | None = None) -> 
 
     @app.teardown_request
     def _close(_exc):
-        if not db.is_closed():
+        # kibanda serve sets DATABASE_KEEP_OPEN: each gunicorn thread keeps its connection,
+        # as opening one (schema parse, pragmas) costs more than a landing page's queries.
+        if not db.is_closed() and not app.config.get("DATABASE_KEEP_OPEN"):
             db.close()
 
     i18n.init_app(app)
