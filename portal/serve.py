@@ -74,4 +74,5 @@ def serve_command(ctx: click.Context, host: str, port: int, workers: int, thread
     settings = open_instance(ctx.find_root())
     click.echo(f"instance {ctx.find_root().obj['instance']}, database {settings['DATABASE']}")
     PortalServer(str(ctx.find_root().obj["instance"]),
-                 gunicorn_options(host, port, workers, threads, access_log)).run()
+                 gunicorn_options(host, port, workers, threads, access_log),
+                 overrides={"DATABASE_KEEP_OPEN": True}).run()
