@@ -156,6 +156,16 @@ def test_demo_serves_the_four_packages_and_stops_cleanly_on_ctrl_c(tmp_path):
         prices = re.findall(r'class="price">KES (\d+)<', page.text)
         assert len(radios) == 4 and prices == ["10", "50", "250", "800"]
         assert 'value="AA:BB:CC:00:00:01"' in page.text  # the device rides along to /buy
+
+        # The printed owner password opens the admin pages.
+        with requests.Session() as owner:
+            form = owner.get(f"http://127.0.0.1:{port}/admin/login", timeout=10)
+            token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+            signed_in = owner.post(f"http://127.0.0.1:{port}/admin/login", timeout=10,
+                                   data={"csrf_token": token, "username": "owner",
+                                         "password": password})
+            assert signed_in.status_code == 200
+            assert "/admin/login" not in signed_in.url
     finally:
         code, rest, took = stop_demo(proc)
     assert code == 0, rest
