@@ -9,6 +9,7 @@ import base64
 import hashlib
 import json
 import threading
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -175,21 +176,46 @@ class MpesaClient:
         """
         self._check_configured()
         now = _naive_utc(now)
+        lease_name = self.token_name + ":refreshing"
+        # Long enough for one OAuth call to finish; a lease left by a dead worker lapses.
+        lease_seconds = sum(self.timeout) + 5
+        give_up = time.monotonic() + lease_seconds + 5
         with self._connection():
-            cached = TokenCache.get_or_none(TokenCache.name == self.token_name)
-            if _usable(cached, now, stale):
-                return cached.token
-            with _TOKEN_LOCK, db.atomic("IMMEDIATE"):
-                # Re-read under both locks: another thread or process may have refreshed.
+            while True:
                 cached = TokenCache.get_or_none(TokenCache.name == self.token_name)
                 if _usable(cached, now, stale):
                     return cached.token
-                token, expires_in = self._fetch_token()
-                margin = min(TOKEN_REFRESH_MARGIN, expires_in // 2)
-                refresh_at = now + timedelta(seconds=expires_in - margin)
-                (TokenCache.insert(name=self.token_name, token=token, expires_at=refresh_at)
-                 .on_conflict_replace().execute())
-                return token
+                with _TOKEN_LOCK:
+                    # The database is locked only for this short claim, never while Daraja
+                    # answers: settling a payment must not wait behind a slow token fetch.
+                    with db.atomic("IMMEDIATE"):
+                        cached = TokenCache.get_or_none(TokenCache.name == self.token_name)
+                        if _usable(cached, now, stale):
+                            return cached.token
+                        lease = TokenCache.get_or_none(TokenCache.name == lease_name)
+                        claimed = lease is None or lease.expires_at <= utcnow()
+                        if claimed:
+                            (TokenCache.insert(name=lease_name, token="",
+                                               expires_at=utcnow() + timedelta(seconds=lease_seconds))
+                             .on_conflict_replace().execute())
+                    if claimed:
+                        try:
+                            token, expires_in = self._fetch_token()
+                        except BaseException:
+                            TokenCache.delete().where(TokenCache.name == lease_name).execute()
+                            raise
+                        margin = min(TOKEN_REFRESH_MARGIN, expires_in // 2)
+                        refresh_at = now + timedelta(seconds=expires_in - margin)
+                        with db.atomic():
+                            (TokenCache.insert(name=self.token_name, token=token,
+                                               expires_at=refresh_at)
+                             .on_conflict_replace().execute())
+                            TokenCache.delete().where(TokenCache.name == lease_name).execute()
+                        return token
+                # Another process is fetching: wait for its token rather than invalidate it.
+                if time.monotonic() > give_up:
+                    raise MpesaBusy("another worker has been fetching the Daraja token for too long")
+                time.sleep(0.1)
 
     def _fetch_token(self) -> tuple[str, int]:
         credentials = f"{self.consumer_key}:{self.consumer_secret}".encode()

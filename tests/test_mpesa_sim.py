@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -262,6 +263,28 @@ def test_two_processes_share_one_token(database, sim):
     assert [proc.returncode for proc in procs] == [0, 0], outputs
     assert sim.token_requests == 1
     assert outputs[0][0] == outputs[1][0]
+
+
+def test_a_slow_token_fetch_does_not_lock_the_database(database, sim):
+    """A payment must settle while another worker waits on Daraja for a token."""
+    from portal.models import AuditLog
+
+    sim.oauth_response_delay = 1.5
+    with client_for(sim) as mpesa:
+        fetcher = threading.Thread(target=mpesa.access_token)
+        fetcher.start()
+        time.sleep(0.3)  # the fetch is now waiting on the emulator
+        other = sqlite3.connect(database, timeout=0.5)
+        try:
+            other.execute("INSERT INTO audit_log (at, actor, action, detail, address) "
+                          "VALUES ('2026-01-01', 't', 'settle', '', '')")
+            other.commit()
+        finally:
+            other.close()
+        fetcher.join()
+    with db.connection_context():
+        assert AuditLog.select().where(AuditLog.action == "settle").count() == 1
+    assert sim.token_requests == 1
 
 
 def test_expired_token_is_refreshed_once_and_the_push_retried_once(client, sim, receiver):
