@@ -6,9 +6,9 @@
     in the RouterOS emulator's ``/ip/hotspot/active`` (every router reply delayed by
     ``--latency-ms``). The portal settles and provisions inside the callback request.
 (b) The landing page under ``kibanda serve`` (gunicorn, ``--workers`` workers) with
-    ``--clients`` concurrent clients (threads with a ``requests.Session`` each, spread over
-    two client processes so the load generator is not one interpreter lock): requests per
-    second and latency percentiles.
+    ``--clients`` concurrent clients (threads with one keep-alive ``http.client`` connection
+    each, spread over two client processes so the load generator is not one interpreter
+    lock): requests per second and latency percentiles.
 
 Run ``python scripts/bench_purchase.py [--purchases 200] [--latency-ms 2] [--clients 50]
 [--seconds 10]``. Prints its figures; targets: (a) p95 < 100 ms, (b) >= 500 req/s and
