@@ -138,12 +138,17 @@ def _await_push_answer(checkout_request_id: str, phone: str | None, now: datetim
     """Give an in-flight push a moment to store its checkout id; True once it is there."""
     if not _push_in_flight(phone, now):
         return False
+    def stored() -> bool:
+        return Purchase.select().where(
+            Purchase.checkout_request_id == checkout_request_id).exists()
+
     deadline = time.monotonic() + _PUSH_ANSWER_GRACE
     while time.monotonic() < deadline:
         time.sleep(0.05)
-        if Purchase.select().where(
-                Purchase.checkout_request_id == checkout_request_id).exists():
+        if stored():
             return True
+        if not _push_in_flight(phone, now):
+            return stored()
     return False
 
 

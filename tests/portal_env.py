@@ -2,6 +2,7 @@
 real socket (so the emulator's callbacks reach it). Imported by the sales test modules."""
 from __future__ import annotations
 
+import gc
 import json
 import threading
 from datetime import timedelta
@@ -109,6 +110,8 @@ def site(tmp_path, router_sim, daraja_sim):
     instance = tmp_path / "instance"
     app = create_app(site_config(instance, router_sim.port, daraja_sim.base_url))
     server = make_server("127.0.0.1", 0, app, threaded=True)
+    # server_close() then joins callbacks still being handled, before the app is closed.
+    server.daemon_threads = False
     url = f"http://127.0.0.1:{server.server_port}"
     app.config["CALLBACK_BASE_URL"] = app.config["PORTAL_URL"] = url
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
@@ -130,6 +133,8 @@ def site(tmp_path, router_sim, daraja_sim):
         close_app(app)
         if not db.is_closed():
             db.close()
+        # Surface a leaked socket at the test that leaked it, not at a later one.
+        gc.collect()
 
 
 def package(name: str = "1 hour") -> Package:
