@@ -102,10 +102,10 @@ def _site() -> dict:
 
 
 def _lang_url(lang: str) -> str:
-    if request.method == "GET":
-        args = request.args.to_dict()
-        args["lang"] = lang
-        return url_for(request.endpoint, **(request.view_args or {}), **args)
+    if request.method == "GET" and request.endpoint:
+        # The device fields live in the session: links carry only what the page shows.
+        args = {k: v for k, v in request.args.items() if k in ("phone", "package", "code")}
+        return url_for(request.endpoint, **(request.view_args or {}), **args, lang=lang)
     return url_for("customer.landing", lang=lang)
 
 

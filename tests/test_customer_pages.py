@@ -1,0 +1,312 @@
+"""Customer pages through plain HTML forms (no JavaScript), English and Swahili, against the
+RouterOS and Daraja emulators: what a customer sees, and whether they end up online."""
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+
+from portal.models import CodeAttempt, Grant, Purchase, Voucher, VoucherBatch
+from portal.timeutil import utcnow
+from tests.portal_env import (  # noqa: F401 - fixtures
+    CANCELS, IP, LOGIN_URL, MAC, PAYER, daraja_sim, package, router_sim, site, wait_for,
+)
+
+DEVICE = {"mac": MAC, "ip": IP, "link-login-only": LOGIN_URL,
+          "link-orig": "http://example.com/"}
+OTHER_DEVICE = {"mac": "AA:BB:CC:DD:EE:02", "ip": "10.5.50.24",
+                "link-login-only": LOGIN_URL, "link-orig": ""}
+PAGE_BUDGET = 60 * 1024
+
+
+@pytest.fixture
+def client(site):
+    """A browser with cookies, on this site."""
+    return site.app.test_client()
+
+
+def text(response) -> str:
+    return response.get_data(as_text=True)
+
+
+def buy(client, phone=PAYER, name="1 hour", device=DEVICE):
+    return client.post("/buy", data={"package": package(name).id, "phone": phone, **device})
+
+
+def purchase_id(response) -> int:
+    assert response.status_code == 303, text(response)
+    return int(re.search(r"/purchases/(\d+)$", response.headers["Location"]).group(1))
+
+
+def status_of(page: str) -> str:
+    return re.search(r'id="status"[^>]*data-status="([a-z]+)"', page).group(1)
+
+
+def make_voucher(code: str, name: str = "1 hour", **fields) -> Voucher:
+    batch = VoucherBatch.create(package=package(name), count=1, created_by="owner")
+    return Voucher.create(code=code, batch=batch, package=package(name), **fields)
+
+
+# -- landing -------------------------------------------------------------------------------
+
+def test_landing_in_english_shows_packages_prices_and_the_forms(client):
+    page = text(client.get("/", query_string=DEVICE))
+    assert "Choose a package" in page
+    for words in ("1 hour", "KES 10", "1 day", "KES 50", "7 days", "KES 250",
+                  "up to 5 Mbps", "up to 8 Mbps", "1 device", "3 devices"):
+        assert words in page
+    assert 'id="buy-form"' in page and page.count('name="package"') == 3
+    phone_input = re.search(r'<input id="phone"[^>]*>', page).group(0)
+    for attribute in ('type="tel"', 'inputmode="tel"', 'autocomplete="tel"'):
+        assert attribute in phone_input
+    assert f'name="mac" value="{MAC}"' in page
+    assert f'name="link-login-only" value="{LOGIN_URL}"' in page
+    assert 'action="/voucher"' in page and 'href="/reconnect"' in page
+
+
+def test_landing_in_swahili_by_accept_language_and_by_switch(client):
+    page = text(client.get("/", headers={"Accept-Language": "sw-KE,sw;q=0.9,en;q=0.5"}))
+    for words in ("Chagua kifurushi", "Saa 1", "Siku 1", "Siku 7", "hadi Mbps 5", "Kifaa 1",
+                  "Vifaa 3", "Lipa kwa M-Pesa", 'lang="sw"'):
+        assert words in page
+    english = client.application.test_client()
+    assert "Choose a package" in text(english.get("/"))
+    assert "Chagua kifurushi" in text(english.get("/?lang=sw"))
+    assert "Chagua kifurushi" in text(english.get("/"))  # remembered
+    assert "Choose a package" in text(english.get("/?lang=en"))
+
+
+def test_router_post_fields_survive_in_the_session(client):
+    client.post("/", data={**DEVICE, "error": "invalid username or password"})
+    page = text(client.get("/"))
+    assert f'name="mac" value="{MAC}"' in page and f'name="ip" value="{IP}"' in page
+    hostile = text(client.get("/", query_string={"link-login-only": "javascript:alert(1)"}))
+    assert "javascript:" not in hostile
+
+
+# -- buying --------------------------------------------------------------------------------
+
+def test_bad_phone_shows_the_error_by_the_field_and_records_nothing(site, client):
+    response = buy(client, phone="0812 345")
+    page = text(response)
+    assert response.status_code == 400
+    assert re.search(r'id="phone-error">Please enter a Safaricom M-Pesa number', page)
+    assert 'value="0812 345"' in page
+    assert Purchase.select().count() == 0 and site.daraja.push_requests == 0
+    sw = client.post("/buy?lang=sw", data={"package": package().id, "phone": "abc", **DEVICE})
+    assert "Tafadhali weka namba ya M-Pesa" in text(sw)
+
+
+@pytest.mark.parametrize("typed", ["0708 374 149", "+254 708 374149", "254708374149",
+                                   "708374149"])
+def test_phone_as_kenyans_type_it(site, client, typed):
+    purchase = Purchase.get_by_id(purchase_id(buy(client, phone=typed)))
+    assert purchase.phone == "254708374149"
+
+
+def test_waiting_page_refreshes_itself_until_paid(site, client):
+    site.daraja.decision_delay = 3600
+    page = text(client.get(f"/purchases/{purchase_id(buy(client))}"))
+    assert status_of(page) == "pending"
+    assert "Check your phone and enter your M-Pesa PIN" in page
+    assert '<meta http-equiv="refresh" content="3">' in page
+    assert 'id="access-code"' not in page
+
+
+def test_paid_page_shows_code_receipt_time_left_and_device_is_online(site, client):
+    pid = purchase_id(buy(client))
+    assert wait_for(lambda: Purchase.get_by_id(pid).status == Purchase.PAID)
+    grant = Grant.get(Grant.purchase == pid)
+    assert wait_for(lambda: site.online(grant.username, IP))
+    page = text(client.get(f"/purchases/{pid}"))
+    assert status_of(page) == "online"
+    assert re.search(rf'id="access-code"[^>]*>{grant.username}<', page)
+    assert re.search(rf'id="receipt">{Purchase.get_by_id(pid).receipt}<', page)
+    assert "59 minutes" in page or "1 hour" in page
+    assert 'http-equiv="refresh"' not in page
+    # Somebody else guessing the id sees the status, never the code.
+    stranger = client.application.test_client().get(f"/purchases/{pid}")
+    assert grant.username not in text(stranger)
+
+
+def test_failure_page_says_why_and_offers_try_again_with_the_phone(site, client):
+    pid = purchase_id(buy(client, phone=CANCELS))
+    assert wait_for(lambda: Purchase.get_by_id(pid).status == Purchase.FAILED)
+    page = text(client.get(f"/purchases/{pid}"))
+    assert status_of(page) == "failed"
+    assert re.search(r'id="reason" data-reason="cancelled">You cancelled the M-Pesa request',
+                     page)
+    assert "phone=0700001032" in page and "Try again" in page
+    sw = text(client.get(f"/purchases/{pid}?lang=sw"))
+    assert "Ulighairi ombi la M-Pesa" in sw and "Jaribu tena" in sw
+
+
+def test_json_status_has_the_documented_shape(site, client):
+    pid = purchase_id(buy(client))
+    assert wait_for(lambda: Purchase.get_by_id(pid).status == Purchase.PAID)
+    state = client.get(f"/purchases/{pid}.json").get_json()
+    assert {"status", "reason", "message", "access_code", "receipt", "expires_at",
+            "time_left"} <= set(state)
+    assert state["status"] in ("paid", "online") and state["reason"] is None
+    assert set(state["message"]) == {"en", "sw"}
+    assert state["access_code"] == Grant.get(Grant.purchase == pid).username
+    assert 3500 < state["time_left"] <= 3600
+    assert client.get("/purchases/999.json").status_code == 404
+
+
+def test_same_phone_and_amount_is_not_pushed_twice_within_two_minutes(site, client):
+    site.daraja.decision_delay = 3600
+    purchase_id(buy(client))
+    again = buy(client)
+    assert again.status_code == 429
+    assert "already sent a payment request" in text(again)
+    assert site.daraja.push_requests == 1 and Purchase.select().count() == 1
+
+
+def test_one_device_gets_at_most_five_pushes_in_ten_minutes(site, client):
+    site.daraja.decision_delay = 3600
+    for n in range(5):
+        purchase_id(buy(client, phone=f"07120000{n:02d}"))
+    sixth = buy(client, phone="0712000099")
+    assert sixth.status_code == 429
+    assert re.search(r"wait (9|10) minutes", text(sixth))
+    assert site.daraja.push_requests == 5
+    sw = client.post("/buy?lang=sw", data={"package": package().id, "phone": "0712000098",
+                                           **DEVICE})
+    assert "subiri dakika" in text(sw)
+
+
+def test_router_login_form_when_the_portal_cannot_log_the_device_in(site, client):
+    no_ip = {**DEVICE, "ip": ""}  # the router did not tell us the device's address
+    pid = purchase_id(buy(client, device=no_ip))
+    assert wait_for(lambda: Grant.get_or_none(Grant.purchase == pid) is not None
+                    and Grant.get(Grant.purchase == pid).router_state == Grant.ON_ROUTER)
+    code = Grant.get(Grant.purchase == pid).username
+    page = text(client.get(f"/purchases/{pid}"))
+    form = re.search(r'<form id="router-login" method="post" action="([^"]+)"', page)
+    assert form and form.group(1) == LOGIN_URL
+    assert f'name="username" value="{code}"' in page
+    assert f'name="password" value="{code}"' in page
+    assert 'type="submit"' in page  # works without JavaScript
+
+
+# -- vouchers and reconnect -----------------------------------------------------------------
+
+def test_voucher_logs_the_device_in_and_starts_its_time(site, client):
+    make_voucher("48213377")
+    response = client.post("/voucher", data={"code": "4821-3377", **DEVICE})
+    page = text(response)
+    assert response.status_code == 200 and status_of(page) == "online"
+    assert site.online("48213377", IP)
+    voucher = Voucher.get(Voucher.code == "48213377")
+    assert voucher.state == Voucher.USED and voucher.first_login_at is not None
+    assert voucher.expires_at - voucher.first_login_at == timedelta(hours=1)
+    # Later logins reuse the same grant while it is valid.
+    again = client.post("/voucher", data={"code": "48213377", **DEVICE})
+    assert again.status_code == 200 and Grant.select().count() == 1
+
+
+def test_wrong_expired_and_void_vouchers_get_clear_messages(site, client):
+    wrong = client.post("/voucher", data={"code": "11112222", **DEVICE})
+    assert wrong.status_code == 400 and "That code is not valid" in text(wrong)
+    make_voucher("22223333", state=Voucher.USED, first_login_at=utcnow() - timedelta(hours=2),
+                 expires_at=utcnow() - timedelta(hours=1))
+    expired = client.post("/voucher", data={"code": "22223333", **DEVICE})
+    assert expired.status_code == 410 and "This voucher has expired" in text(expired)
+    make_voucher("33334444", state=Voucher.VOID)
+    void = client.post("/voucher?lang=sw", data={"code": "33334444", **DEVICE})
+    assert "Vocha hii imefutwa" in text(void)
+    assert not site.online()
+
+
+def test_ten_wrong_codes_then_the_device_must_wait(site, client):
+    make_voucher("55556666")
+    for n in range(10):
+        assert client.post("/voucher", data={"code": f"9999000{n}", **DEVICE}).status_code == 400
+    blocked = client.post("/voucher", data={"code": "55556666", **DEVICE})
+    assert blocked.status_code == 429 and "Please wait 10 minutes" in text(blocked)
+    reconnect = client.post("/reconnect", data={"code": "55556666", **DEVICE})
+    assert reconnect.status_code == 429
+    assert not site.online()
+    # Another device is not held back by this one's mistakes.
+    other = client.application.test_client().post("/voucher",
+                                                  data={"code": "55556666", **OTHER_DEVICE})
+    assert other.status_code == 200 and site.online("55556666", OTHER_DEVICE["ip"])
+    assert CodeAttempt.select().where(CodeAttempt.ok == False).count() == 10  # noqa: E712
+
+
+def test_reconnect_another_device_by_receipt_and_by_access_code(site, client):
+    pid = purchase_id(buy(client, name="1 week"))  # 3 devices
+    assert wait_for(lambda: Purchase.get_by_id(pid).receipt is not None)
+    purchase = Purchase.get_by_id(pid)
+    code = Grant.get(Grant.purchase == pid).username
+    second = client.application.test_client()
+    page = text(second.post("/reconnect", data={"code": purchase.receipt.lower(),
+                                                 **OTHER_DEVICE}))
+    assert status_of(page) == "online" and code in page
+    assert site.online(code, OTHER_DEVICE["ip"])
+    third = {**OTHER_DEVICE, "mac": "AA:BB:CC:DD:EE:03", "ip": "10.5.50.25"}
+    page = text(second.post("/reconnect", data={"code": f" {code[:4]} {code[4:]} ", **third}))
+    assert status_of(page) == "online" and site.online(code, "10.5.50.25")
+
+
+def test_reconnect_refuses_a_device_over_the_limit_and_wrong_codes(site, client):
+    pid = purchase_id(buy(client))  # 1 hour: one device
+    assert wait_for(lambda: Purchase.get_by_id(pid).receipt is not None)
+    code = Grant.get(Grant.purchase == pid).username
+    assert wait_for(lambda: site.online(code, IP))
+    second = client.application.test_client()
+    full = second.post("/reconnect", data={"code": code, **OTHER_DEVICE})
+    assert full.status_code == 409 and "All the devices" in text(full)
+    assert not site.online(code, OTHER_DEVICE["ip"])
+    wrong = second.post("/reconnect", data={"code": "ABCDEFGHIJ", **OTHER_DEVICE})
+    assert wrong.status_code == 400 and "That code is not valid" in text(wrong)
+    assert second.get("/reconnect").status_code == 200
+
+
+# -- weight, hosts, hotspot files -------------------------------------------------------------
+
+def test_every_customer_page_is_small_and_loads_nothing_from_elsewhere(site, client):
+    response = client.get("/static/customer.css")
+    css = response.get_data()
+    response.close()
+    assert response.status_code == 200 and b"http" not in css
+    make_voucher("77778888")
+    site.daraja.decision_delay = 3600
+    pending = purchase_id(buy(client, name="1 day"))
+    site.daraja.decision_delay = 0
+    paid = purchase_id(buy(client))
+    failed = purchase_id(buy(client, phone=CANCELS, name="1 week"))
+    assert wait_for(lambda: Purchase.get_by_id(paid).status == Purchase.PAID
+                    and Purchase.get_by_id(failed).status == Purchase.FAILED)
+    pages = {
+        "landing": client.get("/"), "landing sw": client.get("/?lang=sw"),
+        "pending": client.get(f"/purchases/{pending}?lang=en"),
+        "paid": client.get(f"/purchases/{paid}"), "failed": client.get(f"/purchases/{failed}"),
+        "reconnect": client.get("/reconnect"),
+        "voucher": client.post("/voucher", data={"code": "77778888", **DEVICE}),
+        "bad phone": buy(client, phone="1"), "not found": client.get("/purchases/4242"),
+    }
+    for name, response in pages.items():
+        body = response.get_data()
+        assert len(body) + len(css) < PAGE_BUDGET, name
+        page = body.decode()
+        # Only links the customer follows may point elsewhere; nothing is loaded from there.
+        assert not re.search(r"""<(img|script|link|iframe|source)\b[^>]*(src|href)=["']?"""
+                             r"""(https?:)?//""", page), name
+        assert "@import" not in page and "url(" not in page, name
+        assert 'name="viewport"' in page and "<script src" not in page, name
+    assert "Not found" in text(pages["not found"]) and pages["not found"].status_code == 404
+    bare = site.app.test_client().get("/")  # a phone that did not come through the router
+    assert "http://" not in text(bare) and "https://" not in text(bare)
+
+
+def test_hotspot_directory_is_served_for_the_router(site, client):
+    login = client.get("/hotspot-html/login.html")
+    assert login.status_code == 200 and login.mimetype == "text/html"
+    assert site.url in text(login)
+    md5 = client.get("/hotspot-html/md5.js")
+    assert md5.status_code == 200 and md5.mimetype == "application/javascript"
+    assert client.get("/hotspot-html/passwd").status_code == 404
+    assert client.get("/hotspot-html/..%2fkibanda.db").status_code == 404
