@@ -136,12 +136,16 @@ def _push_in_flight(phone: str | None, now: datetime) -> bool:
 
 def _await_push_answer(checkout_request_id: str, phone: str | None, now: datetime) -> bool:
     """Give an in-flight push a moment to store its checkout id; True once it is there."""
-    if not _push_in_flight(phone, now):
-        return False
     def stored() -> bool:
         return Purchase.select().where(
             Purchase.checkout_request_id == checkout_request_id).exists()
 
+    # The answer may have been stored between our first look and now (two callbacks
+    # racing the same push answer): then there is nothing left to wait for.
+    if stored():
+        return True
+    if not _push_in_flight(phone, now):
+        return False
     deadline = time.monotonic() + _PUSH_ANSWER_GRACE
     while time.monotonic() < deadline:
         time.sleep(0.05)
