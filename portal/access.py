@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from peewee import IntegrityError, fn
 
 from .errors import RouterError, RouterTrap, RouterUnreachable
-from .models import Grant, OutboxEvent, Voucher, db
+from .models import Grant, OutboxEvent, Package, Voucher, db
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,9 @@ def put_on_router(grant: Grant, gateway, now: datetime) -> None:
     """Ensure the profile and the hotspot user exist; raises RouterError."""
     package = grant.package
     gateway.ensure_profile(package)
+    if package.router_synced_at is None:
+        (Package.update(router_synced_at=now, router_error=None)
+         .where(Package.id == package.id).execute())
     gateway.ensure_user(grant.username, grant.password, package.profile_name,
                         limit_uptime=max(60, grant_time_left(grant, now)),
                         limit_bytes_total=package.data_cap_bytes, comment=_comment(grant))

@@ -160,13 +160,21 @@ class DemoSite:
         from .accounts import create_admin
         from .crypto import new_password
         from .models import db
-        from .packages import DEMO_PACKAGES, create_package
+        from .packages import DEMO_PACKAGES, create_package, sync_profile
+
+        from .router import RouterGateway
 
         password = owner_password or new_password()
-        with db.connection_context():
-            for order, fields in enumerate(DEMO_PACKAGES):
-                create_package(actor="kibanda demo", sort_order=order, **fields)
-            create_admin(DEMO_OWNER, password, actor="kibanda demo")
+        gateway = RouterGateway(self.host, self.router.port, self.router.user,
+                                self.router.password, name="demo router")
+        try:
+            with db.connection_context():
+                for order, fields in enumerate(DEMO_PACKAGES):
+                    package = create_package(actor="kibanda demo", sort_order=order, **fields)
+                    sync_profile(package, gateway)
+                create_admin(DEMO_OWNER, password, actor="kibanda demo")
+        finally:
+            gateway.close()
         return password
 
     def stop(self) -> None:
@@ -228,7 +236,7 @@ Kibanda demo is running (instance folder {site.instance}, reset on every run).
     user: {DEMO_OWNER}
     password: {password}
 
-  Emulated router: RouterOS API on {site.host}:{site.router.port} (user {site.router.user})
+  Emulated router: RouterOS API on {site.host}:{site.router.port} (user {site.router.user}, password {site.router.password})
   Emulated M-Pesa (Daraja): {site.daraja.base_url}
 
 Press Ctrl-C to stop.

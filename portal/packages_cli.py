@@ -28,9 +28,9 @@ def add_command(ctx: click.Context, name, price, validity, rate, devices, data_c
                 sort_order) -> None:
     """Add a package (its router profile is created with the first sale)."""
     from .cli import open_instance
-    from .packages import create_package, describe
+    from .packages import create_package, describe, sync_profile
 
-    open_instance(ctx.find_root())
+    settings = open_instance(ctx.find_root())
     try:
         package = create_package(actor="kibanda packages", name_en=name, name_sw=name_sw,
                                  price=price, validity=validity, rate_limit=rate,
@@ -39,6 +39,17 @@ def add_command(ctx: click.Context, name, price, validity, rate, devices, data_c
         click.echo(f"error: {exc.message_for('en')}", err=True)
         ctx.exit(BAD_INPUT)
     click.echo(f"added package {describe(package)} (router profile {package.profile_name})")
+    if settings.get("ROUTER_PASSWORD"):
+        # A site whose router link is configured gets the profile now, so the admin
+        # pages show it as on the router; otherwise the first sale creates it.
+        from .router import RouterGateway
+
+        with RouterGateway.from_settings(settings) as gateway:
+            if sync_profile(package, gateway):
+                click.echo(f"router profile {package.profile_name} is on the router")
+            else:
+                click.echo(f"the router did not take the profile yet ({package.router_error}); "
+                           "it is created with the first sale", err=True)
 
 
 def sync_state(package) -> str:

@@ -21,6 +21,7 @@ from .i18n import translate
 from .models import Package, Voucher, VoucherBatch
 from .packages import format_size
 from .timeutil import format_local
+from .wording import duration_words
 
 LAYOUTS = ("a4", "58mm", "80mm")
 _TEMPLATES = Path(__file__).parent / "templates"
@@ -75,22 +76,6 @@ def qr_svg(text: str) -> Markup:
         'xmlns:svg="', 'xmlns="'))
 
 
-def validity_text(seconds: int, lang: str) -> str:
-    """Validity in plain words: ``1 hour``, ``7 days`` (``saa 1``, ``siku 7``)."""
-    units = [(604800 * 4 + 2 * 86400, "month", "months", "mwezi", "miezi"),
-             (604800, "week", "weeks", "wiki", "wiki"),
-             (86400, "day", "days", "siku", "siku"),
-             (3600, "hour", "hours", "saa", "saa"),
-             (60, "minute", "minutes", "dakika", "dakika")]
-    for size, one, many, sw_one, sw_many in units:
-        if seconds >= size and seconds % size == 0:
-            count = seconds // size
-            if lang == "sw":
-                return f"{sw_one if count == 1 else sw_many} {count}"
-            return f"{count} {one if count == 1 else many}"
-    return f"{seconds // 60} min"
-
-
 def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(str(_TEMPLATES)),
                       autoescape=select_autoescape(["html"]))
@@ -110,7 +95,7 @@ def render_sheet(batch: VoucherBatch, vouchers: list[Voucher], *, layout: str = 
         t=lambda text, **values: translate(text, lang, **values), lang=lang,
         layout=layout, batch=batch, cards=cards, venue=venue,
         package_name=package.name(lang), price=package.price,
-        validity=validity_text(package.validity_seconds, lang),
+        validity=duration_words(package.validity_seconds, lang),
         data_cap=format_size(package.data_cap_bytes), dns_name=dns_name,
         made=format_local(batch.created_at))
 

@@ -62,6 +62,27 @@ def test_packages_add_then_list_shows_the_table(kibanda):
     assert (two.devices, two.data_cap_bytes) == (3, 5_000_000_000)
 
 
+def test_packages_add_puts_the_profile_on_a_configured_router(tmp_path, monkeypatch):
+    from portal.sim.routeros import RouterSim
+
+    with RouterSim(password="api-secret") as router:
+        monkeypatch.setenv("KIBANDA_ROUTER_HOST", "127.0.0.1")
+        monkeypatch.setenv("KIBANDA_ROUTER_PORT", str(router.port))
+        monkeypatch.setenv("KIBANDA_ROUTER_USER", "admin")
+        monkeypatch.setenv("KIBANDA_ROUTER_PASSWORD", "api-secret")
+        result = CliRunner().invoke(main, ["--instance", str(tmp_path / "site"), "packages",
+                                           "add", "--name", "2 hours", "--price", "20",
+                                           "--validity", "2h", "--rate", "1M/4M",
+                                           "--devices", "2"])
+        assert result.exit_code == 0, result.output
+        assert "is on the router" in result.output
+        profile = [p for p in router.rows("/ip/hotspot/user/profile")
+                   if p["name"] == "kb-2-hours"]
+        assert profile and profile[0]["rate-limit"] == "1M/4M"
+        assert profile[0]["shared-users"] == "2"
+    assert package_rows()[0].router_synced_at is not None
+
+
 @pytest.mark.parametrize("args, message", [
     (["--price", "abc", "--validity", "1h"], "Price must be a whole number of shillings"),
     (["--price", "0", "--validity", "1h"], "Price must be a whole number of shillings"),

@@ -5,9 +5,11 @@ from flask import flash, g, redirect, render_template, request, url_for
 
 from .. import app_router, packages
 from ..errors import ValidationError
+from ..i18n import current_language
 from ..i18n import gettext as _
 from ..models import Package
 from ..timeutil import format_duration
+from ..wording import duration_words
 from .admin import bp, client_address, flash_error, login_required
 
 FIELDS = ("name_en", "name_sw", "price", "validity", "rate_limit", "devices", "data_cap",
@@ -42,7 +44,8 @@ def package_list():
     """Every package with its router state."""
     rows = Package.select().order_by(Package.active.desc(), Package.sort_order, Package.price)
     return render_template("admin/packages.html", packages=rows, describe=packages.describe,
-                           duration=format_duration, size=packages.format_size)
+                           duration=lambda seconds: duration_words(seconds, current_language()),
+                           size=packages.format_size)
 
 
 @bp.route("/packages/new", methods=["GET", "POST"])
@@ -83,8 +86,6 @@ def package_edit(package_id: int):
 
 
 def _form(package: Package | None, error: ValidationError | None):
-    from ..i18n import current_language
-
     message = error.message_for(current_language()) if error else None
     return render_template("admin/package_form.html", package=package,
                            values=_form_values(package), error=message,

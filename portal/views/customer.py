@@ -21,57 +21,17 @@ from ..i18n import current_language
 from ..models import Grant, Package, Purchase
 from ..packages import format_size
 from ..timeutil import format_local, utcnow
+from ..wording import devices_words, duration_words, speed_words
 
 bp = Blueprint("customer", __name__)
 
 DEVICE_FIELDS = ("mac", "ip", "link-login-only", "link-orig")
 _MAC = re.compile(r"^[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}$")
 _COLOR = re.compile(r"^(#[0-9a-fA-F]{3}(?:[0-9a-fA-F]{3})?|[a-zA-Z]{3,20})$")
-_RATE = re.compile(r"^(\d+(?:\.\d+)?)([kKMG]?)$")
 _OWNED_MAX = 20
 
 
 # -- presentation helpers ---------------------------------------------------------------
-
-def _unit(count: int, lang: str, en: str, sw: str) -> str:
-    if lang == "sw":
-        return f"{sw} {count}"
-    return f"{count} {en}{'' if count == 1 else 's'}"
-
-
-def duration_words(seconds: int, lang: str) -> str:
-    """Seconds in words: "1 hour" / "Saa 1", "7 days" / "Siku 7", "2 hours 5 minutes"."""
-    days, rest = divmod(max(0, int(seconds)), 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes = rest // 60
-    parts = [_unit(n, lang, en, sw) for n, en, sw in
-             ((days, "day", "Siku"), (hours, "hour", "Saa"), (minutes, "minute", "Dakika")) if n]
-    if not parts:
-        return "chini ya dakika moja" if lang == "sw" else "less than a minute"
-    words = " ".join(parts[:2])
-    return words[0] + words[1:].lower() if lang == "sw" else words
-
-
-def speed_words(rate_limit: str, lang: str) -> str:
-    """The download speed from a RouterOS rate-limit (``2M/5M``: the tx part, 5M)."""
-    first = (rate_limit or "").split(" ")[0]
-    if not first:
-        return ""
-    download = first.split("/")[-1]
-    match = _RATE.match(download)
-    if not match:
-        return ""
-    unit = {"": "bps", "k": "kbps", "K": "kbps", "M": "Mbps", "G": "Gbps"}[match.group(2)]
-    figure = f"{match.group(1)} {unit}" if lang != "sw" else f"{unit} {match.group(1)}"
-    return f"hadi {figure}" if lang == "sw" else f"up to {figure}"
-
-
-def devices_words(count: int, lang: str) -> str:
-    """"1 device" / "Kifaa 1", "3 devices" / "Vifaa 3"."""
-    if lang == "sw":
-        return f"{'Kifaa' if count == 1 else 'Vifaa'} {count}"
-    return f"{count} device{'' if count == 1 else 's'}"
-
 
 def local_phone(phone: str) -> str:
     """2547XXXXXXXX as Kenyans write it: 07XXXXXXXX."""
@@ -377,4 +337,4 @@ def customer_error(exc: KibandaError):
     return _render("customer/error.html", exc.status, message=exc.message_for(lang))
 
 
-__all__ = ["bp", "duration_words", "speed_words", "devices_words", "local_phone"]
+__all__ = ["bp", "local_phone"]

@@ -1,0 +1,46 @@
+"""Packages in plain words, English and Swahili: "1 day", "Siku 1", "up to 5 Mbps"."""
+from __future__ import annotations
+
+import re
+
+_RATE = re.compile(r"^(\d+(?:\.\d+)?)([kKMG]?)$")
+
+
+def _unit(count: int, lang: str, en: str, sw: str) -> str:
+    if lang == "sw":
+        return f"{sw} {count}"
+    return f"{count} {en}{'' if count == 1 else 's'}"
+
+
+def duration_words(seconds: int, lang: str) -> str:
+    """Seconds in words: "1 hour" / "Saa 1", "7 days" / "Siku 7", "2 hours 5 minutes"."""
+    days, rest = divmod(max(0, int(seconds)), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    parts = [_unit(n, lang, en, sw) for n, en, sw in
+             ((days, "day", "Siku"), (hours, "hour", "Saa"), (minutes, "minute", "Dakika")) if n]
+    if not parts:
+        return "chini ya dakika moja" if lang == "sw" else "less than a minute"
+    words = " ".join(parts[:2])
+    return words[0] + words[1:].lower() if lang == "sw" else words
+
+
+def speed_words(rate_limit: str, lang: str) -> str:
+    """The download speed from a RouterOS rate-limit (``2M/5M``: the tx part, 5M)."""
+    first = (rate_limit or "").split(" ")[0]
+    if not first:
+        return ""
+    download = first.split("/")[-1]
+    match = _RATE.match(download)
+    if not match:
+        return ""
+    unit = {"": "bps", "k": "kbps", "K": "kbps", "M": "Mbps", "G": "Gbps"}[match.group(2)]
+    figure = f"{match.group(1)} {unit}" if lang != "sw" else f"{unit} {match.group(1)}"
+    return f"hadi {figure}" if lang == "sw" else f"up to {figure}"
+
+
+def devices_words(count: int, lang: str) -> str:
+    """"1 device" / "Kifaa 1", "3 devices" / "Vifaa 3"."""
+    if lang == "sw":
+        return f"{'Kifaa' if count == 1 else 'Vifaa'} {count}"
+    return f"{count} device{'' if count == 1 else 's'}"
