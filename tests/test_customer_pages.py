@@ -65,6 +65,21 @@ def test_landing_in_english_shows_packages_prices_and_the_forms(client):
     assert 'action="/voucher"' in page and 'href="/reconnect"' in page
 
 
+def test_landing_follows_price_changes_and_retired_packages_at_once(site, client):
+    from portal.models import Package
+    from portal.packages import set_package_active, update_package
+
+    assert "KES 10" in text(client.get("/", query_string=DEVICE))
+    hour = Package.get(Package.name_en == "1 hour")
+    day = Package.get(Package.name_en == "1 day")
+    update_package(hour.id, name_en="1 hour", name_sw=hour.name_sw, price="15",
+                   validity="1h", rate_limit=hour.rate_limit, devices="1")
+    set_package_active(day.id, False)
+    page = text(client.get("/", query_string=DEVICE))
+    assert "KES 15" in page and "KES 10" not in page
+    assert "KES 50" not in page and page.count('name="package"') == 2
+
+
 def test_landing_in_swahili_by_accept_language_and_by_switch(client):
     page = text(client.get("/", headers={"Accept-Language": "sw-KE,sw;q=0.9,en;q=0.5"}))
     for words in ("Chagua kifurushi", "Saa 1", "Siku 1", "Siku 7", "hadi Mbps 5", "Kifaa 1",

@@ -18,7 +18,7 @@ from .. import access, app_mpesa, app_router, sales
 from ..errors import ConfigurationError, KibandaError, NotFound, ValidationError
 from ..hotspot_html import render_file
 from ..i18n import current_language
-from ..models import Grant, Package, Purchase
+from ..models import Grant, Package, Purchase, db
 from ..packages import format_size
 from ..timeutil import format_local, utcnow
 from ..wording import devices_words, duration_words, speed_words
@@ -45,6 +45,27 @@ def _package_view(package: Package, lang: str) -> dict:
             "speed": speed_words(package.rate_limit, lang),
             "devices": devices_words(package.devices, lang),
             "data_cap": (f"data {cap}" if lang == "sw" else f"{cap} data") if cap else ""}
+
+
+#: Package cards by (database, language, fingerprint of the package table).
+_CARD_CACHE: dict[tuple, list[dict]] = {}
+#: Changes whenever a package is added, edited, retired or reordered (packages.py always
+#: bumps updated_at), at the cost of one tiny query instead of building every card.
+_PACKAGE_FINGERPRINT = ("SELECT group_concat(id || ':' || active || ':' || price || ':' "
+                        "|| sort_order || ':' || updated_at, ',') FROM package")
+
+
+def packages_on_sale(lang: str) -> list[dict]:
+    """The landing page's package cards, rebuilt only when the packages change."""
+    fingerprint = db.execute_sql(_PACKAGE_FINGERPRINT).fetchone()[0]
+    key = (db.database, lang, fingerprint)
+    cards = _CARD_CACHE.get(key)
+    if cards is None:
+        cards = [_package_view(p, lang) for p in Package.on_sale()]
+        if len(_CARD_CACHE) > 16:
+            _CARD_CACHE.clear()
+        _CARD_CACHE[key] = cards
+    return cards
 
 
 def _site() -> dict:
@@ -122,7 +143,7 @@ def _landing(*, errors=None, form_error=None, phone="", chosen=None, voucher_cod
         chosen = int(chosen) if chosen not in (None, "") else None
     except ValueError:
         chosen = None
-    packages = [_package_view(p, lang) for p in Package.on_sale()]
+    packages = packages_on_sale(lang)
     if chosen is None and len(packages) == 1:
         chosen = packages[0]["id"]
     return _render("customer/landing.html", status, packages=packages, device=device,
