@@ -139,3 +139,32 @@ def test_durations_and_nairobi_timestamp():
     with pytest.raises(ValueError):
         parse_duration("soon")
     assert nairobi_timestamp(datetime(2021, 6, 28, 6, 24, 8)) == "20210628092408"
+
+
+def test_schema_migrations_run_once_in_order(tmp_path):
+    """A later release adds a column through playhouse.migrate; old data stays."""
+    from peewee import CharField
+    from playhouse.migrate import migrate
+
+    from portal import models
+
+    init_db(str(tmp_path / "old.db"))
+    assert create_schema() == models.SCHEMA_VERSION
+    with db.connection_context():
+        Package.create(name_en="1 hour", price=10, validity_seconds=3600, profile_name="kb-1h")
+    calls = []
+
+    def add_colour(migrator):
+        calls.append("v2")
+        migrate(migrator.add_column("package", "colour", CharField(default="green")))
+
+    models.MIGRATIONS[models.SCHEMA_VERSION + 1] = add_colour
+    try:
+        assert create_schema() == models.SCHEMA_VERSION + 1
+        assert create_schema() == models.SCHEMA_VERSION + 1
+    finally:
+        del models.MIGRATIONS[models.SCHEMA_VERSION + 1]
+    assert calls == ["v2"]
+    with db.connection_context():
+        row = db.execute_sql("SELECT name_en, colour FROM package").fetchone()
+    assert row == ("1 hour", "green")
