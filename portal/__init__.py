@@ -5,10 +5,11 @@ import logging
 import secrets
 
 from flask import Flask, g, jsonify, render_template, request
+from peewee import DatabaseError
 
 from . import i18n
 from .config import ensure_instance, instance_path, load_settings
-from .errors import KibandaError
+from .errors import KibandaError, StorageUnavailable
 from .models import create_schema, db, init_db
 
 log = logging.getLogger("kibanda")
@@ -24,6 +25,8 @@ def create_app(test_config: dict | None = None, instance: str | None = None) -> 
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_NAME"] = "kibanda_session"
+    # Nothing Kibanda accepts (forms, Daraja callbacks) comes near this size.
+    app.config.setdefault("MAX_CONTENT_LENGTH", 256 * 1024)
     if not app.config.get("SECRET_KEY"):
         # Only reachable when the key file cannot be read: never run with a fixed key.
         log.warning("no SECRET_KEY found; using a random one for this process only")
@@ -54,6 +57,14 @@ def create_app(test_config: dict | None = None, instance: str | None = None) -> 
         if request.path.endswith(".json") or request.accept_mimetypes.best == "application/json":
             return jsonify(error=exc.message_for(lang)), exc.status
         return render_template("error.html", message=exc.message_for(lang)), exc.status
+
+    @app.errorhandler(DatabaseError)
+    def _storage_error(exc: DatabaseError):
+        # A full disk or a locked database: the transaction rolled back, so nothing was
+        # recorded, charged or granted. Say so plainly; a callback gets a non-2xx answer
+        # so Safaricom sends it again later.
+        log.error("database error on %s %s: %s", request.method, request.path, exc)
+        return _domain_error(StorageUnavailable(f"database error: {exc}"))
 
     return app
 

@@ -94,3 +94,14 @@ class PaymentError(KibandaError):
     status = 502
     customer_en = "M-Pesa could not process the request. Please try again."
     customer_sw = "M-Pesa haikuweza kushughulikia ombi. Tafadhali jaribu tena."
+
+
+class StorageUnavailable(KibandaError):
+    """The appliance could not write to its database (disk full, database locked)."""
+
+    status = 503
+    customer_en = ("The WiFi system is busy and could not save your request. Nothing was "
+                   "charged. Please try again in a minute or ask the staff for help.")
+    customer_sw = ("Mfumo wa WiFi una shughuli nyingi na haukuweza kuhifadhi ombi lako. "
+                   "Hakuna pesa iliyotozwa. Tafadhali jaribu tena baada ya dakika moja au "
+                   "omba msaada kwa wahudumu.")

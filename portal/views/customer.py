@@ -13,9 +13,12 @@ from flask import (
     Blueprint, Response, current_app, jsonify, redirect, render_template, request, session,
     url_for,
 )
+from peewee import DatabaseError
 
 from .. import access, app_mpesa, app_router, sales
-from ..errors import ConfigurationError, KibandaError, NotFound, ValidationError
+from ..errors import (
+    ConfigurationError, KibandaError, NotFound, StorageUnavailable, ValidationError,
+)
 from ..hotspot_html import render_file
 from ..i18n import current_language
 from ..models import Grant, Package, Purchase, db
@@ -356,6 +359,13 @@ def customer_error(exc: KibandaError):
     if request.path.endswith(".json"):
         return jsonify(error=exc.message_for(lang)), exc.status
     return _render("customer/error.html", exc.status, message=exc.message_for(lang))
+
+
+@bp.errorhandler(DatabaseError)
+def customer_storage_error(exc: DatabaseError):
+    """A full disk or locked database: nothing was saved or charged; say so kindly."""
+    current_app.logger.error("database error on %s %s: %s", request.method, request.path, exc)
+    return customer_error(StorageUnavailable(f"database error: {exc}"))
 
 
 __all__ = ["bp", "local_phone"]
