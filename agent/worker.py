@@ -114,8 +114,11 @@ class Agent:
         tried = 0
         for grant_id in access.due_for_provisioning(now):
             # provision_grant records router failures on the grant and schedules the retry.
-            access.provision_grant(grant_id, self.gateway, now)
+            grant = access.provision_grant(grant_id, self.gateway, now)
             tried += 1
+            if grant.router_unreachable:
+                # One connection timeout per cycle, not one per waiting customer.
+                break
         return tried
 
     def remove_expired_grants(self, now: datetime) -> int:

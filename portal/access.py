@@ -107,13 +107,16 @@ def provision_grant(grant_id: int, gateway, now: datetime) -> Grant:
     """Put a grant on the router and log in its device; on failure schedule a retry.
 
     Never raises RouterError: the outcome is in ``router_state``, ``logged_in_at`` and
-    ``router_error``. A router that refuses the device login (the device left, or the
+    ``router_error``, and ``router_unreachable`` on the returned grant says whether the
+    router could not be reached at all. A router that refuses the device login (the device left, or the
     address is not on the hotspot) stops further login attempts: the customer's page then
     offers the router's own login form instead.
     """
     grant = Grant.get_by_id(grant_id)
+    grant.router_unreachable = False
     if grant.router_state == Grant.REMOVED or grant.expires_at <= now:
         return grant
+    unreachable = False
     try:
         if grant.router_state == Grant.PENDING:
             put_on_router(grant, gateway, now)
@@ -130,10 +133,15 @@ def provision_grant(grant_id: int, gateway, now: datetime) -> Grant:
         (Grant.update(router_attempts=attempts, router_error=exc.operator_message,
                       next_router_attempt_at=now + timedelta(seconds=delay))
          .where(Grant.id == grant.id).execute())
-        level = logging.INFO if isinstance(exc, RouterUnreachable) else logging.WARNING
-        log.log(level, "grant %s waits for the router (retry in %ss): %s", grant.id, delay,
+        unreachable = isinstance(exc, RouterUnreachable)
+        log.log(logging.INFO if unreachable else logging.WARNING,
+                "grant %s waits for the router (retry in %ss): %s", grant.id, delay,
                 exc.operator_message)
-    return Grant.get_by_id(grant_id)
+    result = Grant.get_by_id(grant_id)
+    # Callers working through many grants stop at the first unreachable router instead of
+    # waiting out one connection timeout per grant.
+    result.router_unreachable = unreachable
+    return result
 
 
 def due_for_provisioning(now: datetime) -> list[int]:
@@ -161,9 +169,13 @@ def remove_expired(gateway, now: datetime) -> int:
             try:
                 gateway.kick_user(grant.username)
                 gateway.remove_user(grant.username)
+            except RouterUnreachable as exc:
+                # The others would wait out the same timeout: try them all next cycle.
+                log.info("expired grants wait for the router: %s", exc.operator_message)
+                break
             except RouterError as exc:
-                log.info("grant %s expired but the router is not reachable: %s", grant.id,
-                         exc.operator_message)
+                log.warning("grant %s expired but the router refused its removal: %s",
+                            grant.id, exc.operator_message)
                 continue
         with db.atomic():
             (Grant.update(router_state=Grant.REMOVED)

@@ -16,7 +16,7 @@ from datetime import timedelta
 import pytest
 
 from agent.worker import Agent
-from portal import create_app, sales
+from portal import access, create_app, sales
 from portal.models import Grant, Package, Purchase, db
 from portal.mpesa import MpesaClient
 from portal.packages import create_package
@@ -172,6 +172,37 @@ def test_router_stopped_then_restarted_on_the_same_port(site, router, daraja):
         assert report.ok, report.failed
         assert refresh(Grant, grant.id).router_state == Grant.ON_ROUTER
         assert [s["user"] for s in sessions_for(back)] == [grant.username]
+    finally:
+        agent.close()
+        back.stop()
+
+
+def test_router_down_costs_one_attempt_per_cycle_not_one_per_customer(site, router):
+    """Ten paid customers wait; a dead router is tried once per cycle, then all go on."""
+    app, agent, package = site
+    now = utcnow()
+    with db.connection_context():
+        grants = []
+        for n in range(10):
+            with db.atomic():
+                grants.append(access.create_grant(package, Grant.MANUAL, now,
+                                                  created_by="test", note=f"customer {n}"))
+    port = router.port
+    router.stop()
+    report = agent.loop(now)
+    assert report.done["provision"] == 1
+    with db.connection_context():
+        attempts = [g.router_attempts for g in Grant.select().order_by(Grant.id)]
+    assert sorted(attempts) == [0] * 9 + [1]
+
+    back = RouterSim(port=port, password="router-pass").start()
+    try:
+        agent.loop(now + timedelta(minutes=5))
+        with db.connection_context():
+            states = {g.router_state for g in Grant.select()}
+        assert states == {Grant.ON_ROUTER}
+        names = {u["name"] for u in back.rows("/ip/hotspot/user")}
+        assert {g.username for g in grants} <= names
     finally:
         agent.close()
         back.stop()
