@@ -25,8 +25,10 @@ def create_app(test_config: dict | None = None, instance: str | None = None) -> 
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_NAME"] = "kibanda_session"
-    # Nothing Kibanda accepts (forms, Daraja callbacks) comes near this size.
-    app.config.setdefault("MAX_CONTENT_LENGTH", 256 * 1024)
+    # Nothing Kibanda accepts (forms, Daraja callbacks, a 200 KB logo) comes near this size.
+    # Flask's defaults already hold the key (None), so setdefault would leave no limit.
+    if app.config.get("MAX_CONTENT_LENGTH") is None:
+        app.config["MAX_CONTENT_LENGTH"] = 256 * 1024
     if not app.config.get("SECRET_KEY"):
         # Only reachable when the key file cannot be read: never run with a fixed key.
         log.warning("no SECRET_KEY found; using a random one for this process only")
