@@ -58,11 +58,13 @@ def _push(ctx: click.Context, settings: dict, batch) -> None:
 
 
 def _write_sheet(settings: dict, batch, path: str, layout: str) -> None:
+    from .branding import branding
     from .voucher_print import render_sheet
     from .vouchers import batch_codes
 
     html = render_sheet(batch, list(batch_codes(batch)), layout=layout,
-                        venue=str(settings["SITE_NAME"]), dns_name=str(settings["HOTSPOT_DNS_NAME"]),
+                        venue=branding(settings)["name"],
+                        dns_name=str(settings["HOTSPOT_DNS_NAME"]),
                         lang=str(settings.get("DEFAULT_LANGUAGE", "en")))
     Path(path).write_text(html, encoding="utf-8")
     click.echo(f"print sheet ({layout}) written to {path}")

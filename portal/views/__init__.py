@@ -6,6 +6,10 @@ from flask import Flask
 
 def register_blueprints(app: Flask) -> None:
     """Register every blueprint of the portal."""
+    from ..branding import current_branding
+
+    # Every page that names the venue (customer, admin, error) asks this, once per request.
+    app.add_template_global(current_branding, "site_branding")
     from . import health
 
     app.register_blueprint(health.bp)

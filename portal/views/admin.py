@@ -2,8 +2,8 @@
 
 Owners see everything. Technicians set up and look after the site (packages, router
 health, sessions) but see no money: no sales, purchases, vouchers, grants or audit log.
-The other admin pages live in ``admin_packages``, ``admin_vouchers`` and
-``admin_dashboard`` and register on the same blueprint.
+The other admin pages live in ``admin_packages``, ``admin_vouchers``, ``admin_dashboard``
+and ``admin_branding`` and register on the same blueprint.
 """
 from __future__ import annotations
 
@@ -230,4 +230,4 @@ def users():
 
 
 # Register the rest of the admin pages on this blueprint.
-from . import admin_dashboard, admin_packages, admin_vouchers  # noqa: E402,F401
+from . import admin_branding, admin_dashboard, admin_packages, admin_vouchers  # noqa: E402,F401

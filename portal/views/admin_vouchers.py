@@ -8,6 +8,7 @@ from flask import (Response, current_app, flash, g, redirect, render_template, r
                    url_for)
 
 from .. import app_router, vouchers
+from ..branding import current_branding
 from ..errors import KibandaError, RouterError, ValidationError
 from ..i18n import current_language, gettext as _
 from ..models import AuditLog, Package, VoucherBatch, db
@@ -137,7 +138,7 @@ def voucher_print(batch_id: int):
     codes = list(vouchers.batch_codes(batch))
     AuditLog.write(g.admin.username, "vouchers.print", f"batch {batch.id} ({layout})",
                    client_address())
-    html = render_sheet(batch, codes, layout=layout, venue=current_app.config["SITE_NAME"],
+    html = render_sheet(batch, codes, layout=layout, venue=current_branding()["name"],
                         dns_name=current_app.config["HOTSPOT_DNS_NAME"],
                         lang=current_language())
     return Response(html, mimetype="text/html")

@@ -16,6 +16,7 @@ from flask import (
 from peewee import DatabaseError
 
 from .. import access, app_mpesa, app_router, sales
+from ..branding import LOGO_TYPES, current_branding, logo_file
 from ..errors import (
     ConfigurationError, KibandaError, NotFound, StorageUnavailable, ValidationError,
 )
@@ -30,7 +31,6 @@ bp = Blueprint("customer", __name__)
 
 DEVICE_FIELDS = ("mac", "ip", "link-login-only", "link-orig")
 _MAC = re.compile(r"^[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}$")
-_COLOR = re.compile(r"^(#[0-9a-fA-F]{3}(?:[0-9a-fA-F]{3})?|[a-zA-Z]{3,20})$")
 _OWNED_MAX = 20
 
 
@@ -72,17 +72,7 @@ def packages_on_sale(lang: str) -> list[dict]:
 
 
 def _site() -> dict:
-    config = current_app.config
-    color = str(config.get("PRIMARY_COLOR") or "")
-    logo = str(config.get("SITE_LOGO_URL") or "")
-    portal = str(config.get("PORTAL_URL") or "").rstrip("/")
-    # The walled garden blocks the internet before login: only a logo served here shows.
-    if not (logo.startswith("/") and not logo.startswith("//")) and not (
-            portal and logo.startswith(portal + "/")):
-        logo = ""
-    return {"name": config.get("SITE_NAME") or "Kibanda WiFi", "logo": logo,
-            "color": color if _COLOR.match(color) else "#0a7d4f",
-            "support": config.get("SUPPORT_PHONE") or ""}
+    return current_branding()
 
 
 def _lang_url(lang: str) -> str:
@@ -329,16 +319,33 @@ def access_page():
     return _show_grant(grant)
 
 
+# -- the owner's logo --------------------------------------------------------------------------
+
+@bp.get("/branding/logo")
+def branding_logo():
+    """The logo the owner uploaded (PNG or JPEG), cached for as long as its version lasts."""
+    site = current_branding()
+    path = logo_file(site["logo_type"]) if site["logo_type"] else None
+    if path is None:
+        raise NotFound("no logo uploaded")
+    response = Response(path.read_bytes(), mimetype=LOGO_TYPES[site["logo_type"]])
+    # Pages link ?v=<version>: a new logo is a new URL, so the old one may be kept for ever.
+    current = request.args.get("v") == site["logo_version"]
+    response.headers["Cache-Control"] = ("public, max-age=31536000, immutable" if current
+                                         else "no-cache")
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
 # -- the router's hotspot directory ---------------------------------------------------------
 
 @bp.get("/hotspot-html/<name>")
 def hotspot_file(name: str):
     """One file of the router's hotspot directory, rendered for this site."""
-    config = current_app.config
+    site = current_branding()
     try:
-        body = render_file(name, portal_url=str(config.get("PORTAL_URL") or ""),
-                           site_name=str(config.get("SITE_NAME") or ""),
-                           primary_color=str(config.get("PRIMARY_COLOR") or "#0a7d4f"))
+        body = render_file(name, portal_url=str(current_app.config.get("PORTAL_URL") or ""),
+                           site_name=site["name"], primary_color=site["color"])
     except FileNotFoundError as exc:
         raise NotFound(f"hotspot file {name}") from exc
     except ValueError as exc:

@@ -1,0 +1,272 @@
+"""The owner's branding page: name, colour, help phone and logo on every page that shows the
+venue (landing, hotspot pages, voucher sheets, admin header), and what it refuses."""
+from __future__ import annotations
+
+import io
+import re
+import struct
+import threading
+import zlib
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from test_admin_support import (  # noqa: F401 - fixtures
+    TECH_NAME, TECH_PASSWORD, Browser, make_package, make_users, router_sim, site,
+    visible_text,
+)
+from werkzeug.serving import make_server
+
+from portal.cli import main
+from portal.models import AuditLog, Setting, db
+from portal.timeutil import utcnow
+from portal.vouchers import create_batch
+
+NEW = {"name": "Kwa Wanjiku Hotel", "color": "#8A1538", "support_phone": "0722 000 111"}
+DEFAULT_NAME = "Mama Njeri Cafe"  # the test site's configured name
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def png(width: int = 120, height: int = 40, rgb=(255, 200, 0)) -> bytes:
+    """A real PNG: a coloured band with a white stripe (so a screenshot shows it)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+    rows = b""
+    for y in range(height):
+        colour = bytes((255, 255, 255)) if height // 3 <= y < 2 * height // 3 else bytes(rgb)
+        rows += b"\x00" + colour * width
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+            + chunk(b"IEND", b""))
+
+
+def owner(site) -> Browser:
+    make_users(site)
+    browser = Browser(site)
+    browser.login()
+    return browser
+
+
+def landing(site) -> str:
+    """The landing page as a customer's phone gets it."""
+    response = site.test_client().get("/")
+    assert response.status_code == 200
+    return response.get_data(as_text=True)
+
+
+def save(browser: Browser, logo: tuple[bytes, str] | None = None, **change):
+    form = {**NEW, **change}
+    if logo is not None:
+        form["logo"] = (io.BytesIO(logo[0]), logo[1])
+    return browser.post("/admin/branding", form)
+
+
+def audit_actions(site) -> list[str]:
+    with site.app_context(), db.connection_context():
+        return [e.action for e in AuditLog.select().order_by(AuditLog.id)]
+
+
+def branding_rows(site) -> dict:
+    with site.app_context(), db.connection_context():
+        return {s.key: s.value for s in Setting.select().where(Setting.key.startswith("branding."))}
+
+
+def test_owner_changes_name_colour_and_phone_and_every_page_shows_them(site, tmp_path):
+    browser = owner(site)
+    form = browser.text("/admin/branding")
+    assert f'value="{DEFAULT_NAME}"' in form and 'type="color"' in form
+    saved = save(browser)
+    assert saved.status_code == 302
+    page = visible_text(browser.get(saved.location).get_data(as_text=True))
+    assert "Saved. Customers see the new look on their next page." in page
+    assert page.startswith("Branding - Kwa Wanjiku Hotel Kwa Wanjiku Hotel")  # admin header
+
+    html = landing(site)
+    assert "<h1>Kwa Wanjiku Hotel</h1>" in html and DEFAULT_NAME not in html
+    assert "--brand:#8a1538" in html
+    assert "Help: 0722 000 111" in visible_text(html)
+    assert 'href="tel:+254722000111"' in html
+    assert branding_rows(site)["branding.support_phone"] == "254722000111"
+
+    hotspot = site.test_client().get("/hotspot-html/login.html").get_data(as_text=True)
+    assert "Kwa Wanjiku Hotel" in hotspot and "#8a1538" in hotspot
+    assert DEFAULT_NAME not in hotspot
+
+    package = make_package(site)
+    with site.app_context(), db.connection_context():
+        batch = create_batch(package, 2, utcnow(), "mama-njeri")
+    sheet = browser.text(f"/admin/vouchers/{batch.id}/print?layout=58mm")
+    assert '<p class="venue">Kwa Wanjiku Hotel</p>' in sheet and DEFAULT_NAME not in sheet
+    out = tmp_path / "cards.html"
+    printed = CliRunner().invoke(main, ["--instance", site.instance_path, "vouchers", "print",
+                                        str(batch.id), "--out", str(out)])
+    assert printed.exit_code == 0, printed.output
+    assert '<p class="venue">Kwa Wanjiku Hotel</p>' in out.read_text(encoding="utf-8")
+
+    assert audit_actions(site).count("branding.update") == 1
+    activity = visible_text(browser.text("/admin/audit"))
+    assert "branding.update" in activity and "Kwa Wanjiku Hotel" in activity
+
+    # An owner who clears the help phone means "no phone", not the configured one.
+    assert save(browser, support_phone="").status_code == 302
+    assert "Help:" not in visible_text(landing(site))
+
+
+@pytest.mark.parametrize("change, field, message", [
+    ({"color": "red"}, "color", "The colour must look like #0a7d4f"),
+    ({"color": "#0a7d4f;}body{"}, "color", "The colour must look like #0a7d4f"),
+    ({"color": "#12345"}, "color", "The colour must look like #0a7d4f"),
+    ({"support_phone": "0202 123 456"}, "support_phone", "The help phone must be a Kenyan mobile"),
+    ({"support_phone": "hello"}, "support_phone", "The help phone must be a Kenyan mobile"),
+    ({"name": "   "}, "name", "Give the venue a name (up to 60 characters)."),
+    ({"name": "W" * 61}, "name", "Give the venue a name (up to 60 characters)."),
+])
+def test_bad_input_gets_the_fields_message_and_changes_nothing(site, change, field, message):
+    browser = owner(site)
+    before = landing(site)
+    response = save(browser, logo=(png(), "logo.png"), **change)
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert message in visible_text(html)
+    assert re.search(rf'<label class="invalid">[^<]*<[^>]*name="{field}"|'
+                     rf'<label class="invalid">.*?name="{field}"', html, re.S)
+    if field != "name":
+        assert 'value="Kwa Wanjiku Hotel"' in html  # what was typed is still there
+    assert landing(site) == before  # nothing changed, not even the logo that came along
+    assert branding_rows(site) == {}
+    assert not any(a.startswith("branding.") for a in audit_actions(site))
+
+
+def test_swahili_page_and_message(site):
+    browser = owner(site)
+    page = visible_text(browser.text("/admin/branding?lang=sw"))
+    assert "Utambulisho" in page and "Jina la biashara" in page
+    refused = save(browser, color="blue")
+    assert "Rangi iandikwe kama #0a7d4f" in visible_text(refused.get_data(as_text=True))
+
+
+def test_png_logo_shows_on_the_landing_and_is_served_as_png(site):
+    browser = owner(site)
+    picture = png()
+    assert save(browser, logo=(picture, "shop logo.PNG")).status_code == 302
+    html = landing(site)
+    match = re.search(r'<header>\s*<img src="(/branding/logo\?v=([0-9a-f]+))"', html)
+    assert match, html[:600]
+    customer = site.test_client()
+    served = customer.get(match.group(1))
+    assert served.status_code == 200 and served.mimetype == "image/png"
+    assert served.get_data() == picture
+    assert "immutable" in served.headers["Cache-Control"]
+    assert customer.get("/branding/logo?v=old").headers["Cache-Control"] == "no-cache"
+    preview = browser.text("/admin/branding")
+    assert f'src="{match.group(1)}"' in preview and "Remove logo" in preview
+
+    # A new logo is a new URL, so phones that cached the old one fetch it at once.
+    jpeg = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 200 + b"\xff\xd9"
+    assert save(browser, logo=(jpeg, "logo.jpeg")).status_code == 302
+    newer = re.search(r'<img src="/branding/logo\?v=([0-9a-f]+)"', landing(site)).group(1)
+    assert newer != match.group(2)
+    served = customer.get(f"/branding/logo?v={newer}")
+    assert served.mimetype == "image/jpeg" and served.get_data() == jpeg
+    folder = Path(site.instance_path) / "branding"
+    assert sorted(p.name for p in folder.iterdir()) == ["logo.jpg"]
+
+    removed = browser.post("/admin/branding/logo/remove", follow_redirects=True)
+    assert "The logo is removed." in visible_text(removed.get_data(as_text=True))
+    assert "<img" not in landing(site)
+    assert customer.get("/branding/logo").status_code == 404
+    assert list(folder.iterdir()) == []
+    actions = audit_actions(site)
+    assert actions.count("branding.logo") == 2 and "branding.logo_remove" in actions
+
+
+@pytest.mark.parametrize("content, filename, status, message", [
+    pytest.param(b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', "logo.svg",
+     400, "The logo must be a PNG or JPEG picture.", id="svg"),
+    pytest.param(b"this is only text, whatever the name says\n", "logo.png", 400,
+     "The logo must be a PNG or JPEG picture.", id="text-named-png"),
+    pytest.param(png()[:40] + b"\x00" * (201 * 1024), "big.png", 400,
+                 "The logo is too big: at most 200 KB.", id="over-200KB"),
+    pytest.param(png()[:40] + b"\x00" * (300 * 1024), "huge.png", 413,
+                 "The file is too big: at most 200 KB.", id="over-request-limit"),
+])
+def test_refused_logo_changes_nothing(site, content, filename, status, message):
+    browser = owner(site)
+    response = save(browser, logo=(content, filename))
+    assert response.status_code == status
+    assert message in visible_text(response.get_data(as_text=True))
+    html = landing(site)
+    assert "<img" not in html and "Kwa Wanjiku Hotel" not in html
+    assert site.test_client().get("/branding/logo").status_code == 404
+    assert not (Path(site.instance_path) / "branding").exists()
+    assert branding_rows(site) == {}
+
+
+def test_technician_is_refused(site):
+    make_users(site)
+    tech = Browser(site)
+    tech.login(TECH_NAME, TECH_PASSWORD)
+    assert tech.get("/admin/branding").status_code == 403
+    assert "Branding" not in visible_text(tech.text("/admin/packages"))  # not in the menu
+    refused = save(tech, logo=(png(), "logo.png"))
+    assert refused.status_code == 403
+    assert tech.post("/admin/branding/logo/remove").status_code == 403
+    assert DEFAULT_NAME in landing(site) and branding_rows(site) == {}
+
+
+def test_post_without_csrf_token_changes_nothing(site):
+    browser = owner(site)
+    refused = browser.post("/admin/branding", {**NEW, "logo": (io.BytesIO(png()), "l.png")},
+                           csrf=False)
+    assert refused.status_code == 400
+    assert "This form has expired" in visible_text(refused.get_data(as_text=True))
+    assert DEFAULT_NAME in landing(site) and branding_rows(site) == {}
+    assert not any(a.startswith("branding.") for a in audit_actions(site))
+
+
+# -- what a phone actually shows ---------------------------------------------------------
+
+@pytest.fixture
+def served(site):
+    """The site on a real port (the browser fetches the logo as its own request)."""
+    server = make_server("127.0.0.1", 0, site, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+def test_phone_shows_the_logo_name_and_colour(site, served):
+    playwright_sync = pytest.importorskip("playwright.sync_api")
+    make_package(site, name_en="1 hour", price=20)
+    make_package(site, name_en="1 day", name_sw="Siku 1", price=50, validity="1d")
+    assert save(owner(site), logo=(png(160, 48), "logo.png")).status_code == 302
+    with playwright_sync.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = chromium.new_context(viewport={"width": 360, "height": 740},
+                                           locale="en-US")
+            page = context.new_page()
+            page.goto(served + "/?mac=AA:BB:CC:00:11:22&ip=10.5.50.23")
+            logo = page.locator("header img")
+            logo.wait_for()
+            page.wait_for_function("document.querySelector('header img').complete")
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "branding-landing.png"))
+            assert logo.evaluate("img => img.naturalWidth") == 160
+            box = logo.bounding_box()
+            assert box["height"] <= 40.5 and box["width"] <= 80.5  # small, beside the name
+            assert page.locator("header h1").inner_text() == "Kwa Wanjiku Hotel"
+            header = page.locator("header").evaluate("h => getComputedStyle(h).backgroundColor")
+            assert header == "rgb(138, 21, 56)"
+            assert page.get_by_text("Help: 0722 000 111").is_visible()
+            context.close()
+        finally:
+            chromium.close()
