@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from system_tools import launch
 from test_admin_support import (  # noqa: F401 - fixtures
     TECH_NAME, TECH_PASSWORD, Browser, make_package, make_users, router_sim, site,
     visible_text,
@@ -25,9 +26,6 @@ from portal.vouchers import create_batch
 NEW = {"name": "Kwa Wanjiku Hotel", "color": "#8A1538", "support_phone": "0722 000 111"}
 DEFAULT_NAME = "Mama Njeri Cafe"  # the test site's configured name
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 def png(width: int = 120, height: int = 40, rgb=(255, 200, 0)) -> bytes:
@@ -242,14 +240,13 @@ def served(site):
     thread.join(5)
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
 def test_phone_shows_the_logo_name_and_colour(site, served):
-    playwright_sync = pytest.importorskip("playwright.sync_api")
+    import playwright.sync_api as playwright_sync
     make_package(site, name_en="1 hour", price=20)
     make_package(site, name_en="1 day", name_sw="Siku 1", price=50, validity="1d")
     assert save(owner(site), logo=(png(160, 48), "logo.png")).status_code == 302
     with playwright_sync.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        chromium = launch(playwright)
         try:
             context = chromium.new_context(viewport={"width": 360, "height": 740},
                                            locale="en-US")

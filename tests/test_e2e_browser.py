@@ -10,24 +10,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import playwright.sync_api as playwright_sync
 import pytest
-
 from e2e_support import Harness
+from system_tools import launch
+
 from portal.models import Grant, Purchase, db
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic"]
 SCREENS = Path(__file__).resolve().parent.parent / "artifacts" / "screens"
 #: Long enough for a 0.3 s decision, the callback and the page's 2-3 s refresh.
 SETTLE_MS = 15_000
-
-if not Path(CHROMIUM).exists():
-    pytest.skip("Debian's chromium is not installed (apt-get install chromium)",
-                allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +33,7 @@ def site(tmp_path_factory):
 def browser():
     """Chromium, launched once for the module."""
     with playwright_sync.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        chromium = launch(playwright)
         yield chromium
         chromium.close()
 

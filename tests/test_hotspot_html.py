@@ -6,7 +6,6 @@ import hashlib
 import io
 import json
 import re
-import shutil
 import subprocess
 import threading
 import time
@@ -16,6 +15,8 @@ from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
+from system_tools import launch, require
 
 from portal.hotspot_html import (
     HOTSPOT_DIR,
@@ -310,12 +311,11 @@ def python_md5(js_literal: str) -> str:
     return hashlib.md5(bytes(ord(ch) & 0xFF for ch in text)).hexdigest()
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_md5_js_matches_python():
     md5_js = (HOTSPOT_DIR / "md5.js").read_text(encoding="utf-8")
     program = md5_js + "\nconsole.log(JSON.stringify([" + ",".join(
         f"hexMD5({case})" for case in MD5_CASES) + "]));"
-    result = subprocess.run(["node", "-e", program], capture_output=True, text=True,
+    result = subprocess.run([require("node"), "-e", program], capture_output=True, text=True,
                             timeout=30, check=True)
     assert json.loads(result.stdout) == [python_md5(case) for case in MD5_CASES]
 
@@ -366,12 +366,10 @@ def serve(pages: dict[str, bytes]):
 @pytest.fixture
 def browser():
     """Debian's chromium driven by playwright."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    if executable is None:
-        pytest.skip("chromium is not installed")
+    import playwright.sync_api as sync_api
+
     with sync_api.sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        instance = launch(playwright)
         yield instance
         instance.close()
 

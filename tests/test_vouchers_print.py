@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from system_tools import launch, require
 from test_admin_support import (  # noqa: F401 - fixtures
     Browser, make_package, make_users, router_sim, site,
 )
@@ -18,16 +18,9 @@ from portal.voucher_print import login_url
 from portal.vouchers import create_batch
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 DNS = "wifi.mamanjeri.co.ke"
 #: CSS pixels at 96 dpi: A4 is 210 mm wide, the 58 mm roll prints 48-52 mm.
 WIDTHS = {"a4": 794, "58mm": 219, "80mm": 302}
-
-needs_tools = pytest.mark.skipif(not (Path(CHROMIUM).exists() and shutil.which("zbarimg")),
-                                 reason="needs Debian's chromium and zbar-tools")
-
 
 @pytest.fixture
 def printed(site):
@@ -45,12 +38,11 @@ def printed(site):
 
 def decode(png: Path) -> list[str]:
     """Every QR code zbarimg finds in a picture."""
-    result = subprocess.run(["zbarimg", "--raw", "-q", str(png)], capture_output=True,
+    result = subprocess.run([require("zbarimg"), "--raw", "-q", str(png)], capture_output=True,
                             text=True, timeout=60, check=False)
     return [line for line in result.stdout.splitlines() if line.strip()]
 
 
-@needs_tools
 @pytest.mark.parametrize("layout", ["a4", "58mm"])
 def test_sheet_in_chromium_is_readable_and_its_qr_codes_log_in(printed, layout):
     from playwright.sync_api import sync_playwright
@@ -60,7 +52,7 @@ def test_sheet_in_chromium_is_readable_and_its_qr_codes_log_in(printed, layout):
     ARTIFACTS.mkdir(exist_ok=True)
     png = ARTIFACTS / f"vouchers-{layout}.png"
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = launch(pw)
         try:
             page = browser.new_page(viewport={"width": WIDTHS[layout], "height": 900},
                                     device_scale_factor=2)
