@@ -69,8 +69,19 @@ def _site_values(portal_url: str, site_name: str, primary_color: str) -> dict[st
     }
 
 
+#: The head every page shares (meta tags, title, base styles), kept in one file so a
+#: style change is made once; pages add their own rules after it.
+PAGE_HEAD_FILE = "_page-head.html"
+
+
 def _fill(text: str, values: dict[str, str]) -> str:
-    """Replace only the {{...}} site placeholders; RouterOS $(...) stays untouched."""
+    """Insert the shared head, then replace the {{...}} site placeholders.
+
+    RouterOS $(...) stays untouched.
+    """
+    if "{{PAGE_HEAD}}" in text:
+        head = (HOTSPOT_DIR / PAGE_HEAD_FILE).read_text(encoding="utf-8").rstrip("\n")
+        text = text.replace("{{PAGE_HEAD}}", head)
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
 
 

@@ -112,7 +112,9 @@ def router_page(name: str, **values) -> str:
 # --- the directory ------------------------------------------------------------------------
 
 def test_listed_files_are_exactly_the_shipped_files():
-    shipped = sorted(p.name for p in HOTSPOT_DIR.iterdir() if p.is_file())
+    # Files starting with "_" are partials the renderer inserts, never uploaded themselves.
+    shipped = sorted(p.name for p in HOTSPOT_DIR.iterdir()
+                     if p.is_file() and not p.name.startswith("_"))
     assert sorted(HOTSPOT_FILES) == shipped
     assert {"login.html", "alogin.html", "status.html", "logout.html", "error.html",
             "redirect.html", "md5.js"} <= set(HOTSPOT_FILES)
@@ -439,3 +441,12 @@ def test_browser_without_javascript_still_reaches_portal_and_code_login(browser,
     page.click("text=Continue / Endelea")
     (path, form), = wait_for(hotspot["portal_posts"])
     assert form["mac"] == ROUTER_VALUES["mac"] and form["link-orig"] == ROUTER_VALUES["link-orig"]
+
+
+def test_every_page_gets_the_shared_head_with_the_site_colour():
+    for name in ("login.html", "alogin.html", "status.html", "logout.html", "error.html"):
+        page = render_file(name, PORTAL, SITE, primary_color="#8a1538").decode("utf-8")
+        assert "{{" not in page, name
+        assert page.count('<meta charset="utf-8">') == 1, name
+        assert page.index('<meta charset="utf-8">') < page.index("<title>"), name
+        assert "h1{margin:4px 0 12px;font-size:22px;color:#8a1538}" in page, name
