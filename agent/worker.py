@@ -2,20 +2,19 @@
 
 Huey-style: ``loop(now)`` does one cycle with ``now`` passed in (tests never patch time),
 ``run(stop)`` repeats it and waits on ``stop.wait(interval)``, and the signal handlers of
-``kibanda agent`` only set that flag so a cycle is never cut in half.
+``kibanda agent`` (in :mod:`portal.cli.agent`) only set that flag so a cycle is never cut
+in half. No click and no Flask here.
 """
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
-import click
-
-from portal import access
+from portal import clients
+from portal.ledger import grants, purchases
 from portal.errors import KibandaError
 from portal.models import db
 from portal.timeutil import utcnow
@@ -62,18 +61,14 @@ class Agent:
     def gateway(self):
         """The router gateway."""
         if self._gateway is None:
-            from portal.router import RouterGateway
-
-            self._gateway = RouterGateway.from_settings(self.config)
+            self._gateway = clients.router_gateway(self.config)
         return self._gateway
 
     @property
     def mpesa(self):
         """The M-Pesa client."""
         if self._mpesa is None:
-            from portal.mpesa import MpesaClient
-
-            self._mpesa = MpesaClient.from_settings(self.config)
+            self._mpesa = clients.mpesa_client(self.config)
         return self._mpesa
 
     def close(self) -> None:
@@ -89,12 +84,10 @@ class Agent:
 
     def settle_pending(self, now: datetime) -> int:
         """Ask M-Pesa about pending purchases that are due; returns how many were asked."""
-        from portal import sales
-
         asked = 0
-        for purchase_id in sales.due_for_query(now):
+        for purchase_id in purchases.due_for_query(now):
             try:
-                sales.poll_purchase(purchase_id, self.mpesa, now)
+                purchases.poll_purchase(purchase_id, self.mpesa, now)
             except KibandaError as exc:
                 # One purchase M-Pesa cannot answer about must not hold up the others.
                 log.warning("purchase %s: STK query failed: %s", purchase_id,
@@ -105,16 +98,14 @@ class Agent:
 
     def expire_stale_purchases(self, now: datetime) -> int:
         """Expire purchases nobody confirmed in time (asking M-Pesa once more); returns how many."""
-        from portal import sales
-
-        return sales.expire_stale(now, self.mpesa)
+        return purchases.expire_stale(now, self.mpesa)
 
     def provision_waiting(self, now: datetime) -> int:
         """Push grants that wait for the router (retry schedule in ``access``); returns how many tried."""
         tried = 0
-        for grant_id in access.due_for_provisioning(now):
+        for grant_id in grants.due_for_provisioning(now):
             # provision_grant records router failures on the grant and schedules the retry.
-            grant = access.provision_grant(grant_id, self.gateway, now)
+            grant = grants.provision_grant(grant_id, self.gateway, now)
             tried += 1
             if grant.router_unreachable:
                 # One connection timeout per cycle, not one per waiting customer.
@@ -123,7 +114,7 @@ class Agent:
 
     def remove_expired_grants(self, now: datetime) -> int:
         """Take grants past their absolute expiry off the router; returns how many."""
-        return access.remove_expired(self.gateway, now)
+        return grants.remove_expired(self.gateway, now)
 
     # --- the cycle --------------------------------------------------------------------------
 
@@ -153,36 +144,3 @@ class Agent:
         finally:
             self.close()
             log.info("agent stopped")
-
-
-@click.command("agent")
-@click.option("--interval", default=2.0, show_default=True, type=float,
-              help="Seconds between cycles.")
-@click.option("--once", is_flag=True, help="Run a single cycle and exit (1 if a step failed).")
-@click.pass_context
-def agent_command(ctx: click.Context, interval: float, once: bool) -> None:
-    """Settle payments, provision the router and expire access until Ctrl-C or SIGTERM."""
-    from portal.cli import open_instance
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = open_instance(ctx)
-    agent = Agent(settings)
-    if once:
-        try:
-            report = agent.loop(utcnow())
-        finally:
-            agent.close()
-        for name, count in report.done.items():
-            click.echo(f"{name}: {count}")
-        for name, error in report.failed.items():
-            click.echo(f"{name}: FAILED {error}", err=True)
-        ctx.exit(0 if report.ok else 1)
-    stop = threading.Event()
-    # Only set the flag: the cycle in progress finishes and the loop exits at its wait.
-    previous = {sig: signal.signal(sig, lambda *_: stop.set())
-                for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        agent.run(stop, interval=interval)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

@@ -1,15 +1,17 @@
-"""Kibanda's portal: the Flask application factory."""
+"""Kibanda's portal: the Flask application factory.
+
+Everything else lives in rooms by role (see ARCHITECTURE.md): ``ledger`` (the money
+path), ``venue`` (what an owner manages), ``mpesa`` and ``routeros`` (the two links),
+``web`` (Flask), ``cli`` (the ``kibanda`` command) and ``sim`` (the emulators).
+"""
 from __future__ import annotations
 
 import logging
 import secrets
 
-from flask import Flask, g, jsonify, render_template, request
-from peewee import DatabaseError
+from flask import Flask
 
-from . import i18n
 from .config import ensure_instance, instance_path, load_settings
-from .errors import KibandaError, StorageUnavailable
 from .models import create_schema, db, init_db
 
 log = logging.getLogger("kibanda")
@@ -17,9 +19,12 @@ log = logging.getLogger("kibanda")
 
 def create_app(test_config: dict | None = None, instance: str | None = None) -> Flask:
     """Build the portal app from the layered configuration of an instance folder."""
+    from . import web
+
     path = instance_path(instance or (test_config or {}).get("INSTANCE_PATH"))
     ensure_instance(path)
-    app = Flask(__name__, instance_path=str(path), instance_relative_config=True)
+    app = Flask(__name__, instance_path=str(path), instance_relative_config=True,
+                template_folder="web/templates", static_folder="web/static")
     settings = load_settings(path, test_config)
     app.config.update(settings)
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
@@ -48,51 +53,8 @@ def create_app(test_config: dict | None = None, instance: str | None = None) -> 
         if not db.is_closed() and not app.config.get("DATABASE_KEEP_OPEN"):
             db.close()
 
-    i18n.init_app(app)
-    from .views import register_blueprints
-
-    register_blueprints(app)
-
-    @app.errorhandler(KibandaError)
-    def _domain_error(exc: KibandaError):
-        lang = i18n.current_language()
-        if request.path.endswith(".json") or request.accept_mimetypes.best == "application/json":
-            return jsonify(error=exc.message_for(lang)), exc.status
-        return render_template("error.html", message=exc.message_for(lang)), exc.status
-
-    @app.errorhandler(DatabaseError)
-    def _storage_error(exc: DatabaseError):
-        # A full disk or a locked database: the transaction rolled back, so nothing was
-        # recorded, charged or granted. Say so plainly; a callback gets a non-2xx answer
-        # so Safaricom sends it again later.
-        log.error("database error on %s %s: %s", request.method, request.path, exc)
-        return _domain_error(StorageUnavailable(f"database error: {exc}"))
-
+    web.register(app)
     return app
 
 
-def app_router(app: Flask | None = None):
-    """The app's router gateway (one per process, created on first use)."""
-    from flask import current_app
-
-    from .router import RouterGateway
-
-    app = app or current_app
-    if "kibanda.router" not in app.extensions:
-        app.extensions["kibanda.router"] = RouterGateway.from_settings(app.config)
-    return app.extensions["kibanda.router"]
-
-
-def app_mpesa(app: Flask | None = None):
-    """The app's M-Pesa client (one per process, created on first use)."""
-    from flask import current_app
-
-    from .mpesa import MpesaClient
-
-    app = app or current_app
-    if "kibanda.mpesa" not in app.extensions:
-        app.extensions["kibanda.mpesa"] = MpesaClient.from_settings(app.config)
-    return app.extensions["kibanda.mpesa"]
-
-
-__all__ = ["create_app", "app_router", "app_mpesa", "g"]
+__all__ = ["create_app"]

@@ -5,6 +5,8 @@
 """
 from __future__ import annotations
 
+from .timeutil import format_local
+
 
 class KibandaError(Exception):
     """Base of every domain error."""
@@ -105,3 +107,181 @@ class StorageUnavailable(KibandaError):
     customer_sw = ("Mfumo wa WiFi una shughuli nyingi na haukuweza kuhifadhi ombi lako. "
                    "Hakuna pesa iliyotozwa. Tafadhali jaribu tena baada ya dakika moja au "
                    "omba msaada kwa wahudumu.")
+
+
+# -- M-Pesa ----------------------------------------------------------------------------
+
+class MpesaError(PaymentError):
+    """Base of every M-Pesa failure; ``retry_after`` says how long to wait, if that helps."""
+
+    retry_after: int | None = None
+
+    def __init__(self, operator_message: str = "", *, retry_after: int | None = None,
+                 error_code: str | None = None, **kwargs):
+        super().__init__(operator_message, **kwargs)
+        if retry_after is not None:
+            self.retry_after = retry_after
+        #: Daraja's ``errorCode`` (or ResultCode) when the error came from an answer.
+        self.error_code = error_code
+
+
+class InvalidPhone(ValidationError):
+    """Not a Safaricom M-Pesa number; raised before any request is sent."""
+
+    customer_en = "Please enter a Safaricom M-Pesa number, like 0712 345 678."
+    customer_sw = "Tafadhali weka namba ya M-Pesa ya Safaricom, kama 0712 345 678."
+
+    def __init__(self, operator_message: str = "", **kwargs):
+        kwargs.setdefault("field", "phone")
+        super().__init__(operator_message, **kwargs)
+
+
+class InvalidAmount(ValidationError):
+    """An amount M-Pesa cannot take: not whole KES, or outside the configured limits."""
+
+    customer_en = "This amount cannot be paid with M-Pesa. Please ask the staff for help."
+    customer_sw = "Kiasi hiki hakiwezi kulipwa kwa M-Pesa. Tafadhali omba msaada kwa wahudumu."
+
+    def __init__(self, operator_message: str = "", **kwargs):
+        kwargs.setdefault("field", "amount")
+        super().__init__(operator_message, **kwargs)
+
+
+class MalformedCallback(ValidationError):
+    """A callback body that is not the documented STK callback shape."""
+
+    customer_en = "The payment notice could not be read."
+    customer_sw = "Taarifa ya malipo haikuweza kusomeka."
+
+    def __init__(self, operator_message: str = "", **kwargs):
+        kwargs.setdefault("field", "body")
+        super().__init__(operator_message, **kwargs)
+
+
+class MpesaBusy(MpesaError):
+    """Daraja is overloaded: system busy, spike arrest or quota (500.003.02 / 500.003.03)."""
+
+    status = 503
+    retry_after = 30
+    customer_en = "M-Pesa is busy right now. Please try again in a minute."
+    customer_sw = "M-Pesa ina shughuli nyingi kwa sasa. Tafadhali jaribu tena baada ya dakika moja."
+
+
+class SubscriberLocked(MpesaError):
+    """Another STK request is still open on this phone ("unable to lock subscriber")."""
+
+    status = 409
+    retry_after = 60
+    customer_en = ("Another M-Pesa request is still open on this phone. Finish or cancel it, "
+                   "then try again in a minute.")
+    customer_sw = ("Kuna ombi lingine la M-Pesa ambalo bado liko wazi kwenye simu hii. "
+                   "Limalize au ulighairi, kisha ujaribu tena baada ya dakika moja.")
+
+
+class DuplicateRequest(MpesaError):
+    """The same amount was asked of the same phone less than 2 minutes ago (ResultCode 17)."""
+
+    status = 409
+    retry_after = 120
+    customer_en = ("You asked to pay this same amount less than 2 minutes ago. Check your "
+                   "phone for the M-Pesa prompt, or wait 2 minutes and try again.")
+    customer_sw = ("Uliomba kulipa kiasi hiki hiki chini ya dakika 2 zilizopita. Angalia "
+                   "simu yako kama kuna ujumbe wa M-Pesa, au subiri dakika 2 ujaribu tena.")
+
+
+class MpesaConfigError(ConfigurationError, MpesaError):
+    """The site's Daraja settings are wrong: an operator problem, never the customer's."""
+
+    # ConfigurationError's customer text ("ask the staff") comes first in the MRO.
+
+
+class MpesaTimeout(MpesaError):
+    """No answer in time after the request was sent: it may have gone out. Never re-send.
+
+    A timed-out push has no CheckoutRequestID: keep the attempt open and let its callback
+    (matched by phone and amount, for review) or the customer's retry after 2 minutes
+    settle it; a second push of the same amount within 2 minutes ends with ResultCode 17.
+    """
+
+    status = 504
+    customer_en = ("M-Pesa is slow to answer. If a payment prompt appears on your phone, "
+                   "enter your PIN; this page will update by itself.")
+    customer_sw = ("M-Pesa inachelewa kujibu. Ujumbe wa malipo ukitokea kwenye simu yako, "
+                   "weka PIN yako; ukurasa huu utajisasisha wenyewe.")
+
+
+class MpesaUnreachable(MpesaError):
+    """No connection to Daraja at all (DNS, refused, connect timeout): nothing was sent."""
+
+    status = 503
+    retry_after = 30
+    customer_en = "We cannot reach M-Pesa right now. Please try again in a minute."
+    customer_sw = "Hatuwezi kufikia M-Pesa kwa sasa. Tafadhali jaribu tena baada ya dakika moja."
+
+
+class InvalidAccessToken(MpesaError):
+    """Daraja refused the bearer token (404.001.03); the client refreshes once and retries."""
+
+
+# -- access: codes, devices, sessions ----------------------------------------------------
+
+class SessionLimitReached(RouterTrap):
+    """The router refused a login: the user's shared-users are all online already."""
+
+
+class DeviceLimitReached(KibandaError):
+    """The package's devices are all online already."""
+
+    status = 409
+    customer_en = ("All the devices this package allows are online already. Log one out, "
+                   "or buy another package for this device.")
+    customer_sw = ("Vifaa vyote vinavyoruhusiwa na kifurushi hiki viko mtandaoni tayari. "
+                   "Ondoa kimoja, au nunua kifurushi kingine kwa kifaa hiki.")
+
+
+class DeviceLoginFailed(RouterError):
+    """The router could not log this device in; ``grant`` is still good to use."""
+
+    def __init__(self, operator_message: str = "", *, grant, **kwargs):
+        super().__init__(operator_message, **kwargs)
+        self.grant = grant
+
+
+class AccessExpired(KibandaError):
+    """The code was good, but its time is over."""
+
+    status = 410
+    customer_en = "This code has expired. Please buy a new package."
+    customer_sw = "Muda wa namba hii umeisha. Tafadhali nunua kifurushi kipya."
+
+
+# -- the owner's sign-in -----------------------------------------------------------------
+
+class SignInRefused(KibandaError):
+    """Wrong username or password."""
+
+    status = 401
+    customer_en = "Wrong username or password."
+    customer_sw = "Jina la mtumiaji au nenosiri si sahihi."
+
+
+class SignInLocked(KibandaError):
+    """Too many failed sign-ins for this user from this address."""
+
+    status = 429
+
+    def __init__(self, until):
+        when = format_local(until, "%H:%M")
+        super().__init__(
+            f"locked until {until.isoformat()} UTC",
+            en=f"Too many failed sign-ins. Try again after {when} (Nairobi time).",
+            sw=f"Majaribio mengi yameshindwa. Jaribu tena baada ya saa {when} (saa za Nairobi).")
+        self.until = until
+
+
+class SetupClosed(KibandaError):
+    """The setup page only works while no owner exists."""
+
+    status = 404
+    customer_en = "Not found."
+    customer_sw = "Haikupatikana."

@@ -1,9 +1,9 @@
-"""Kenyan mobile numbers as people type them, normalised to Daraja's ``2547XXXXXXXX``."""
+"""Kenyan mobile numbers: as people type them, as Daraja wants them, as pages show them."""
 from __future__ import annotations
 
 import re
 
-from .mpesa_errors import InvalidPhone
+from .errors import InvalidPhone
 
 # Separators people type or paste (including non-breaking spaces): never significant.
 _SEPARATORS = re.compile(r"[\s\-.()]")
@@ -34,3 +34,26 @@ def is_valid_phone(text: str) -> bool:
     except InvalidPhone:
         return False
     return True
+
+
+def display_phone(phone: str, style: str = "plain") -> str:
+    """A number as Kenyans write it: ``plain`` 0712345678, ``spaced`` 0712 345 678, or
+    ``masked`` 0712***678 (for a page a stranger may see). Text that is not a Kenyan
+    mobile number is shown as it is (masked: ``***``)."""
+    try:
+        local = "0" + normalise_phone(phone or "")[3:]
+    except InvalidPhone:
+        return "***" if style == "masked" else (phone or "")
+    if style == "spaced":
+        return f"{local[:4]} {local[4:7]} {local[7:]}"
+    if style == "masked":
+        return local[:4] + "***" + local[-3:]
+    return local
+
+
+def dial_uri(phone: str) -> str:
+    """A ``tel:`` target for a number (``+254712345678``); odd text keeps only + and digits."""
+    try:
+        return "+" + normalise_phone(phone or "")
+    except InvalidPhone:
+        return re.sub(r"[^0-9+]", "", phone or "")

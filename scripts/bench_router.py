@@ -17,7 +17,7 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
-from portal.router import RouterGateway  # noqa: E402
+from portal.routeros import RouterGateway  # noqa: E402
 from portal.sim.routeros import RouterSim  # noqa: E402
 
 

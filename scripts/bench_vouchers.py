@@ -15,11 +15,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from portal.models import Voucher, create_schema, db, init_db  # noqa: E402
-from portal.packages import create_package  # noqa: E402
-from portal.router import RouterGateway  # noqa: E402
+from portal.venue.packages import create_package  # noqa: E402
+from portal.routeros import RouterGateway  # noqa: E402
 from portal.sim.routeros import RouterSim  # noqa: E402
 from portal.timeutil import utcnow  # noqa: E402
-from portal.vouchers import PUSH_CHUNK, create_batch, push_batch  # noqa: E402
+from portal.venue.vouchers import PUSH_CHUNK, create_batch, push_batch  # noqa: E402
 
 TARGET_SECONDS = 10.0
 

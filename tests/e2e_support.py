@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlencode
 
-from portal import app_router
-from portal.demo import DemoSite
+from portal.web import app_router
+from portal.cli.demo_site import DemoSite
 from portal.models import Package, db
 
 
@@ -102,7 +102,7 @@ class Harness:
 
     def make_vouchers(self, package_name: str, count: int = 1) -> list[str]:
         """Create a voucher batch and put it on the router (as the owner's page does)."""
-        from portal import vouchers
+        from portal.venue import vouchers
         from portal.timeutil import utcnow
 
         with db.connection_context():

@@ -13,7 +13,7 @@ from werkzeug.serving import make_server
 
 from portal import create_app
 from portal.models import Package, Purchase, db
-from portal.packages import create_package
+from portal.venue.packages import create_package
 from portal.sim.daraja import DarajaSim
 from portal.sim.routeros import RouterSim
 from portal.timeutil import utcnow
@@ -53,14 +53,14 @@ class Site:
     @property
     def mpesa(self):
         """The portal's own M-Pesa client."""
-        from portal import app_mpesa
+        from portal.web import app_mpesa
 
         return app_mpesa(self.app)
 
     @property
     def gateway(self):
         """The portal's own router gateway."""
-        from portal import app_router
+        from portal.web import app_router
 
         return app_router(self.app)
 
@@ -144,12 +144,12 @@ def package(name: str = "1 hour") -> Package:
 
 def buy(site: Site, phone: str = PAYER, name: str = "1 hour", now=None, **device) -> Purchase:
     """Start a purchase through the ledger, as ``POST /buy`` does."""
-    from portal import sales
+    from portal.ledger import grants, purchases, settlement, status
 
     device = {"mac": MAC, "ip": IP, **device}
-    return sales.start_purchase(package(name).id, phone, mac=device["mac"], ip=device["ip"],
+    return purchases.start_purchase(package(name).id, phone, mac=device["mac"], ip=device["ip"],
                                 link_login_only=LOGIN_URL, link_orig="http://example.com/",
-                                mpesa=site.mpesa, callback_url=sales.callback_url(site.app.config),
+                                mpesa=site.mpesa, callback_url=purchases.callback_url(site.app.config),
                                 now=now or utcnow())
 
 

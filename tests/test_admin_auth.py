@@ -8,7 +8,7 @@ from test_admin_support import (  # noqa: F401 - fixtures
     make_package, make_users, router_sim, site, visible_text,
 )
 
-from portal import accounts
+from portal.venue import accounts
 from portal.errors import KibandaError
 from portal.models import AdminUser, AuditLog, LoginFailure, Package, db
 from portal.timeutil import utcnow

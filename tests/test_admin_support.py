@@ -11,9 +11,9 @@ import re
 import pytest
 
 from portal import create_app
-from portal.accounts import create_admin
+from portal.venue.accounts import create_admin
 from portal.models import AdminUser, db
-from portal.packages import create_package
+from portal.venue.packages import create_package
 from portal.sim.routeros import RouterSim
 
 OWNER_NAME, OWNER_PASSWORD = "mama-njeri", "chai-na-mandazi"
@@ -44,7 +44,7 @@ def site(tmp_path, router_sim):
     instance.mkdir()
     app = create_app(site_config(instance, router_sim.port))
     yield app
-    from portal.views.admin_vouchers import wait_for_pushes
+    from portal.web.admin.vouchers import wait_for_pushes
 
     wait_for_pushes(app)
     gateway = app.extensions.get("kibanda.router")

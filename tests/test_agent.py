@@ -16,10 +16,12 @@ from datetime import timedelta
 import pytest
 
 from agent.worker import Agent
-from portal import access, create_app, sales
+from portal import create_app
+from portal.errors import KibandaError
+from portal.ledger import grants, purchases, settlement, status
 from portal.models import Grant, Package, Purchase, db
 from portal.mpesa import MpesaClient
-from portal.packages import create_package
+from portal.venue.packages import create_package
 from portal.sim.daraja import DarajaSim
 from portal.sim.daraja_rules import SANDBOX_PASSKEY
 from portal.sim.routeros import RouterSim
@@ -75,8 +77,8 @@ def buy(app, daraja, package: Package, phone: str, now) -> Purchase:
     client = MpesaClient.from_settings(app.config)
     try:
         with db.connection_context():
-            purchase = sales.start_purchase(package.id, phone, mac=PHONE_MAC, ip=PHONE_IP,
-                                            mpesa=client, callback_url=sales.callback_url(app.config),
+            purchase = purchases.start_purchase(package.id, phone, mac=PHONE_MAC, ip=PHONE_IP,
+                                            mpesa=client, callback_url=purchases.callback_url(app.config),
                                             now=now)
     finally:
         client.close()
@@ -116,7 +118,7 @@ def test_lost_callback_settles_by_stk_query_and_device_goes_online(site, router,
     assert paid.status == Purchase.PAID
     with db.connection_context():
         grant = Grant.get(Grant.purchase == purchase.id)
-        state = sales.purchase_state(paid, now + timedelta(seconds=6))
+        state = status.purchase_state(paid, now + timedelta(seconds=6))
     assert grant.router_state == Grant.ON_ROUTER and grant.logged_in_at is not None
     [session] = sessions_for(router)
     assert session["user"] == grant.username
@@ -136,7 +138,7 @@ def test_router_down_at_payment_time_grant_waits_then_agent_provisions(site, rou
     assert refresh(Purchase, purchase.id).status == Purchase.PAID
     with db.connection_context():
         grant = Grant.get(Grant.purchase == purchase.id)
-        state = sales.purchase_state(Purchase.get_by_id(purchase.id), now + timedelta(seconds=6))
+        state = status.purchase_state(Purchase.get_by_id(purchase.id), now + timedelta(seconds=6))
     assert grant.router_state == Grant.PENDING
     assert grant.router_error and grant.router_attempts == 1
     assert state["status"] == "paid"  # "Paid, connecting you"
@@ -182,10 +184,10 @@ def test_router_down_costs_one_attempt_per_cycle_not_one_per_customer(site, rout
     app, agent, package = site
     now = utcnow()
     with db.connection_context():
-        grants = []
+        waiting = []
         for n in range(10):
             with db.atomic():
-                grants.append(access.create_grant(package, Grant.MANUAL, now,
+                waiting.append(grants.create_grant(package, Grant.MANUAL, now,
                                                   created_by="test", note=f"customer {n}"))
     port = router.port
     router.stop()
@@ -202,7 +204,7 @@ def test_router_down_costs_one_attempt_per_cycle_not_one_per_customer(site, rout
             states = {g.router_state for g in Grant.select()}
         assert states == {Grant.ON_ROUTER}
         names = {u["name"] for u in back.rows("/ip/hotspot/user")}
-        assert {g.username for g in grants} <= names
+        assert {g.username for g in waiting} <= names
     finally:
         agent.close()
         back.stop()
@@ -227,7 +229,7 @@ def test_expired_grant_is_removed_from_router_at_its_absolute_expiry(site, route
     assert grant.username not in {u["name"] for u in router.rows("/ip/hotspot/user")}
     assert refresh(Grant, grant.id).router_state == Grant.REMOVED
     with db.connection_context():
-        state = sales.purchase_state(Purchase.get_by_id(purchase.id),
+        state = status.purchase_state(Purchase.get_by_id(purchase.id),
                                      grant.expires_at + timedelta(seconds=1))
     assert state["status"] == "expired"
 

@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from portal.apiwire import (
+from portal.routeros.wire import (
     SocketReader,
     WireError,
     decode_length,

@@ -21,7 +21,7 @@ from werkzeug.serving import make_server
 from portal.cli import main
 from portal.models import AuditLog, Setting, db
 from portal.timeutil import utcnow
-from portal.vouchers import create_batch
+from portal.venue.vouchers import create_batch
 
 NEW = {"name": "Kwa Wanjiku Hotel", "color": "#8A1538", "support_phone": "0722 000 111"}
 DEFAULT_NAME = "Mama Njeri Cafe"  # the test site's configured name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from portal import sales
+from portal.ledger import grants, purchases, settlement, status
 from portal.models import CallbackRecord, Grant, OutboxEvent, Purchase
 from tests.portal_env import (  # noqa: F401 - fixtures
     CANCELS, IP, LOST, PAYER, TWICE, buy, daraja_sim, later, router_sim, site, wait_for,
@@ -67,7 +67,7 @@ def test_duplicate_callbacks_give_one_grant_and_keep_the_receipt(site):
 
 def test_callback_after_query_only_fills_in_the_receipt(site):
     purchase = buy(site, LOST)
-    polled = sales.poll_purchase(purchase.id, site.mpesa, later(1), force=True)
+    polled = purchases.poll_purchase(purchase.id, site.mpesa, later(1), force=True)
     assert polled.status == Purchase.PAID and polled.receipt is None
     [grant] = grants(purchase)
     answer = site.callback(success_body(purchase, receipt="QAB1CD2EF3"))
@@ -84,7 +84,7 @@ def test_query_after_callback_changes_nothing(site):
     purchase = buy(site, PAYER)
     assert wait_for(lambda: fresh(purchase).status == Purchase.PAID)
     receipt = fresh(purchase).receipt
-    outcome = sales.settle(purchase.checkout_request_id, success=True, result_code=0,
+    outcome = settlement.settle(purchase.checkout_request_id, success=True, result_code=0,
                            result_desc="processed", via="query", now=later(5))
     assert outcome == "duplicate"
     assert fresh(purchase).receipt == receipt
@@ -106,7 +106,7 @@ def test_late_success_after_failure_is_credited(site):
 def test_late_success_after_expiry_is_credited(site):
     site.daraja.decision_delay = 3600  # the customer never answers the prompt
     purchase = buy(site, LOST)
-    assert sales.expire_stale(later(310), mpesa=site.mpesa) == 1
+    assert purchases.expire_stale(later(310), mpesa=site.mpesa) == 1
     assert fresh(purchase).status == Purchase.EXPIRED
     site.callback(success_body(purchase, receipt="LATE000002"))
     assert fresh(purchase).status == Purchase.PAID
@@ -132,9 +132,9 @@ def test_amount_below_price_is_set_aside_for_review(site):
     assert outcomes() == ["mismatch"]
     assert "KES 49" in CallbackRecord.get().detail
     # A later query saying "success" must not sneak it through either.
-    sales.poll_purchase(purchase.id, site.mpesa, later(10), force=True)
+    purchases.poll_purchase(purchase.id, site.mpesa, later(10), force=True)
     assert grants(purchase) == [] and not site.online()
-    assert sales.purchase_state(fresh(purchase), later(10))["status"] == "failed"
+    assert status.purchase_state(fresh(purchase), later(10))["status"] == "failed"
 
 
 def test_payment_from_another_phone_is_set_aside(site):
@@ -184,6 +184,6 @@ def test_failure_callback_is_recorded_once_with_the_reason(site):
     assert site.callback(json.dumps(body).encode()).status_code == 200
     failed = fresh(purchase)
     assert failed.result_code == 1032  # the first answer stands
-    state = sales.purchase_state(failed, later(1))
+    state = status.purchase_state(failed, later(1))
     assert state["status"] == "failed" and state["reason"] == "cancelled"
     assert "cancelled" in state["message"]["en"] and state["message"]["sw"]

@@ -67,7 +67,7 @@ def test_landing_in_english_shows_packages_prices_and_the_forms(client):
 
 def test_landing_follows_price_changes_and_retired_packages_at_once(site, client):
     from portal.models import Package
-    from portal.packages import set_package_active, update_package
+    from portal.venue.packages import set_package_active, update_package
 
     assert "KES 10" in text(client.get("/", query_string=DEVICE))
     hour = Package.get(Package.name_en == "1 hour")

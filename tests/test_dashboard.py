@@ -1,4 +1,4 @@
-"""Sales at a glance: figures by Nairobi day/week/month, chart, search, router, free access."""
+"""Sales at a glance: figures by Nairobi day/week/month, chart, search, router, free grants."""
 from __future__ import annotations
 
 import socket
@@ -9,10 +9,11 @@ from test_admin_support import (  # noqa: F401 - fixtures
     Browser, make_package, make_users, router_sim, site, site_config, visible_text,
 )
 
-from portal import create_app, dashboard
+from portal import create_app
+from portal.venue import reports
 from portal.models import AuditLog, Grant, Package, Purchase, Voucher, db
 from portal.timeutil import utcnow
-from portal.vouchers import create_batch
+from portal.venue.vouchers import create_batch
 
 # Wednesday 11 March 2026, 12:00 in Nairobi (UTC+3).
 NOW = datetime(2026, 3, 11, 9, 0)
@@ -59,7 +60,7 @@ def sales(site):
 
 def test_money_by_nairobi_day_week_and_month(site, sales):
     with site.app_context(), db.connection_context():
-        money = dashboard.takings_by_period(NOW)
+        money = reports.takings_by_period(NOW)
     today, week, month = money["today"], money["week"], money["month"]
     # The 23:30 sale yesterday is not today's money, but it is this week's.
     assert (today.mpesa, today.mpesa_count, today.vouchers, today.total) == (70, 2, 20, 90)
@@ -69,13 +70,13 @@ def test_money_by_nairobi_day_week_and_month(site, sales):
 
 def test_chart_and_sales_by_package(site, sales):
     with site.app_context(), db.connection_context():
-        bars = dashboard.daily_takings(NOW, 14)
-        by_package = dashboard.sales_by_package(*dashboard.period_bounds(NOW)["month"])
+        bars = reports.daily_takings(NOW, 14)
+        by_package = reports.sales_by_package(*reports.period_bounds(NOW)["month"])
     assert len(bars) == 14 and bars[-1].day.isoformat() == "2026-03-11"
     amounts = {b.day.isoformat(): (b.mpesa, b.vouchers) for b in bars if b.total}
     assert amounts == {"2026-02-28": (50, 0), "2026-03-02": (800, 0), "2026-03-09": (0, 20),
                        "2026-03-10": (250, 0), "2026-03-11": (70, 20)}
-    svg = dashboard.chart_svg(bars, title="Money per day")
+    svg = reports.chart_svg(bars, title="Money per day")
     assert svg.startswith("<svg") and svg.count('class="mpesa"') == 4
     assert svg.count('class="vouchers"') == 2 and "<script" not in svg
     assert "11 Mar: KES 90 (M-Pesa 70, Vouchers 20)" in svg
@@ -142,12 +143,12 @@ def test_free_access_code_works_on_the_router_and_kick(site, router_sim):
         assert grant.source == Grant.MANUAL and grant.created_by == "mama-njeri"
         assert AuditLog.select().where(AuditLog.action == "grant.manual").count() == 1
         # Free access is not money.
-        assert dashboard.takings_by_period(utcnow())["today"].total == 0
+        assert reports.takings_by_period(utcnow())["today"].total == 0
     user = next(r for r in router_sim.rows("/ip/hotspot/user") if r["name"] == code)
     assert user["profile"] == package.profile_name
 
     # The customer logs in with it; the owner sees the device and kicks it.
-    from portal import app_router
+    from portal.web import app_router
 
     with site.app_context():
         app_router(site).login(code, code, "10.5.50.23", "AA:BB:CC:DD:EE:01")

@@ -13,7 +13,7 @@ from portal.config import ensure_instance, load_settings, write_config_values
 from portal.crypto import check_password, hash_password
 from portal.models import (AdminUser, Grant, Package, Purchase, Setting, Voucher,
                            VoucherBatch, create_schema, db, init_db)
-from portal.sitesettings import get_setting, set_setting
+from portal.venue.settings import get_setting, set_setting
 from portal.timeutil import format_duration, nairobi_timestamp, parse_duration
 
 

@@ -16,16 +16,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from routeros_pages import RosTemplateError, ros_template_render
 from system_tools import launch, require
 
-from portal.hotspot_html import (
+from portal.venue.hotspot_files import (
     HOTSPOT_DIR,
     HOTSPOT_FILES,
-    RosTemplateError,
     render_directory,
     render_file,
     render_zip,
-    ros_template_render,
 )
 
 PORTAL = "http://10.5.50.2:8080"

@@ -9,6 +9,7 @@ import pytest
 import requests
 import responses
 
+from portal.clients import DatabaseTokenStore
 from portal.errors import ConfigurationError, PaymentError, ValidationError
 from portal.models import TokenCache, create_schema, db, init_db
 from portal.mpesa import (
@@ -61,7 +62,8 @@ def daraja():
 def make_client(**kw) -> MpesaClient:
     values = dict(mpesa_type="paybill")
     values.update(kw)
-    return MpesaClient(BASE, "key", "secret", "174379", PASSKEY, **values)
+    return MpesaClient(BASE, "key", "secret", "174379", PASSKEY,
+                       token_store=DatabaseTokenStore(), **values)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
+from portal.clients import DatabaseTokenStore
 from portal.models import create_schema, db, init_db
 from portal.mpesa import (
     MpesaBusy, MpesaClient, MpesaConfigError, MpesaTimeout, MpesaUnreachable,
@@ -113,7 +114,7 @@ def client_for(sim: DarajaSim, **kw) -> MpesaClient:
     values = dict(read_timeout=3.0, connect_timeout=1.0)
     values.update(kw)
     return MpesaClient(sim.base_url, sim.consumer_key, sim.consumer_secret, sim.shortcode,
-                       sim.passkey, **values)
+                       sim.passkey, token_store=DatabaseTokenStore(), **values)
 
 
 @pytest.fixture
@@ -253,9 +254,11 @@ def test_two_clients_in_two_threads_make_one_token_request(database, sim):
 def test_two_processes_share_one_token(database, sim):
     sim.oauth_response_delay = 0.3
     script = ("import sys; from portal.models import init_db; from portal.mpesa import "
-              "MpesaClient; init_db(sys.argv[1]); "
+              "MpesaClient; from portal.clients import DatabaseTokenStore; "
+              "init_db(sys.argv[1]); "
               "c = MpesaClient(sys.argv[2], 'kibanda-demo-key', 'kibanda-demo-secret', "
-              "'174379', 'x'); print(c.access_token()); c.close()")
+              "'174379', 'x', token_store=DatabaseTokenStore()); "
+              "print(c.access_token()); c.close()")
     procs = [subprocess.Popen([sys.executable, "-c", script, database, sim.base_url],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]

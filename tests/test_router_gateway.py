@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dh
 
 from portal.errors import RouterLoginRefused, RouterTrap, RouterUnreachable, UserExists
-from portal.router import RouterGateway
+from portal.routeros import RouterGateway
 from portal.sim.routeros import RouterSim
 
 USERS = "/ip/hotspot/user"

@@ -12,7 +12,7 @@ from librouteros.exceptions import ConnectionClosed, FatalError, TrapError
 from librouteros.login import plain, token
 from librouteros.query import Key
 
-from portal.apiwire import SocketReader, encode_sentence
+from portal.routeros.wire import SocketReader, encode_sentence
 from portal.sim.routeros import RouterSim
 
 MAC = "AA:BB:CC:DD:EE:01"

@@ -12,8 +12,8 @@ CALL = re.compile(r"""(?<![\w.])_\(\s*(['"])(.*?)(?<!\\)\1""", re.S)
 
 def _message_ids() -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
-    files = list((ROOT / "templates").rglob("*.html")) + list((ROOT / "views").rglob("*.py"))
-    files += [p for p in ROOT.glob("*.py") if p.name != "i18n.py"]
+    files = list(ROOT.rglob("*.html")) + [p for p in ROOT.rglob("*.py")
+                                           if p.name != "i18n.py" and "sim" not in p.parts]
     for path in files:
         for match in CALL.finditer(path.read_text(encoding="utf-8")):
             found.setdefault(match.group(2), set()).add(str(path.relative_to(ROOT)))

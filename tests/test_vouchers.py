@@ -9,12 +9,12 @@ from test_admin_support import (  # noqa: F401 - fixtures
     Browser, make_package, make_users, router_sim, site, site_config, visible_text,
 )
 
-from portal import app_router
+from portal.web import app_router
 from portal.cli import main
 from portal.config import write_config_values
 from portal.models import AuditLog, Voucher, VoucherBatch, db
 from portal.timeutil import utcnow
-from portal.vouchers import (ALNUM, batch_counts, create_batch, draw_code, generate_codes,
+from portal.venue.vouchers import (ALNUM, batch_counts, create_batch, draw_code, generate_codes,
                              push_batch, void_batch)
 
 USERS = "/ip/hotspot/user"
@@ -52,7 +52,7 @@ def test_codes_stay_unique_across_batches_even_when_a_draw_clashes(site, monkeyp
         taken = [v.code for v in first.vouchers]
         # Force the next batch's first draws to repeat codes of the first batch: the
         # unique index refuses them and the clashing rows are drawn again.
-        import portal.vouchers as vouchers_module
+        import portal.venue.vouchers as vouchers_module
 
         real = vouchers_module.generate_codes
         monkeypatch.setattr(vouchers_module, "generate_codes",
@@ -66,7 +66,7 @@ def test_codes_stay_unique_across_batches_even_when_a_draw_clashes(site, monkeyp
 
 def test_batch_options_are_checked():
     from portal.errors import ValidationError
-    from portal.vouchers import clean_batch_options
+    from portal.venue.vouchers import clean_batch_options
 
     for bad, message in [(dict(count=0), "Make from 1 to 5,000"),
                          (dict(count=5001), "Make from 1 to 5,000"),
@@ -121,7 +121,7 @@ def test_admin_page_pushes_in_background_and_shows_progress(site, router_sim):
                                           "alphabet": "alnum", "length": "7", "prefix": "MN"})
     assert made.status_code == 302
     batch_url = made.location
-    from portal.views.admin_vouchers import wait_for_pushes
+    from portal.web.admin.vouchers import wait_for_pushes
 
     wait_for_pushes(site)
     page = owner.text(batch_url)

@@ -14,8 +14,8 @@ from test_admin_support import (  # noqa: F401 - fixtures
 
 from portal.models import Voucher, db
 from portal.timeutil import utcnow
-from portal.voucher_print import login_url
-from portal.vouchers import create_batch
+from portal.venue.printing import login_url
+from portal.venue.vouchers import create_batch
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 DNS = "wifi.mamanjeri.co.ke"

@@ -1,0 +1,44 @@
+"""``kibanda agent``: run the site's worker until Ctrl-C or SIGTERM (or one cycle)."""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+import click
+
+from agent.worker import Agent
+
+from ..timeutil import utcnow
+from .instance import open_instance
+
+
+@click.command("agent")
+@click.option("--interval", default=2.0, show_default=True, type=float,
+              help="Seconds between cycles.")
+@click.option("--once", is_flag=True, help="Run a single cycle and exit (1 if a step failed).")
+@click.pass_context
+def agent_command(ctx: click.Context, interval: float, once: bool) -> None:
+    """Settle payments, provision the router and expire access until Ctrl-C or SIGTERM."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = open_instance(ctx)
+    agent = Agent(settings)
+    if once:
+        try:
+            report = agent.loop(utcnow())
+        finally:
+            agent.close()
+        for name, count in report.done.items():
+            click.echo(f"{name}: {count}")
+        for name, error in report.failed.items():
+            click.echo(f"{name}: FAILED {error}", err=True)
+        ctx.exit(0 if report.ok else 1)
+    stop = threading.Event()
+    # Only set the flag: the cycle in progress finishes and the loop exits at its wait.
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        agent.run(stop, interval=interval)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

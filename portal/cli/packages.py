@@ -1,0 +1,86 @@
+"""``kibanda packages``: add and list the packages a site sells."""
+from __future__ import annotations
+
+import click
+
+from .. import clients
+from ..errors import ValidationError
+from ..models import Package
+from ..timeutil import format_duration, format_local
+from ..venue.packages import create_package, describe, format_size, sync_profile
+from .instance import BAD_INPUT, open_instance
+
+
+@click.group("packages")
+def packages_group() -> None:
+    """The WiFi packages this site sells."""
+
+
+@packages_group.command("add")
+@click.option("--name", required=True, help="English name, e.g. '1 hour'.")
+@click.option("--price", required=True, help="Price in whole Kenya shillings, e.g. 20.")
+@click.option("--validity", required=True, help="How long access lasts: 30m, 1h, 1d, 7d, 30d.")
+@click.option("--rate", default="", help="Speed limit upload/download, e.g. 2M/5M (default: none).")
+@click.option("--devices", default="1", show_default=True, help="Devices that may share it.")
+@click.option("--data-cap", default="", help="Data cap, e.g. 500MB or 2GB (default: none).")
+@click.option("--name-sw", default="", help="Swahili name, e.g. 'Saa 1'.")
+@click.option("--sort-order", default=0, type=int, help="Position on the package page.")
+@click.pass_context
+def add_command(ctx: click.Context, name, price, validity, rate, devices, data_cap, name_sw,
+                sort_order) -> None:
+    """Add a package (its router profile is created with the first sale)."""
+    settings = open_instance(ctx)
+    try:
+        package = create_package(actor="kibanda packages", name_en=name, name_sw=name_sw,
+                                 price=price, validity=validity, rate_limit=rate,
+                                 devices=devices, data_cap=data_cap, sort_order=sort_order)
+    except ValidationError as exc:
+        click.echo(f"error: {exc.message_for('en')}", err=True)
+        ctx.exit(BAD_INPUT)
+    click.echo(f"added package {describe(package)} (router profile {package.profile_name})")
+    if settings.get("ROUTER_PASSWORD"):
+        # A site whose router link is configured gets the profile now, so the admin
+        # pages show it as on the router; otherwise the first sale creates it.
+        with clients.router_gateway(settings) as gateway:
+            if sync_profile(package, gateway):
+                click.echo(f"router profile {package.profile_name} is on the router")
+            else:
+                click.echo(f"the router did not take the profile yet ({package.router_error}); "
+                           "it is created with the first sale", err=True)
+
+
+def sync_state(package) -> str:
+    """The package's router profile state in a few words."""
+    if package.router_error:
+        return f"error: {package.router_error}"
+    if package.router_synced_at:
+        return f"synced {format_local(package.router_synced_at)}"
+    return "not on router yet"
+
+
+@packages_group.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include retired packages.")
+@click.pass_context
+def list_command(ctx: click.Context, show_all: bool) -> None:
+    """Print the packages as a table."""
+    open_instance(ctx)
+    query = Package.select().order_by(Package.sort_order, Package.price)
+    if not show_all:
+        query = query.where(Package.active == True)  # noqa: E712
+    rows = [("ID", "NAME", "PRICE", "VALIDITY", "SPEED", "DEVICES", "DATA", "ROUTER")]
+    for package in query:
+        name = package.name_en + (f" / {package.name_sw}" if package.name_sw else "")
+        if not package.active:
+            name += " (retired)"
+        rows.append((str(package.id), name, f"KES {package.price}",
+                     format_duration(package.validity_seconds), package.rate_limit or "unlimited",
+                     str(package.devices), format_size(package.data_cap_bytes) or "-",
+                     sync_state(package)))
+    if len(rows) == 1:
+        click.echo("no packages yet: add one with kibanda packages add --name '1 hour' "
+                   "--price 10 --validity 1h")
+        return
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths)]
+        click.echo("  ".join(cells + [row[-1]]))

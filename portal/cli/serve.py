@@ -1,0 +1,78 @@
+"""``kibanda serve``: the portal under gunicorn, built by ``create_app`` in each worker."""
+from __future__ import annotations
+
+import click
+from gunicorn.app.base import BaseApplication
+
+from .instance import open_instance
+
+
+class PortalServer(BaseApplication):
+    """Gunicorn driven from Python: every worker builds the app from the instance folder.
+
+    Building the app in the worker (not in the master before fork) gives each worker its
+    own database connection and router socket, and applies the instance's ``kibanda.toml``
+    and the ``KIBANDA_*`` variables exactly as ``create_app`` reads them.
+    """
+
+    def __init__(self, instance: str, options: dict, overrides: dict | None = None):
+        self.instance = instance
+        self.options = options
+        self.overrides = overrides
+        super().__init__()
+
+    def load_config(self) -> None:
+        """Hand our options to gunicorn (unknown ones are a programming error)."""
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+        if "control_socket_disable" in self.cfg.settings:
+            # gunicorn >= 24 opens a control socket at one fixed path per user: a second
+            # server on the same box (a bench, a test) would fight over it. We never use it.
+            self.cfg.set("control_socket_disable", True)
+
+    def load(self):
+        """Build the WSGI app (called in each worker)."""
+        from .. import create_app
+
+        return create_app(self.overrides, instance=self.instance)
+
+
+def gunicorn_options(host: str, port: int, workers: int, threads: int,
+                     access_log: bool) -> dict:
+    """Gunicorn settings for the appliance."""
+    options = {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        # gthread keeps connections alive and lets one slow router call not block a worker.
+        "worker_class": "gthread",
+        "threads": threads,
+        "timeout": 60,
+        "graceful_timeout": 10,
+        "keepalive": 5,
+        "errorlog": "-",
+        "loglevel": "info",
+        "proc_name": "kibanda-portal",
+    }
+    if access_log:
+        options["accesslog"] = "-"
+        options["access_log_format"] = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+    return options
+
+
+@click.command("serve")
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+@click.option("--workers", default=2, show_default=True, type=int, help="Worker processes.")
+@click.option("--threads", default=4, show_default=True, type=int, help="Threads per worker.")
+@click.option("--access-log/--no-access-log", default=True, show_default=True,
+              help="Print one line per request to stdout.")
+@click.pass_context
+def serve_command(ctx: click.Context, host: str, port: int, workers: int, threads: int,
+                  access_log: bool) -> None:
+    """Serve the portal (customer pages, M-Pesa callback, admin) under gunicorn."""
+    # Create keys and schema once in the master so workers never race to migrate.
+    settings = open_instance(ctx)
+    click.echo(f"instance {ctx.find_root().obj['instance']}, database {settings['DATABASE']}")
+    PortalServer(str(ctx.find_root().obj["instance"]),
+                 gunicorn_options(host, port, workers, threads, access_log),
+                 overrides={"DATABASE_KEEP_OPEN": True}).run()

@@ -1,0 +1,112 @@
+"""Codes that open the internet: vouchers, access codes and M-Pesa receipts.
+
+Each turns into a logged-in device through the same grant machinery as a payment; every
+wrong guess counts against the device's limit (:mod:`.limits`).
+"""
+from __future__ import annotations
+
+import hmac
+import re
+from datetime import datetime, timedelta
+
+from ..errors import (
+    AccessExpired, DeviceLimitReached, DeviceLoginFailed, NotFound, RouterError, RouterTrap,
+    ValidationError,
+)
+from ..models import Grant, Purchase, Voucher, db
+from . import grants
+from .grants import grant_for
+from .limits import check_code_attempts, record_attempt
+
+_RECEIPT = re.compile(r"^[A-Z0-9]{10}$")
+
+
+def normalise_code(text: str) -> str:
+    """A typed code without spaces or dashes, upper-case."""
+    return re.sub(r"[\s\-]", "", str(text or "")).upper()[:40]
+
+
+def _wrong_code(mac: str, ip: str, now: datetime, typed: str) -> ValidationError:
+    record_attempt(mac, ip, False, now)
+    return ValidationError(f"wrong code {typed!r}", field="code",
+                           en="That code is not valid. Check it and try again.",
+                           sw="Namba hiyo si sahihi. Iangalie ujaribu tena.")
+
+
+def _login(grant: Grant, gateway, mac: str, ip: str, now: datetime) -> Grant:
+    """Log this device in with ``grant``; raises DeviceLoginFailed or DeviceLimitReached."""
+    if grants.grant_time_left(grant, now) == 0 or grant.router_state == Grant.REMOVED:
+        raise AccessExpired(f"grant {grant.id} expired at {grant.expires_at}")
+    try:
+        grants.login_device(grant, gateway, ip, mac, now)
+    except RouterTrap as exc:
+        if "no more sessions" in (exc.router_message or str(exc)):
+            raise DeviceLimitReached(f"grant {grant.id}: {exc.router_message}") from exc
+        raise DeviceLoginFailed(f"grant {grant.id}: {exc.operator_message}",
+                                grant=Grant.get_by_id(grant.id)) from exc
+    except RouterError as exc:
+        raise DeviceLoginFailed(f"grant {grant.id}: {exc.operator_message}",
+                                grant=Grant.get_by_id(grant.id)) from exc
+    return Grant.get_by_id(grant.id)
+
+
+def redeem_voucher(code, *, mac, ip, gateway, now) -> Grant:
+    """Log this device in with a voucher; the first use starts its validity."""
+    mac = (mac or "").strip().upper()
+    check_code_attempts(mac, ip, now)
+    typed = normalise_code(code)
+    voucher = Voucher.get_or_none(Voucher.code == typed) if typed else None
+    if voucher is None or not hmac.compare_digest(voucher.code.encode(), typed.encode()):
+        raise _wrong_code(mac, ip, now, typed)
+    if voucher.state == Voucher.VOID:
+        record_attempt(mac, ip, False, now)
+        raise ValidationError(f"voucher {voucher.id} is void", field="code",
+                              en="This voucher has been cancelled. Please ask the staff.",
+                              sw="Vocha hii imefutwa. Tafadhali uliza wahudumu.")
+    if voucher.state == Voucher.EXPIRED or (voucher.expires_at and voucher.expires_at <= now):
+        record_attempt(mac, ip, True, now)
+        raise AccessExpired(f"voucher {voucher.id} expired",
+                            en="This voucher has expired. Please buy a new one.",
+                            sw="Muda wa vocha hii umeisha. Tafadhali nunua nyingine.")
+    record_attempt(mac, ip, True, now)
+    if voucher.state in (Voucher.NEW, Voucher.ON_ROUTER):
+        package = voucher.package
+        with db.atomic():
+            first = (Voucher.update(state=Voucher.USED, first_login_at=now,
+                                    expires_at=now + timedelta(seconds=package.validity_seconds))
+                     .where((Voucher.id == voucher.id)
+                            & Voucher.state.in_((Voucher.NEW, Voucher.ON_ROUTER))).execute())
+            if first:
+                grant = grants.create_grant(package, Grant.VOUCHER, now, voucher=voucher,
+                                            username=voucher.code, login_mac=mac,
+                                            login_ip=ip or "")
+        if first:
+            return grants.provision_grant(grant.id, gateway, now)
+    grant = Grant.get_or_none(Grant.voucher == voucher.id)
+    if grant is None:
+        raise NotFound(f"voucher {voucher.id} is used but has no grant")
+    return _login(grant, gateway, mac, ip, now)
+
+
+def reconnect(code, *, mac, ip, gateway, now) -> Grant:
+    """Log this device in again with an access code, an M-Pesa receipt or a used voucher."""
+    mac = (mac or "").strip().upper()
+    check_code_attempts(mac, ip, now)
+    typed = normalise_code(code)
+    grant = None
+    if typed:
+        grant = Grant.get_or_none(Grant.username == typed)
+        if grant is None and _RECEIPT.match(typed):
+            purchase = Purchase.get_or_none(Purchase.receipt == typed)
+            if purchase is not None and hmac.compare_digest(purchase.receipt.encode(),
+                                                            typed.encode()):
+                grant = grant_for(purchase)
+        elif grant is not None and not hmac.compare_digest(grant.username.encode(),
+                                                           typed.encode()):
+            grant = None
+    if grant is None:
+        if typed and Voucher.get_or_none(Voucher.code == typed) is not None:
+            return redeem_voucher(typed, mac=mac, ip=ip, gateway=gateway, now=now)
+        raise _wrong_code(mac, ip, now, typed)
+    record_attempt(mac, ip, True, now)
+    return _login(grant, gateway, mac, ip, now)

@@ -1,0 +1,225 @@
+"""Grants: the right to be online, and putting it on the router.
+
+A Grant is written in the same transaction as the sale that earns it. Putting it on the
+router is a separate, retried step (``provision_grant``) so a router that is down at
+payment time only delays access; the agent and the status page both retry it.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import datetime, timedelta
+
+from peewee import IntegrityError, fn
+
+from ..errors import RouterError, RouterTrap, RouterUnreachable, ValidationError
+from ..models import AuditLog, Grant, OutboxEvent, Package, Purchase, Voucher, db
+
+log = logging.getLogger(__name__)
+
+ACCESS_CODE_LENGTH = 8
+RETRY_BASE_SECONDS, RETRY_MAX_SECONDS = 5, 300
+
+
+def new_access_code(length: int = ACCESS_CODE_LENGTH) -> str:
+    """A random numeric code (easy to type on a phone), never starting with 0."""
+    return str(secrets.choice("123456789")) + "".join(
+        secrets.choice("0123456789") for _ in range(length - 1))
+
+
+def create_grant(package, source: str, now: datetime, *, purchase=None, voucher=None,
+                 username: str | None = None, created_by: str = "", note: str = "",
+                 login_mac: str = "", login_ip: str = "",
+                 expires_at: datetime | None = None) -> Grant:
+    """Create a Grant (and its OutboxEvent); call inside the sale's ``db.atomic()``.
+
+    The username doubles as the password and as the customer's access code, so the
+    router's own login page accepts it when the appliance is down.
+    """
+    expires = expires_at or now + timedelta(seconds=package.validity_seconds)
+    for _attempt in range(20):
+        code = username or new_access_code()
+        try:
+            with db.atomic():
+                grant = Grant.create(
+                    username=code, password=code, package=package, source=source,
+                    purchase=purchase, voucher=voucher, expires_at=expires,
+                    created_at=now, created_by=created_by, note=note,
+                    login_mac=login_mac or "", login_ip=login_ip or "",
+                    next_router_attempt_at=now)
+            break
+        except IntegrityError as exc:
+            # Only a clash of random codes is worth another draw; anything else (a second
+            # grant for the same purchase or voucher) is a real error for the caller.
+            if username or "username" not in str(exc):
+                raise
+    else:
+        raise RuntimeError("could not draw a free access code")
+    OutboxEvent.record(
+        "grant.created", grant_uuid=f"grant-{grant.id}", username=grant.username,
+        source=source, package=package.name_en, price=package.price,
+        purchase_id=purchase.id if purchase else None,
+        voucher_code=voucher.code if voucher else None,
+        expires_at=expires.isoformat(), created_at=now.isoformat(), created_by=created_by)
+    return grant
+
+
+def grant_time_left(grant: Grant, now: datetime) -> int:
+    """Whole seconds of access left at ``now`` (0 when expired)."""
+    return max(0, int((grant.expires_at - now).total_seconds()))
+
+
+def _comment(grant: Grant) -> str:
+    if grant.purchase_id:
+        return f"kibanda mpesa purchase {grant.purchase_id}"
+    if grant.voucher_id:
+        return f"kibanda voucher batch {grant.voucher.batch_id}"
+    return f"kibanda {grant.source} grant {grant.id}"
+
+
+def put_on_router(grant: Grant, gateway, now: datetime) -> None:
+    """Ensure the profile and the hotspot user exist; raises RouterError."""
+    package = grant.package
+    gateway.ensure_profile(package)
+    if package.router_synced_at is None:
+        (Package.update(router_synced_at=now, router_error=None)
+         .where(Package.id == package.id).execute())
+    gateway.ensure_user(grant.username, grant.password, package.profile_name,
+                        limit_uptime=max(60, grant_time_left(grant, now)),
+                        limit_bytes_total=package.data_cap_bytes, comment=_comment(grant))
+    (Grant.update(router_state=Grant.ON_ROUTER, router_error=None)
+     .where((Grant.id == grant.id) & (Grant.router_state == Grant.PENDING)).execute())
+    grant.router_state, grant.router_error = Grant.ON_ROUTER, None
+
+
+def login_device(grant: Grant, gateway, ip: str, mac: str, now: datetime) -> None:
+    """Log a device in with this grant (putting it on the router first); raises RouterError."""
+    if grant.router_state == Grant.PENDING:
+        put_on_router(grant, gateway, now)
+    gateway.login(grant.username, grant.password, ip, mac)
+    (Grant.update(logged_in_at=now, first_login_at=fn.COALESCE(Grant.first_login_at, now))
+     .where(Grant.id == grant.id).execute())
+    grant.logged_in_at = now
+    grant.first_login_at = grant.first_login_at or now
+
+
+def provision_grant(grant_id: int, gateway, now: datetime) -> Grant:
+    """Put a grant on the router and log in its device; on failure schedule a retry.
+
+    Never raises RouterError: the outcome is in ``router_state``, ``logged_in_at`` and
+    ``router_error``, and ``router_unreachable`` on the returned grant says whether the
+    router could not be reached at all. A router that refuses the device login (the device left, or the
+    address is not on the hotspot) stops further login attempts: the customer's page then
+    offers the router's own login form instead.
+    """
+    grant = Grant.get_by_id(grant_id)
+    grant.router_unreachable = False
+    if grant.router_state == Grant.REMOVED or grant.expires_at <= now:
+        return grant
+    unreachable = False
+    try:
+        if grant.router_state == Grant.PENDING:
+            put_on_router(grant, gateway, now)
+        if grant.login_ip and grant.logged_in_at is None:
+            try:
+                login_device(grant, gateway, grant.login_ip, grant.login_mac, now)
+            except RouterTrap as exc:
+                Grant.update(login_ip="", router_error=f"device login: {exc.router_message or exc}"
+                             ).where(Grant.id == grant.id).execute()
+                log.warning("grant %s: router refused the device login: %s", grant.id, exc)
+    except RouterError as exc:
+        attempts = grant.router_attempts + 1
+        delay = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** min(attempts - 1, 10))
+        (Grant.update(router_attempts=attempts, router_error=exc.operator_message,
+                      next_router_attempt_at=now + timedelta(seconds=delay))
+         .where(Grant.id == grant.id).execute())
+        unreachable = isinstance(exc, RouterUnreachable)
+        log.log(logging.INFO if unreachable else logging.WARNING,
+                "grant %s waits for the router (retry in %ss): %s", grant.id, delay,
+                exc.operator_message)
+    result = Grant.get_by_id(grant_id)
+    # Callers working through many grants stop at the first unreachable router instead of
+    # waiting out one connection timeout per grant.
+    result.router_unreachable = unreachable
+    return result
+
+
+def due_for_provisioning(now: datetime) -> list[int]:
+    """Ids of valid grants still waiting for the router (or for their device login)."""
+    query = Grant.select(Grant.id).where(
+        (Grant.expires_at > now)
+        & (((Grant.router_state == Grant.PENDING)
+            & ((Grant.next_router_attempt_at.is_null()) | (Grant.next_router_attempt_at <= now)))
+           | ((Grant.router_state == Grant.ON_ROUTER) & (Grant.login_ip != "")
+              & Grant.logged_in_at.is_null()
+              & ((Grant.next_router_attempt_at.is_null())
+                 | (Grant.next_router_attempt_at <= now)))))
+    return [row.id for row in query]
+
+
+def remove_expired(gateway, now: datetime) -> int:
+    """Take expired grants off the router (kick their sessions first); returns how many.
+
+    Expiry is the appliance's own absolute time, never a router date string.
+    """
+    removed = 0
+    for grant in Grant.select().where((Grant.expires_at <= now)
+                                      & (Grant.router_state != Grant.REMOVED)):
+        if grant.router_state == Grant.ON_ROUTER:
+            try:
+                gateway.kick_user(grant.username)
+                gateway.remove_user(grant.username)
+            except RouterUnreachable as exc:
+                # The others would wait out the same timeout: try them all next cycle.
+                log.info("expired grants wait for the router: %s", exc.operator_message)
+                break
+            except RouterError as exc:
+                log.warning("grant %s expired but the router refused its removal: %s",
+                            grant.id, exc.operator_message)
+                continue
+        with db.atomic():
+            (Grant.update(router_state=Grant.REMOVED)
+             .where(Grant.id == grant.id).execute())
+            if grant.voucher_id:
+                (Voucher.update(state=Voucher.EXPIRED)
+                 .where((Voucher.id == grant.voucher_id) & (Voucher.state != Voucher.VOID))
+                 .execute())
+            OutboxEvent.record("grant.expired", grant_uuid=f"grant-{grant.id}",
+                               username=grant.username, at=now.isoformat())
+        removed += 1
+    return removed
+
+
+def grant_for(purchase: Purchase) -> Grant | None:
+    """The Grant a paid purchase earned (None before it is paid)."""
+    return Grant.get_or_none(Grant.purchase == purchase.id)
+
+
+def provision_if_due(grant: Grant | None, gateway, now: datetime) -> Grant | None:
+    """Retry putting a waiting grant on the router when its retry time has come."""
+    if grant is None or grant.id not in due_for_provisioning(now):
+        return grant
+    return provision_grant(grant.id, gateway, now)
+
+
+def manual_grant(package_id, note: str, gateway, now: datetime, actor: str,
+                 address: str = "") -> Grant:
+    """Give a customer access for free (compensation); returns the grant with its code.
+
+    The grant is recorded first and then put on the router; if the router is down it
+    waits as pending and the agent puts it on later, so the code is valid either way.
+    """
+    package = Package.get_or_none(Package.id == package_id) if str(package_id).isdigit() else None
+    if package is None:
+        raise ValidationError("no package", field="package", en="Choose a package.",
+                              sw="Chagua kifurushi.")
+    note = " ".join((note or "").split())[:200]
+    if not note:
+        raise ValidationError("no note", field="note",
+                              en="Write why you give this access (for example: paid but not connected).",
+                              sw="Andika sababu ya kutoa muda huu (mfano: alilipa lakini hakuunganishwa).")
+    with db.atomic():
+        grant = create_grant(package, Grant.MANUAL, now, created_by=actor, note=note)
+        AuditLog.create(at=now, actor=actor, action="grant.manual", address=address,
+                        detail=f"{grant.username}: {package.name_en} ({note})")
+    return provision_grant(grant.id, gateway, now)

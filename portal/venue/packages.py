@@ -1,0 +1,210 @@
+"""Packages: validation, creation and changes, shared by the CLI, admin pages and demo."""
+from __future__ import annotations
+
+import re
+
+from peewee import IntegrityError
+
+from ..errors import NotFound, RouterError, ValidationError
+from ..models import AuditLog, Package, db
+from ..timeutil import format_duration, parse_duration, utcnow
+
+MIN_PRICE, MAX_PRICE = 1, 250_000
+MIN_DEVICES, MAX_DEVICES = 1, 10
+MIN_VALIDITY, MAX_VALIDITY = 60, 366 * 86400
+
+_RATE = r"\d+(?:\.\d+)?[kKMG]?"
+_PAIR = rf"{_RATE}(?:/{_RATE})?"
+_TIME = r"\d+s?"
+_RATE_LIMIT = re.compile(
+    rf"^{_PAIR}(?: {_PAIR}(?: {_PAIR}(?: {_TIME}(?:/{_TIME})?(?: [1-8](?: {_PAIR})?)?)?)?)?$")
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?$", re.I)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2,
+               "g": 1000**3, "gb": 1000**3, "t": 1000**4, "tb": 1000**4,
+               "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+
+
+def parse_rate_limit(text: str | None) -> str:
+    """Check RouterOS rate-limit syntax (``2M/5M``: 2M up, 5M down); '' means no limit."""
+    value = " ".join((text or "").split())
+    if value and not _RATE_LIMIT.match(value):
+        raise ValidationError(f"invalid rate limit {text!r}", field="rate_limit",
+                              en="Speed must look like 2M/5M (upload/download), e.g. 1M/3M.",
+                              sw="Kasi iandikwe kama 2M/5M (kupakia/kupakua), mfano 1M/3M.")
+    return value
+
+
+def parse_size(text: str | int | None) -> int | None:
+    """``500MB``, ``2GB``, ``1.5G`` or a byte count to bytes; empty means no cap."""
+    if text is None or text == "":
+        return None
+    if isinstance(text, int):
+        return text if text > 0 else None
+    match = _SIZE.match(str(text).strip())
+    unit = (match.group(2) or "").lower() if match else None
+    if not match or unit not in _SIZE_UNITS:
+        raise ValidationError(f"invalid data cap {text!r}", field="data_cap",
+                              en="Data cap must look like 500MB or 2GB.",
+                              sw="Kikomo cha data kiandikwe kama 500MB au 2GB.")
+    size = int(float(match.group(1)) * _SIZE_UNITS[unit])
+    return size if size > 0 else None
+
+
+def format_size(size: int | None) -> str:
+    """Bytes as a short human figure (``2 GB``, ``500 MB``)."""
+    if not size:
+        return ""
+    for unit, factor in (("GB", 1000**3), ("MB", 1000**2), ("KB", 1000)):
+        if size >= factor:
+            figure = size / factor
+            return f"{figure:.0f} {unit}" if figure >= 10 or figure.is_integer() else f"{figure:.1f} {unit}"
+    return f"{size} B"
+
+
+def _whole_number(value, field: str, low: int, high: int, en: str, sw: str) -> int:
+    text = str(value).strip().replace(",", "")
+    if not re.fullmatch(r"\d+", text) or not low <= int(text) <= high:
+        raise ValidationError(f"{field}={value!r} out of range {low}-{high}", field=field,
+                              en=en, sw=sw)
+    return int(text)
+
+
+def clean_package_fields(name_en, price, validity, name_sw="", rate_limit="", devices=1,
+                         data_cap=None, sort_order=0) -> dict:
+    """Validate raw input (strings from a form or the CLI) into Package field values."""
+    name_en = (name_en or "").strip()
+    if not 1 <= len(name_en) <= 60:
+        raise ValidationError("package name empty or too long", field="name_en",
+                              en="Give the package a name (up to 60 characters).",
+                              sw="Kipe kifurushi jina (hadi herufi 60).")
+    price = _whole_number(price, "price", MIN_PRICE, MAX_PRICE,
+                          en=f"Price must be a whole number of shillings from {MIN_PRICE} to {MAX_PRICE:,}.",
+                          sw=f"Bei iwe shilingi nzima kati ya {MIN_PRICE} na {MAX_PRICE:,}.")
+    try:
+        seconds = parse_duration(validity)
+    except ValueError:
+        seconds = -1
+    if not MIN_VALIDITY <= seconds <= MAX_VALIDITY:
+        raise ValidationError(f"invalid validity {validity!r}", field="validity",
+                              en="Validity must look like 1h, 1d, 7d or 30d (1 minute to 1 year).",
+                              sw="Muda uandikwe kama 1h, 1d, 7d au 30d (dakika 1 hadi mwaka 1).")
+    devices = _whole_number(devices, "devices", MIN_DEVICES, MAX_DEVICES,
+                            en=f"Devices must be from {MIN_DEVICES} to {MAX_DEVICES}.",
+                            sw=f"Idadi ya vifaa iwe kati ya {MIN_DEVICES} na {MAX_DEVICES}.")
+    return {
+        "name_en": name_en,
+        "name_sw": (name_sw or "").strip()[:60],
+        "price": price,
+        "validity_seconds": seconds,
+        "rate_limit": parse_rate_limit(rate_limit),
+        "devices": devices,
+        "data_cap_bytes": parse_size(data_cap),
+        "sort_order": int(sort_order or 0),
+    }
+
+
+def profile_name_for(name_en: str) -> str:
+    """A router profile name derived from the package name: ``kb-1-hour``."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name_en.lower()).strip("-")[:40] or "package"
+    return f"kb-{slug}"
+
+
+def create_package(actor: str = "system", address: str = "", **raw) -> Package:
+    """Validate and create a package (unique profile name); audit-logged."""
+    fields = clean_package_fields(**raw)
+    base = profile_name_for(fields["name_en"])
+    with db.atomic():
+        for attempt in range(1, 50):
+            name = base if attempt == 1 else f"{base}-{attempt}"
+            try:
+                with db.atomic():
+                    package = Package.create(profile_name=name, **fields)
+                break
+            except IntegrityError:
+                continue
+        else:
+            raise ValidationError("no free profile name", field="name_en",
+                                  en="Choose a different package name.",
+                                  sw="Chagua jina lingine la kifurushi.")
+        AuditLog.write(actor, "package.create", describe(package), address)
+    return package
+
+
+def update_package(package_id: int, actor: str = "system", address: str = "", **raw) -> Package:
+    """Validate and change a package; the router profile keeps its name."""
+    package = Package.get_or_none(Package.id == package_id)
+    if package is None:
+        raise NotFound(f"package {package_id}")
+    fields = clean_package_fields(**raw)
+    with db.atomic():
+        for key, value in fields.items():
+            setattr(package, key, value)
+        package.updated_at = utcnow()
+        package.router_synced_at = None
+        package.save()
+        AuditLog.write(actor, "package.update", describe(package), address)
+    return package
+
+
+def set_package_active(package_id: int, active: bool, actor: str = "system",
+                       address: str = "") -> Package:
+    """Retire (or bring back) a package; retired ones are not sold but keep their history."""
+    package = Package.get_or_none(Package.id == package_id)
+    if package is None:
+        raise NotFound(f"package {package_id}")
+    with db.atomic():
+        package.active = active
+        package.updated_at = utcnow()
+        package.save()
+        AuditLog.write(actor, "package.activate" if active else "package.retire",
+                       describe(package), address)
+    return package
+
+
+def find_package(name_or_id: str) -> Package:
+    """A package by id, English name or profile name (for the CLI)."""
+    text = str(name_or_id).strip()
+    query = Package.select().where((Package.name_en == text) | (Package.profile_name == text))
+    if text.isdigit():
+        query = Package.select().where(Package.id == int(text)) | query
+    package = query.first()
+    if package is None:
+        raise NotFound(f"no package named {text!r}", en=f"No package named {text}.",
+                       sw=f"Hakuna kifurushi kinachoitwa {text}.")
+    return package
+
+
+def describe(package: Package) -> str:
+    """One line for logs and the CLI."""
+    parts = [f"#{package.id} {package.name_en}", f"KES {package.price}",
+             format_duration(package.validity_seconds)]
+    if package.rate_limit:
+        parts.append(package.rate_limit)
+    parts.append(f"{package.devices} device{'s' if package.devices != 1 else ''}")
+    if package.data_cap_bytes:
+        parts.append(format_size(package.data_cap_bytes))
+    if not package.active:
+        parts.append("retired")
+    return ", ".join(parts)
+
+
+def sync_profile(package: Package, gateway) -> bool:
+    """Push a package to its router user profile; record success or the router's error."""
+    try:
+        gateway.ensure_profile(package)
+    except RouterError as exc:
+        Package.update(router_error=exc.operator_message).where(Package.id == package.id).execute()
+        package.router_error = exc.operator_message
+        return False
+    now = utcnow()
+    Package.update(router_synced_at=now, router_error=None).where(Package.id == package.id).execute()
+    package.router_synced_at, package.router_error = now, None
+    return True
+
+
+DEMO_PACKAGES = [
+    dict(name_en="1 hour", name_sw="Saa 1", price=10, validity="1h", rate_limit="2M/5M", devices=1),
+    dict(name_en="1 day", name_sw="Siku 1", price=50, validity="1d", rate_limit="2M/5M", devices=1),
+    dict(name_en="1 week", name_sw="Wiki 1", price=250, validity="7d", rate_limit="3M/8M", devices=2),
+    dict(name_en="1 month", name_sw="Mwezi 1", price=800, validity="30d", rate_limit="5M/10M", devices=3),
+]

@@ -1,0 +1,92 @@
+"""The web room: every Flask blueprint, the error handlers and what pages share.
+
+``register(app)`` is all the application factory calls. The per-process router gateway
+and M-Pesa client (``app_router``, ``app_mpesa``) and the venue's branding for this
+request (``current_branding``) live here because only views need them in that form.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, current_app, g, jsonify, render_template, request
+from peewee import DatabaseError
+
+from .. import clients
+from ..errors import KibandaError, StorageUnavailable
+from ..venue.branding import branding, branding_from_config
+from . import i18n
+
+log = logging.getLogger("kibanda")
+
+_BRANDING = "kibanda_branding"
+
+
+def app_router(app: Flask | None = None):
+    """The app's router gateway (one per process, created on first use)."""
+    app = app or current_app
+    if "kibanda.router" not in app.extensions:
+        app.extensions["kibanda.router"] = clients.router_gateway(app.config)
+    return app.extensions["kibanda.router"]
+
+
+def app_mpesa(app: Flask | None = None):
+    """The app's M-Pesa client (one per process, created on first use)."""
+    app = app or current_app
+    if "kibanda.mpesa" not in app.extensions:
+        app.extensions["kibanda.mpesa"] = clients.mpesa_client(app.config)
+    return app.extensions["kibanda.mpesa"]
+
+
+def close_clients(app: Flask) -> None:
+    """Close the app's router and M-Pesa links (the next use opens new ones)."""
+    for name in ("kibanda.router", "kibanda.mpesa"):
+        client = app.extensions.pop(name, None)
+        if client is not None:
+            client.close()
+
+
+def current_branding() -> dict:
+    """The venue's branding for this request, read once and kept in ``g``."""
+    if _BRANDING not in g:
+        try:
+            setattr(g, _BRANDING, branding(current_app.config))
+        except DatabaseError as exc:
+            # Error pages (a full disk, a broken card) must still render with the name.
+            log.warning("branding: database unreadable, using configuration: %s", exc)
+            return branding_from_config(current_app.config)
+    return getattr(g, _BRANDING)
+
+
+def forget_branding() -> None:
+    """Drop this request's branding after the owner changed it."""
+    g.pop(_BRANDING, None)
+
+
+def register(app: Flask) -> None:
+    """Register every blueprint, the template helpers and the domain error handlers."""
+    from . import admin, callback, customer, health
+    from . import files  # noqa: F401 - adds the logo and hotspot-file routes to customer.bp
+
+    i18n.init_app(app)
+    # Every page that names the venue (customer, admin, error) asks this, once per request.
+    app.add_template_global(current_branding, "site_branding")
+    for blueprint in (health.bp, admin.bp, customer.bp, callback.bp):
+        app.register_blueprint(blueprint)
+
+    @app.errorhandler(KibandaError)
+    def _domain_error(exc: KibandaError):
+        lang = i18n.current_language()
+        if request.path.endswith(".json") or request.accept_mimetypes.best == "application/json":
+            return jsonify(error=exc.message_for(lang)), exc.status
+        return render_template("error.html", message=exc.message_for(lang)), exc.status
+
+    @app.errorhandler(DatabaseError)
+    def _storage_error(exc: DatabaseError):
+        # A full disk or a locked database: the transaction rolled back, so nothing was
+        # recorded, charged or granted. Say so plainly; a callback gets a non-2xx answer
+        # so Safaricom sends it again later.
+        log.error("database error on %s %s: %s", request.method, request.path, exc)
+        return _domain_error(StorageUnavailable(f"database error: {exc}"))
+
+
+__all__ = ["register", "app_router", "app_mpesa", "close_clients", "current_branding"]

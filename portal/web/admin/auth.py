@@ -1,0 +1,133 @@
+"""Admin pages: sign-in, sign-out, first-owner setup, password change, audit log, accounts."""
+from __future__ import annotations
+
+from flask import abort, flash, g, redirect, render_template, request, session, url_for
+
+from ...errors import KibandaError, SetupClosed, ValidationError
+from ...models import AdminUser, AuditLog
+from ...timeutil import utcnow
+from ...venue import accounts
+from ..i18n import current_language, gettext as _
+from . import (
+    AUDIT_PAGE, OWNER, TECHNICIAN, audit, bp, client_address, fingerprint, flash_error,
+    login_required, safe_next,
+)
+
+
+# --- sign-in -------------------------------------------------------------------------
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Sign in with username and password."""
+    if not accounts.owner_exists():
+        return redirect(url_for("admin.setup"))
+    error = None
+    username = request.form.get("username", "")
+    if request.method == "POST":
+        try:
+            user = accounts.authenticate(username, request.form.get("password", ""),
+                                         client_address(), utcnow())
+        except KibandaError as exc:
+            error = exc.message_for(current_language())
+        else:
+            keep_lang = session.get("lang")
+            session.clear()
+            if keep_lang:
+                session["lang"] = keep_lang
+            session["admin_id"] = user.id
+            session["admin_pw"] = fingerprint(user)
+            home = "admin.dashboard" if user.role == OWNER else "admin.router"
+            return redirect(safe_next(request.args.get("next")) or url_for(home))
+    status = 200 if error is None else 401
+    return render_template("admin/login.html", error=error, username=username), status
+
+
+@bp.post("/logout")
+def logout():
+    """Sign out."""
+    if g.get("admin") is not None:
+        audit("admin.logout")
+    session.clear()
+    flash(_("You are signed out."), "ok")
+    return redirect(url_for("admin.login"))
+
+
+@bp.route("/setup", methods=["GET", "POST"])
+def setup():
+    """Create the first owner; only while no owner exists (404 afterwards)."""
+    if accounts.owner_exists():
+        abort(404)
+    error = None
+    if request.method == "POST":
+        try:
+            user = accounts.setup_first_owner(request.form.get("username", ""),
+                                              request.form.get("password", ""),
+                                              request.form.get("confirm", ""), client_address())
+        except SetupClosed:
+            abort(404)
+        except KibandaError as exc:
+            error = exc.message_for(current_language())
+        else:
+            session["admin_id"] = user.id
+            session["admin_pw"] = fingerprint(user)
+            flash(_("Welcome! Your owner account is ready."), "ok")
+            return redirect(url_for("admin.dashboard"))
+    return render_template("admin/setup.html", error=error,
+                           username=request.form.get("username", "")), 200 if error is None else 400
+
+
+@bp.get("/")
+@login_required()
+def index():
+    """The home page for the user's role."""
+    return redirect(url_for("admin.dashboard" if g.admin.role == OWNER else "admin.router"))
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@login_required()
+def password():
+    """Change one's own password."""
+    if request.method == "POST":
+        try:
+            accounts.change_password(g.admin.id, request.form.get("current", ""),
+                                     request.form.get("new", ""), request.form.get("confirm", ""),
+                                     client_address(), utcnow())
+        except KibandaError as exc:
+            flash_error(exc)
+        else:
+            session["admin_pw"] = fingerprint(AdminUser.get_by_id(g.admin.id))
+            flash(_("Your password is changed."), "ok")
+            return redirect(url_for("admin.index"))
+    return render_template("admin/password.html")
+
+
+# --- owners only: audit log and accounts ---------------------------------------------
+
+@bp.get("/audit")
+@login_required(OWNER)
+def audit_log():
+    """Every admin action, newest first."""
+    page = max(1, request.args.get("page", 1, type=int))
+    entries = list(AuditLog.select().order_by(AuditLog.at.desc(), AuditLog.id.desc())
+                   .paginate(page, AUDIT_PAGE))
+    return render_template("admin/audit.html", entries=entries, page=page,
+                           more=len(entries) == AUDIT_PAGE)
+
+
+@bp.route("/users", methods=["GET", "POST"])
+@login_required(OWNER)
+def users():
+    """List accounts; add a technician or another owner."""
+    if request.method == "POST":
+        try:
+            accounts.create_admin(request.form.get("username", ""),
+                                  request.form.get("password", ""),
+                                  request.form.get("role", TECHNICIAN),
+                                  actor=g.admin.username, address=client_address())
+        except ValidationError as exc:
+            flash_error(exc)
+        else:
+            flash(_("Account created."), "ok")
+            return redirect(url_for("admin.users"))
+    return render_template("admin/users.html",
+                           users=AdminUser.select().order_by(AdminUser.username))

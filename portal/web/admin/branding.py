@@ -1,0 +1,72 @@
+"""Admin pages: the venue's branding (name, colour, help phone, logo), owners only."""
+from __future__ import annotations
+
+from flask import flash, g, redirect, render_template, request, session, url_for
+
+from flask import current_app
+
+from ...errors import ValidationError
+from ...i18n import LANGUAGES
+from ...venue import branding
+from .. import current_branding, forget_branding
+from ..i18n import current_language
+from ..i18n import gettext as _
+from . import OWNER, bp, client_address, login_required
+
+FIELDS = ("name", "color", "support_phone")
+
+
+def _page(values: dict, error: ValidationError | None = None):
+    site = current_branding()
+    return render_template(
+        "admin/branding.html", values=values, site=site,
+        error=error.message_for(current_language()) if error else None,
+        error_field=error.field if error else None,
+        max_kb=branding.MAX_LOGO_BYTES // 1024), 200 if error is None else 400
+
+
+@bp.route("/branding", methods=["GET", "POST"])
+@login_required(OWNER)
+def branding_page():
+    """The venue's name, colour, help phone and logo, with a preview of the customer header."""
+    if request.method == "GET":
+        site = current_branding()
+        return _page({"name": site["name"], "color": site["color"],
+                      "support_phone": site["support_phone"]})
+    values = {name: request.form.get(name, "") for name in FIELDS}
+    upload = request.files.get("logo")
+    logo = upload.read(branding.MAX_LOGO_BYTES + 1) if upload and upload.filename else b""
+    try:
+        # Check the logo before saving anything: a refused file must change nothing.
+        if logo:
+            branding.check_logo(logo)
+        branding.save_branding(g.admin.username, client_address(), **values)
+        if logo:
+            branding.save_logo(g.admin.username, client_address(), logo,
+                               instance=current_app.instance_path)
+        forget_branding()
+    except ValidationError as exc:
+        return _page(values, exc)
+    flash(_("Saved. Customers see the new look on their next page."), "ok")
+    return redirect(url_for("admin.branding_page"))
+
+
+@bp.post("/branding/logo/remove")
+@login_required(OWNER)
+def branding_logo_remove():
+    """Stop showing the uploaded logo."""
+    branding.remove_logo(g.admin.username, client_address(), instance=current_app.instance_path)
+    forget_branding()
+    flash(_("The logo is removed."), "ok")
+    return redirect(url_for("admin.branding_page"))
+
+
+@bp.errorhandler(413)
+def _too_big(_exc):
+    """An upload past the app's request limit: say so in words, not a bare 413."""
+    # Reading the form again (as choosing the language does) would raise once more.
+    kept = session.get("lang")
+    g.lang = kept if kept in LANGUAGES else (request.accept_languages.best_match(LANGUAGES)
+                                             or "en")
+    message = _("The file is too big: at most {kb} KB.", kb=branding.MAX_LOGO_BYTES // 1024)
+    return render_template("error.html", message=message), 413

@@ -1,0 +1,159 @@
+"""Admin pages: voucher batches (make, push in the background, print, CSV, void)."""
+from __future__ import annotations
+
+import logging
+import threading
+
+from flask import (Response, current_app, flash, g, redirect, render_template, request,
+                   url_for)
+
+from ...errors import KibandaError, RouterError, ValidationError
+from ...models import AuditLog, Package, VoucherBatch, db
+from ...timeutil import utcnow
+from ...venue import vouchers
+from ...venue.printing import LAYOUTS, batch_csv, render_sheet
+from .. import app_router, current_branding
+from ..i18n import current_language, gettext as _
+from . import OWNER, bp, client_address, flash_error, login_required
+
+log = logging.getLogger(__name__)
+CODES_SHOWN = 300
+_PUSHES = "kibanda.voucher_pushes"
+
+
+def running_pushes(app) -> dict[int, threading.Thread]:
+    """Background pushes of this process, by batch id."""
+    return app.extensions.setdefault(_PUSHES, {})
+
+
+def wait_for_pushes(app, timeout: float = 60) -> None:
+    """Wait for this process's background pushes to end (tests, shutdown)."""
+    for thread in list(running_pushes(app).values()):
+        thread.join(timeout)
+
+
+def start_push(batch_id: int, actor: str, address: str) -> bool:
+    """Push a batch in a background thread; False when one is already running here."""
+    app = current_app._get_current_object()
+    pushes = running_pushes(app)
+    current = pushes.get(batch_id)
+    if current is not None and current.is_alive():
+        return False
+    thread = threading.Thread(target=_push_worker, args=(app, batch_id, actor, address),
+                              name=f"voucher-push-{batch_id}", daemon=True)
+    pushes[batch_id] = thread
+    thread.start()
+    return True
+
+
+def _push_worker(app, batch_id: int, actor: str, address: str) -> None:
+    with app.app_context(), db.connection_context():
+        try:
+            vouchers.push_batch(batch_id, app_router(app), utcnow(), actor=actor,
+                                address=address)
+        except RouterError as exc:
+            # push_batch has recorded the failure on the batch; the page shows it.
+            log.info("voucher batch %s: push stopped: %s", batch_id, exc.operator_message)
+        except Exception as exc:  # noqa: BLE001 - a thread must report, or nobody sees it
+            log.exception("voucher batch %s: push crashed", batch_id)
+            VoucherBatch.update(push_state="failed", push_error=f"internal error: {exc}").where(
+                VoucherBatch.id == batch_id).execute()
+
+
+@bp.route("/vouchers", methods=["GET", "POST"])
+@login_required(OWNER)
+def voucher_batches():
+    """Batches with their counts, and the form to make a new one."""
+    form = {"package": "", "count": "50", "alphabet": "numeric",
+            "length": str(vouchers.DEFAULT_LENGTH), "prefix": ""}
+    error = None
+    if request.method == "POST":
+        form.update({k: request.form.get(k, "") for k in form})
+        try:
+            package = Package.get_or_none(Package.id == form["package"]) \
+                if form["package"].isdigit() else None
+            if package is None:
+                raise ValidationError("no package", field="package",
+                                      en="Choose a package.", sw="Chagua kifurushi.")
+            batch = vouchers.create_batch(package, form["count"], utcnow(), g.admin.username,
+                                          alphabet=form["alphabet"], length=form["length"],
+                                          prefix=form["prefix"], address=client_address())
+        except KibandaError as exc:
+            error = exc.message_for(current_language())
+        else:
+            start_push(batch.id, g.admin.username, client_address())
+            flash(_("{count} vouchers made. Putting them on the router now.",
+                    count=batch.count), "ok")
+            return redirect(url_for("admin.voucher_batch", batch_id=batch.id))
+    return render_template("admin/vouchers.html", batches=vouchers.list_batches(),
+                           packages=Package.on_sale(), form=form, error=error,
+                           alphabets=vouchers.ALPHABETS), 200 if error is None else 400
+
+
+@bp.get("/vouchers/<int:batch_id>")
+@login_required(OWNER)
+def voucher_batch(batch_id: int):
+    """One batch: progress of the push, states, buttons to print, resume and void."""
+    batch = vouchers.get_batch(batch_id)
+    pushing_here = running_pushes(current_app).get(batch_id)
+    pushing = batch.push_state == "pushing" and (pushing_here is None or pushing_here.is_alive())
+    codes = list(vouchers.batch_codes(batch).limit(CODES_SHOWN))
+    return render_template("admin/voucher_batch.html", batch=batch,
+                           counts=vouchers.batch_counts(batch), codes=codes,
+                           codes_shown=CODES_SHOWN, pushing=pushing, layouts=LAYOUTS)
+
+
+@bp.post("/vouchers/<int:batch_id>/push")
+@login_required(OWNER)
+def voucher_push(batch_id: int):
+    """Resume (or retry) putting a batch on the router."""
+    batch = vouchers.get_batch(batch_id)
+    if batch.voided_at is None and start_push(batch.id, g.admin.username, client_address()):
+        flash(_("Putting the vouchers on the router."), "ok")
+    return redirect(url_for("admin.voucher_batch", batch_id=batch_id))
+
+
+@bp.post("/vouchers/<int:batch_id>/void")
+@login_required(OWNER)
+def voucher_void(batch_id: int):
+    """Remove the batch's unused codes from the router and void them."""
+    try:
+        count = vouchers.void_batch(batch_id, app_router(), utcnow(), actor=g.admin.username,
+                                    address=client_address())
+    except KibandaError as exc:
+        flash_error(exc)
+    else:
+        flash(_("{count} unused vouchers voided.", count=count), "ok")
+    return redirect(url_for("admin.voucher_batch", batch_id=batch_id))
+
+
+@bp.get("/vouchers/<int:batch_id>/print")
+@login_required(OWNER)
+def voucher_print(batch_id: int):
+    """The printable sheet (A4, 58 mm or 80 mm roll); the same codes every time."""
+    batch = vouchers.get_batch(batch_id)
+    layout = request.args.get("layout", "a4")
+    if layout not in LAYOUTS:
+        layout = "a4"
+    codes = list(vouchers.batch_codes(batch))
+    AuditLog.write(g.admin.username, "vouchers.print", f"batch {batch.id} ({layout})",
+                   client_address())
+    html = render_sheet(batch, codes, layout=layout, venue=current_branding()["name"],
+                        dns_name=current_app.config["HOTSPOT_DNS_NAME"],
+                        lang=current_language())
+    return Response(html, mimetype="text/html")
+
+
+@bp.get("/vouchers/<int:batch_id>.csv")
+@login_required(OWNER)
+def voucher_csv(batch_id: int):
+    """The batch as CSV: code, package, price, state, created."""
+    batch = vouchers.get_batch(batch_id)
+    AuditLog.write(g.admin.username, "vouchers.export", f"batch {batch.id} (csv)",
+                   client_address())
+    return Response(batch_csv(batch, vouchers.batch_codes(batch)), mimetype="text/csv",
+                    headers={"Content-Disposition":
+                             f'attachment; filename="vouchers-batch-{batch.id}.csv"'})
+
+
+__all__ = ["running_pushes", "wait_for_pushes", "start_push"]

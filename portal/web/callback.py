@@ -1,0 +1,62 @@
+"""``POST /mpesa/callback/<secret>``: Daraja's STK results, settled and acknowledged.
+
+Callbacks carry no signature: the secret path token (and, where configured, the source
+address) is what keeps strangers out. Well-formed bodies are always acknowledged so
+Safaricom stops retrying; what was done about each one is in CallbackRecord.
+"""
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+
+from flask import Blueprint, abort, current_app, jsonify, request
+
+from ..ledger import grants, settlement
+from ..timeutil import utcnow
+from . import app_router
+
+bp = Blueprint("mpesa_callback", __name__)
+log = logging.getLogger(__name__)
+
+ACCEPTED = {"ResultCode": 0, "ResultDesc": "Accepted"}
+
+
+def source_allowed(remote_addr: str, allowed: str) -> bool:
+    """True when no list is configured, or ``remote_addr`` is in one of its networks."""
+    networks = [item.strip() for item in str(allowed or "").split(",") if item.strip()]
+    if not networks:
+        return True
+    try:
+        address = ipaddress.ip_address(remote_addr or "")
+    except ValueError:
+        return False
+    for network in networks:
+        try:
+            if address in ipaddress.ip_network(network, strict=False):
+                return True
+        except ValueError:
+            log.warning("CALLBACK_ALLOWED_IPS: %r is not an address or network", network)
+    return False
+
+
+@bp.post("/mpesa/callback/<secret>")
+def stk_callback(secret: str):
+    """Settle one STK callback; provision the grant it earned right away."""
+    config = current_app.config
+    expected = str(config.get("CALLBACK_SECRET") or "")
+    if not expected or not hmac.compare_digest(secret.encode(), expected.encode()):
+        abort(404)
+    now = utcnow()
+    body = request.get_data(cache=False)
+    if not source_allowed(request.remote_addr or "", config.get("CALLBACK_ALLOWED_IPS", "")):
+        settlement.record_refused(body, request.remote_addr or "", now,
+                                  "source address not in CALLBACK_ALLOWED_IPS")
+        return jsonify(ResultCode=1, ResultDesc="Rejected"), 403
+    outcome, purchase = settlement.record_callback(body, request.remote_addr or "", now)
+    if outcome == settlement.MALFORMED:
+        return jsonify(ResultCode=1, ResultDesc="Rejected: malformed body"), 400
+    if outcome in (settlement.SETTLED, settlement.LATE) and purchase is not None:
+        # Outside the settlement transaction: a router that is down only delays access.
+        grants.provision_if_due(grants.grant_for(purchase), app_router(), now)
+    return jsonify(ACCEPTED)

@@ -1,0 +1,327 @@
+"""Customer pages: packages, buying with M-Pesa, the waiting page, vouchers, reconnect.
+
+Server-rendered, English and Swahili, usable with JavaScript off. The router's login
+page hands over ``mac``, ``ip``, ``link-login-only``, ``link-orig`` and ``error``; they
+are kept in the session and in hidden fields so they survive every step.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from flask import (
+    Blueprint, current_app, jsonify, redirect, render_template, request, session, url_for,
+)
+from peewee import DatabaseError
+
+from ..errors import (
+    DeviceLoginFailed, KibandaError, NotFound, StorageUnavailable, ValidationError,
+)
+from ..ledger import codes, grants, purchases, status
+from ..models import Grant, Package, Purchase, db
+from ..phone import display_phone
+from ..timeutil import format_local, utcnow
+from ..venue.packages import format_size
+from ..venue.wording import devices_words, duration_words, speed_words
+from . import app_mpesa, app_router, current_branding
+from .i18n import current_language
+
+bp = Blueprint("customer", __name__)
+
+DEVICE_FIELDS = ("mac", "ip", "link-login-only", "link-orig")
+_MAC = re.compile(r"^[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}$")
+_OWNED_MAX = 20
+
+
+# -- presentation helpers ---------------------------------------------------------------
+
+def _package_view(package: Package, lang: str) -> dict:
+    cap = format_size(package.data_cap_bytes)
+    return {"id": package.id, "name": package.name(lang), "price": package.price,
+            "validity": duration_words(package.validity_seconds, lang),
+            "speed": speed_words(package.rate_limit, lang),
+            "devices": devices_words(package.devices, lang),
+            "data_cap": (f"data {cap}" if lang == "sw" else f"{cap} data") if cap else ""}
+
+
+#: Package cards by (database, language, fingerprint of the package table).
+_CARD_CACHE: dict[tuple, list[dict]] = {}
+#: Changes whenever a package is added, edited, retired or reordered (packages.py always
+#: bumps updated_at), at the cost of one tiny query instead of building every card.
+_PACKAGE_FINGERPRINT = ("SELECT group_concat(id || ':' || active || ':' || price || ':' "
+                        "|| sort_order || ':' || updated_at, ',') FROM package")
+
+
+def packages_on_sale(lang: str) -> list[dict]:
+    """The landing page's package cards, rebuilt only when the packages change."""
+    fingerprint = db.execute_sql(_PACKAGE_FINGERPRINT).fetchone()[0]
+    key = (db.database, lang, fingerprint)
+    cards = _CARD_CACHE.get(key)
+    if cards is None:
+        cards = [_package_view(p, lang) for p in Package.on_sale()]
+        if len(_CARD_CACHE) > 16:
+            _CARD_CACHE.clear()
+        _CARD_CACHE[key] = cards
+    return cards
+
+
+def _site() -> dict:
+    return current_branding()
+
+
+def _lang_url(lang: str) -> str:
+    if request.method == "GET" and request.endpoint:
+        # The device fields live in the session: links carry only what the page shows.
+        args = {k: v for k, v in request.args.items() if k in ("phone", "package", "code")}
+        return url_for(request.endpoint, **(request.view_args or {}), **args, lang=lang)
+    return url_for("customer.landing", lang=lang)
+
+
+def _render(template: str, status: int = 200, **context):
+    lang = current_language()
+    body = render_template(template, lang=lang, site=_site(), lang_url=_lang_url, **context)
+    return body, status
+
+
+# -- the device the router handed over -----------------------------------------------------
+
+def _clean(name: str, value: str) -> str:
+    value = (value or "").strip()
+    if name == "mac":
+        return value.upper() if _MAC.match(value) else ""
+    if name == "ip":
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            return ""
+    # Links end up as a form action and a link: never a javascript: or data: URL.
+    return value if re.match(r"^https?://", value, re.I) and len(value) <= 2000 else ""
+
+
+def _device() -> dict:
+    """Device fields from this request (query or form), else those kept in the session."""
+    kept = session.get("device") or {}
+    given = {name: request.values[name] for name in DEVICE_FIELDS if name in request.values}
+    device = {name: _clean(name, given[name]) if name in given else kept.get(name, "")
+              for name in DEVICE_FIELDS}
+    if given and device != kept:
+        session["device"] = device
+    return device
+
+
+def _own(kind: str, item_id: int) -> None:
+    """Remember in the session that this browser may see ``item_id``'s access code."""
+    owned = [i for i in session.get(kind, []) if i != item_id][-(_OWNED_MAX - 1):]
+    session[kind] = owned + [item_id]
+
+
+def _owns(kind: str, item_id: int) -> bool:
+    return item_id in session.get(kind, [])
+
+
+# -- landing and buying ----------------------------------------------------------------------
+
+def _landing(*, errors=None, form_error=None, phone="", chosen=None, voucher_code="",
+             status=200):
+    lang = current_language()
+    device = _device()
+    router_error = (request.values.get("error") or "").strip()[:200]
+    try:
+        chosen = int(chosen) if chosen not in (None, "") else None
+    except ValueError:
+        chosen = None
+    packages = packages_on_sale(lang)
+    if chosen is None and len(packages) == 1:
+        chosen = packages[0]["id"]
+    return _render("customer/landing.html", status, packages=packages, device=device,
+                   errors=errors or {}, form_error=form_error, phone=phone, chosen=chosen,
+                   voucher_code=voucher_code, router_error=router_error)
+
+
+@bp.route("/", methods=["GET", "POST"])
+def landing():
+    """The package page (the router's login.html sends the device here)."""
+    return _landing(phone=request.args.get("phone", "")[:20],
+                    chosen=request.args.get("package"))
+
+
+@bp.post("/buy")
+def buy():
+    """Send the STK Push for the chosen package, then show the waiting page."""
+    device = _device()
+    lang = current_language()
+    phone = request.form.get("phone", "")[:40]
+    chosen = request.form.get("package")
+    config = current_app.config
+    try:
+        purchase = purchases.start_purchase(
+            chosen, phone, mac=device["mac"], ip=device["ip"],
+            link_login_only=device["link-login-only"], link_orig=device["link-orig"],
+            lang=lang, mpesa=app_mpesa(), callback_url=purchases.callback_url(config),
+            now=utcnow(), account_reference=config.get("MPESA_ACCOUNT_REFERENCE") or "WIFI")
+    except ValidationError as exc:
+        if exc.field in ("phone", "package"):
+            return _landing(errors={exc.field: exc.message_for(lang)}, phone=phone,
+                            chosen=chosen, status=400)
+        return _landing(form_error=exc.message_for(lang), phone=phone, chosen=chosen,
+                        status=exc.status)
+    except KibandaError as exc:
+        return _landing(form_error=exc.message_for(lang), phone=phone, chosen=chosen,
+                        status=exc.status)
+    _own("purchases", purchase.id)
+    return redirect(url_for(".purchase_page", purchase_id=purchase.id), 303)
+
+
+# -- the waiting / result page ------------------------------------------------------------
+
+def _grant_view(grant: Grant | None, now, *, status: str, access_code, receipt,
+                login_needed: bool, login_url: str, link_orig: str, lang: str) -> dict:
+    """What the customer sees about their access (shared by purchases and codes)."""
+    if grant is None:
+        return {"status": status, "access_code": None}
+    time_left = grants.grant_time_left(grant, now)
+    return {"status": status, "access_code": access_code, "receipt": receipt,
+            "time_left": time_left, "time_left_words": duration_words(time_left, lang),
+            "expires_local": format_local(grant.expires_at, "%d %b %Y %H:%M"),
+            "devices": devices_words(grant.package.devices, lang),
+            "package": grant.package.name(lang),
+            "login_needed": bool(login_needed and login_url and access_code),
+            "login_url": login_url, "link_orig": link_orig}
+
+
+def _purchase_and_state(purchase_id: int):
+    """Load a purchase, move it on if due (query, provisioning), and say where it stands."""
+    now = utcnow()
+    purchase = Purchase.get_or_none(Purchase.id == purchase_id)
+    if purchase is None:
+        raise NotFound(f"purchase {purchase_id}")
+    if purchase.status == Purchase.PENDING and purchase.checkout_request_id and (
+            purchase.next_query_at is None or purchase.next_query_at <= now):
+        purchase = purchases.poll_purchase(purchase.id, app_mpesa(), now)
+    if purchase.status == Purchase.PAID:
+        grants.provision_if_due(grants.grant_for(purchase), app_router(), now)
+    state = status.purchase_state(purchase, now)
+    if not _owns("purchases", purchase.id):
+        # Ids are sequential: only the browser that bought sees the code and receipt.
+        state.update(access_code=None, receipt=None, phone=display_phone(purchase.phone, "masked"),
+                     login_needed=False)
+    else:
+        state["phone"] = display_phone(purchase.phone)
+    return purchase, state, now
+
+
+@bp.get("/purchases/<int:purchase_id>")
+def purchase_page(purchase_id: int):
+    """Waiting, connecting, online or failed: refreshes itself while it waits."""
+    purchase, state, now = _purchase_and_state(purchase_id)
+    lang = current_language()
+    grant = grants.grant_for(purchase) if state["status"] in ("paid", "online") else None
+    device = session.get("device") or {}
+    grant_view = _grant_view(
+        grant, now, status=state["status"], access_code=state["access_code"],
+        receipt=state["receipt"], login_needed=state["login_needed"],
+        login_url=purchase.link_login_only or device.get("link-login-only", ""),
+        link_orig=purchase.link_orig or device.get("link-orig", ""), lang=lang)
+    return _render("customer/purchase.html", state=state, purchase=purchase,
+                   package_name=purchase.package.name(lang), phone_local=state["phone"],
+                   grant_view=grant_view)
+
+
+@bp.get("/purchases/<int:purchase_id>.json")
+def purchase_json(purchase_id: int):
+    """The purchase's state for the waiting page's script (and the agent's tests)."""
+    _purchase, state, _now = _purchase_and_state(purchase_id)
+    return jsonify(state)
+
+
+# -- vouchers and reconnect -------------------------------------------------------------------
+
+def _show_grant(grant: Grant, *, login_failed: bool = False):
+    """The result page for a voucher or a reconnect."""
+    now = utcnow()
+    lang = current_language()
+    device = _device()
+    _own("grants", grant.id)
+    session["grant_id"] = grant.id
+    online = grant.logged_in_at is not None and not login_failed
+    status = "online" if online and grant.router_state == Grant.ON_ROUTER else "paid"
+    # On the router but this device is not logged in: the router's own form can do it.
+    login_needed = grant.router_state == Grant.ON_ROUTER and (
+        login_failed or (grant.logged_in_at is None and not grant.login_ip))
+    purchase = grant.purchase if grant.purchase_id else None
+    grant_view = _grant_view(
+        grant, now, status=status, access_code=grant.username,
+        receipt=purchase.receipt if purchase else None,
+        login_needed=login_needed, login_url=device.get("link-login-only", ""),
+        link_orig=device.get("link-orig", ""), lang=lang)
+    return _render("customer/access.html", grant_view=grant_view)
+
+
+@bp.post("/voucher")
+def voucher():
+    """Log this device in with a voucher code."""
+    lang = current_language()
+    device = _device()
+    code = request.form.get("code", "")[:40]
+    try:
+        grant = codes.redeem_voucher(code, mac=device["mac"], ip=device["ip"],
+                                     gateway=app_router(), now=utcnow())
+    except DeviceLoginFailed as exc:
+        return _show_grant(exc.grant, login_failed=True)
+    except KibandaError as exc:
+        return _landing(errors={"code": exc.message_for(lang)}, voucher_code=code,
+                        status=exc.status)
+    return _show_grant(grant)
+
+
+@bp.route("/reconnect", methods=["GET", "POST"])
+def reconnect_page():
+    """Log this device in again with an access code or an M-Pesa receipt."""
+    lang = current_language()
+    device = _device()
+    code = (request.form.get("code") if request.method == "POST" else
+            request.args.get("code", "")) or ""
+    code = code[:40]
+    if request.method == "GET":
+        return _render("customer/reconnect.html", code=code, error=None, device=device)
+    try:
+        grant = codes.reconnect(code, mac=device["mac"], ip=device["ip"],
+                                gateway=app_router(), now=utcnow())
+    except DeviceLoginFailed as exc:
+        return _show_grant(exc.grant, login_failed=True)
+    except KibandaError as exc:
+        return _render("customer/reconnect.html", exc.status, code=code,
+                       error=exc.message_for(lang), device=device)
+    return _show_grant(grant)
+
+
+@bp.get("/access")
+def access_page():
+    """The last voucher / reconnect result of this browser (refreshes while connecting)."""
+    grant_id = session.get("grant_id")
+    if not grant_id or not _owns("grants", grant_id):
+        return redirect(url_for(".reconnect_page"))
+    grant = Grant.get_or_none(Grant.id == grant_id)
+    if grant is None:
+        raise NotFound(f"grant {grant_id}")
+    grant = grants.provision_if_due(grant, app_router(), utcnow())
+    return _show_grant(grant)
+
+
+@bp.errorhandler(KibandaError)
+def customer_error(exc: KibandaError):
+    """Domain errors on customer pages: the customer's language, the site's look."""
+    lang = current_language()
+    if request.path.endswith(".json"):
+        return jsonify(error=exc.message_for(lang)), exc.status
+    return _render("customer/error.html", exc.status, message=exc.message_for(lang))
+
+
+@bp.errorhandler(DatabaseError)
+def customer_storage_error(exc: DatabaseError):
+    """A full disk or locked database: nothing was saved or charged; say so kindly."""
+    current_app.logger.error("database error on %s %s: %s", request.method, request.path, exc)
+    return customer_error(StorageUnavailable(f"database error: {exc}"))
+
+
+__all__ = ["bp"]
