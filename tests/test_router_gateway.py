@@ -11,8 +11,6 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import dh
 
 from portal.errors import RouterLoginRefused, RouterTrap, RouterUnreachable, UserExists
 from portal.routeros import RouterGateway
@@ -461,18 +459,30 @@ def test_bulk_calls_to_an_unreachable_router_raise():
 
 # --- API-SSL ----------------------------------------------------------------------------
 
+# RFC 7919 ffdhe2048, fixed (`openssl genpkey -genparam -algorithm DH -pkeyopt
+# group:ffdhe2048`): generating parameters with cryptography's dh module is deprecated
+# since cryptography 50 (FFDH), and the TLS front only needs some valid DH group.
+FFDHE2048_PEM = b"""\
+-----BEGIN DH PARAMETERS-----
+MIIBCAKCAQEA//////////+t+FRYortKmq/cViAnPTzx2LnFg84tNpWp4TZBFGQz
++8yTnc4kmz75fS/jY2MMddj2gbICrsRhetPfHtXV/WVhJDP1H18GbtCFY2VVPe0a
+87VXE15/V8k1mE8McODmi3fipona8+/och3xWKE2rec1MKzKT0g6eXq8CrGCsyT7
+YdEIqUuyyOP7uWrat2DX9GgdT0Kj3jlN9K5W7edjcrsZCwenyO4KbXCeAvzhzffi
+7MA0BM0oNC9hkXL+nOmFg/+OTxIy7vKBg8P+OxtMb61zO7X8vC7CIAXFjvGDfRaD
+ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==
+-----END DH PARAMETERS-----
+"""
+
+
 class _TlsFront:
     """api-ssl without a certificate (anonymous DH, TLS 1.2) in front of the emulator."""
 
     def __init__(self, upstream_port: int):
-        params = dh.generate_parameters(generator=2, key_size=1024)
-        pem = params.parameter_bytes(serialization.Encoding.PEM,
-                                     serialization.ParameterFormat.PKCS3)
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.set_ciphers("ADH:@SECLEVEL=0")
         self.context.maximum_version = ssl.TLSVersion.TLSv1_2
         with tempfile.NamedTemporaryFile("wb", suffix=".pem", delete=False) as handle:
-            handle.write(pem)
+            handle.write(FFDHE2048_PEM)
         try:
             self.context.load_dh_params(handle.name)
         finally:
