@@ -20,12 +20,11 @@ from urllib.parse import parse_qs, urlsplit
 import click
 import requests
 
-from ..mpesa_errors import failure_reason
 from ..timeutil import nairobi_timestamp, utcnow
 from .daraja_rules import (
     FAULTS, LATE, LOST, SANDBOX_PASSKEY, SANDBOX_SHORTCODE, TEST_NUMBER_TABLE, TWICE,
     DUPLICATE_WINDOW, Refusal, bad_request, callback_body, check_credentials, check_push,
-    decide, error_body, new_checkout_id, new_receipt, new_request_id, query_body,
+    decide, error_body, new_checkout_id, new_receipt, new_request_id, outcome_of, query_body,
 )
 
 log = logging.getLogger("kibanda.sim.daraja")
@@ -160,7 +159,7 @@ class DarajaSim:
         """Every push taken, oldest first (copies).
 
         Keys: checkout_request_id, merchant_request_id, phone, amount, result_code, outcome
-        ("success" or a failure_reason key), decided, receipt, callbacks_sent,
+        ("success" or another word of ``daraja_rules.OUTCOMES``), decided, receipt, callbacks_sent,
         callback_errors, callback_statuses, timestamp, callback_url, transaction_type ...
         """
         clock = time.monotonic()
@@ -304,7 +303,7 @@ class DarajaSim:
                 "timestamp": body["Timestamp"], "pushed_at": now, "pushed_monotonic": clock,
                 "decided_monotonic": clock + self.decision_delay,
                 "result_code": code,
-                "outcome": "success" if code == 0 else failure_reason(code),
+                "outcome": outcome_of(code),
                 "delivery": delivery, "receipt": new_receipt() if code == 0 else None,
                 "transaction_date": None, "callbacks_sent": 0, "callback_attempts": 0,
                 "callback_errors": [], "callback_statuses": [],
