@@ -36,8 +36,8 @@ LAZY_COMMANDS = {
     "vouchers": "portal.vouchers_cli:vouchers",
 }
 SIM_COMMANDS = {
-    "router": "portal.sim.routeros:router_command",
-    "mpesa": "portal.sim.daraja:mpesa_command",
+    "router": "portal.sim.commands:router_command",
+    "mpesa": "portal.sim.commands:mpesa_command",
 }
 
 

@@ -4,27 +4,24 @@
 outcome from the test phone number (the field rules, test numbers and payload shapes are
 in ``daraja_rules``); a ``daraja_callbacks.CallbackSender`` thread POSTs the callbacks.
 Fault injection: ``fail_next``, ``expire_tokens``, a slow push answer, lost, duplicated
-and late callbacks. ``mpesa_command`` is ``kibanda sim mpesa``.
+and late callbacks. The ``kibanda sim mpesa`` command is in ``portal.sim.commands``.
 """
 from __future__ import annotations
 
 import base64
 import json
 import logging
-import signal
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-import click
-
 from ..timeutil import utcnow
 from .daraja_callbacks import CallbackSender, callback_times
 from .daraja_rules import (
-    DUPLICATE_WINDOW, FAULTS, SANDBOX_PASSKEY, SANDBOX_SHORTCODE, TEST_NUMBER_TABLE, Refusal,
-    bad_request, check_credentials, check_push, decide, error_body, new_checkout_id,
-    new_receipt, new_request_id, outcome_of, query_body,
+    DUPLICATE_WINDOW, FAULTS, SANDBOX_PASSKEY, SANDBOX_SHORTCODE, Refusal, bad_request,
+    check_credentials, check_push, decide, error_body, new_checkout_id, new_receipt,
+    new_request_id, outcome_of, query_body,
 )
 
 log = logging.getLogger("kibanda.sim.daraja")
@@ -349,39 +346,9 @@ class _Drop(Exception):
     """Close the connection without an answer (fault "drop")."""
 
 
-
-@click.command("mpesa")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8091, show_default=True, type=int, help="HTTP port.")
-@click.option("--consumer-key", default="kibanda-demo-key", show_default=True)
-@click.option("--consumer-secret", default="kibanda-demo-secret", show_default=True)
-@click.option("--shortcode", default=SANDBOX_SHORTCODE, show_default=True,
-              help="PayBill / store number (the Daraja sandbox's by default).")
-@click.option("--passkey", default=SANDBOX_PASSKEY, help="Passkey (the sandbox's by default).")
-@click.option("--decision-delay", default=2.0, show_default=True, type=float,
-              help="Seconds from push to outcome (the customer 'typing the PIN').")
-@click.option("--callback-delay", default=0.0, show_default=True, type=float,
-              help="Extra seconds before the callback is POSTed.")
-def mpesa_command(host, port, consumer_key, consumer_secret, shortcode, passkey,
-                  decision_delay, callback_delay):
-    """Run the Daraja (M-Pesa) emulator until Ctrl-C or SIGTERM."""
-    stop = threading.Event()
-    sim = DarajaSim(host=host, port=port, consumer_key=consumer_key,
-                    consumer_secret=consumer_secret, shortcode=shortcode, passkey=passkey,
-                    decision_delay=decision_delay, callback_delay=callback_delay)
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    sim.start()
-    click.echo(f"Daraja emulator at {sim.base_url} (shortcode {shortcode}, consumer key "
-               f"{consumer_key!r}); Ctrl-C to stop")
-    click.echo(f"settings: KIBANDA_MPESA_BASE_URL={sim.base_url}")
-    click.echo("test numbers:")
-    click.echo(TEST_NUMBER_TABLE)
-    click.echo("same phone + same amount again within 2 minutes: ResultCode 17")
-    try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        click.echo("stopping")
-    finally:
-        sim.stop()
-        signal.signal(signal.SIGTERM, previous)
+def __getattr__(name: str):
+    # ``mpesa_command`` lived here; importing it lazily keeps click out of the emulator.
+    if name == "mpesa_command":
+        from .commands import mpesa_command
+        return mpesa_command
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,18 +4,15 @@
 (``routeros_session.ApiSession``: login, dispatch, timed replies), speaking the
 emulator's own wire codec (``routeros_wire``). The menus and their rows are a
 ``RouterState``. Test controls here: reply latency, dropped connections, refused logins,
-max-sessions, reboot, factory reset, the router clock and hotspot traffic.
-``router_command`` is ``kibanda sim router``.
+max-sessions, reboot, factory reset, the router clock and hotspot traffic. The
+``kibanda sim router`` command is in ``portal.sim.commands``.
 """
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import threading
 import time
-
-import click
 
 from portal.sim.routeros_session import BAD_LOGIN, ApiSession
 from portal.sim.routeros_state import RouterState
@@ -242,33 +239,9 @@ class RouterSim:
             self._sessions.discard(session)
 
 
-
-@click.command("router")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8728, show_default=True, type=int, help="API port.")
-@click.option("--user", default="admin", show_default=True, help="API user name.")
-@click.option("--password", default="", help="API user password (default empty).")
-@click.option("--version", "version", default="7.16", show_default=True,
-              help="RouterOS version to emulate, e.g. 6.49 or 7.18.")
-@click.option("--latency-ms", default=0.0, type=float, help="Delay before every reply sentence.")
-@click.option("--state", "state_file", type=click.Path(dir_okay=False), default=None,
-              help="JSON file to load the router state from and save it to.")
-@click.option("--factory-defaults", is_flag=True, help="Start as a reset router: no bridge, no hotspot.")
-def router_command(host, port, user, password, version, latency_ms, state_file, factory_defaults):
-    """Run the RouterOS API emulator until Ctrl-C or SIGTERM."""
-    stop = threading.Event()
-    sim = RouterSim(host=host, port=port, user=user, password=password, version=version,
-                    latency_ms=latency_ms, state_file=state_file,
-                    factory_defaults=factory_defaults, clock="real")
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    sim.start()
-    click.echo(f"RouterOS {version} API emulator listening on {host}:{sim.port} "
-               f"(user {user!r}); Ctrl-C to stop")
-    try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        click.echo("stopping")
-    finally:
-        sim.stop()
-        signal.signal(signal.SIGTERM, previous)
+def __getattr__(name: str):
+    # ``router_command`` lived here; importing it lazily keeps click out of the emulator.
+    if name == "router_command":
+        from portal.sim.commands import router_command
+        return router_command
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
