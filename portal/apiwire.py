@@ -1,7 +1,8 @@
 """RouterOS API wire format: length-prefixed words grouped into sentences.
 
-Shared by the router gateway (for pipelined, tagged commands) and by the RouterOS
-emulator in ``portal.sim``. See ``shared/reference/routeros.md`` section 1.
+The router gateway's codec (for pipelined, tagged commands), written from the RouterOS
+reference sheet (API wire protocol). The emulator in ``portal.sim`` has its own codec
+on purpose: a bug shared by both sides would go unseen.
 """
 from __future__ import annotations
 
