@@ -625,7 +625,7 @@ def test_state_file_survives_a_restart(tmp_path):
 
 def test_cli_serves_until_sigterm(tmp_path):
     state = tmp_path / "cli.json"
-    code = "from portal.sim.routeros import router_command; router_command()"
+    code = "from portal.cli.sim import router_command; router_command()"
     process = subprocess.Popen(
         [sys.executable, "-c", code, "--port", "0", "--password", "pw", "--state", str(state)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -1,10 +1,18 @@
-"""``kibanda sim router|mpesa``: the emulators, for tests and demos."""
+"""``kibanda sim router|mpesa``: run the RouterOS or the Daraja emulator in the foreground.
+
+The emulators themselves (:mod:`portal.sim`) are plain classes that tests start
+in-process; this is all they have to do with click.
+"""
 from __future__ import annotations
+
+import signal
+import threading
 
 import click
 
-from ..sim.daraja import mpesa_command
-from ..sim.routeros import router_command
+from ..sim.daraja import DarajaSim
+from ..sim.daraja_rules import SANDBOX_PASSKEY, SANDBOX_SHORTCODE, TEST_NUMBER_TABLE
+from ..sim.routeros import RouterSim
 
 
 @click.group("sim")
@@ -12,5 +20,69 @@ def sim() -> None:
     """Emulators of the router and of M-Pesa, for tests and demos."""
 
 
-sim.add_command(router_command, "router")
-sim.add_command(mpesa_command, "mpesa")
+@sim.command("router")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8728, show_default=True, type=int, help="API port.")
+@click.option("--user", default="admin", show_default=True, help="API user name.")
+@click.option("--password", default="", help="API user password (default empty).")
+@click.option("--version", "version", default="7.16", show_default=True,
+              help="RouterOS version to emulate, e.g. 6.49 or 7.18.")
+@click.option("--latency-ms", default=0.0, type=float, help="Delay before every reply sentence.")
+@click.option("--state", "state_file", type=click.Path(dir_okay=False), default=None,
+              help="JSON file to load the router state from and save it to.")
+@click.option("--factory-defaults", is_flag=True, help="Start as a reset router: no bridge, no hotspot.")
+def router_command(host, port, user, password, version, latency_ms, state_file, factory_defaults):
+    """Run the RouterOS API emulator until Ctrl-C or SIGTERM."""
+    stop = threading.Event()
+    sim = RouterSim(host=host, port=port, user=user, password=password, version=version,
+                    latency_ms=latency_ms, state_file=state_file,
+                    factory_defaults=factory_defaults, clock="real")
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    sim.start()
+    click.echo(f"RouterOS {version} API emulator listening on {host}:{sim.port} "
+               f"(user {user!r}); Ctrl-C to stop")
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        click.echo("stopping")
+    finally:
+        sim.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+@sim.command("mpesa")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8091, show_default=True, type=int, help="HTTP port.")
+@click.option("--consumer-key", default="kibanda-demo-key", show_default=True)
+@click.option("--consumer-secret", default="kibanda-demo-secret", show_default=True)
+@click.option("--shortcode", default=SANDBOX_SHORTCODE, show_default=True,
+              help="PayBill / store number (the Daraja sandbox's by default).")
+@click.option("--passkey", default=SANDBOX_PASSKEY, help="Passkey (the sandbox's by default).")
+@click.option("--decision-delay", default=2.0, show_default=True, type=float,
+              help="Seconds from push to outcome (the customer 'typing the PIN').")
+@click.option("--callback-delay", default=0.0, show_default=True, type=float,
+              help="Extra seconds before the callback is POSTed.")
+def mpesa_command(host, port, consumer_key, consumer_secret, shortcode, passkey,
+                  decision_delay, callback_delay):
+    """Run the Daraja (M-Pesa) emulator until Ctrl-C or SIGTERM."""
+    stop = threading.Event()
+    sim = DarajaSim(host=host, port=port, consumer_key=consumer_key,
+                    consumer_secret=consumer_secret, shortcode=shortcode, passkey=passkey,
+                    decision_delay=decision_delay, callback_delay=callback_delay)
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    sim.start()
+    click.echo(f"Daraja emulator at {sim.base_url} (shortcode {shortcode}, consumer key "
+               f"{consumer_key!r}); Ctrl-C to stop")
+    click.echo(f"settings: KIBANDA_MPESA_BASE_URL={sim.base_url}")
+    click.echo("test numbers:")
+    click.echo(TEST_NUMBER_TABLE)
+    click.echo("same phone + same amount again within 2 minutes: ResultCode 17")
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        click.echo("stopping")
+    finally:
+        sim.stop()
+        signal.signal(signal.SIGTERM, previous)

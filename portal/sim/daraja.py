@@ -1,31 +1,27 @@
 """A Daraja (M-Pesa) HTTP server the real client cannot tell from the sandbox.
 
-``DarajaSim`` serves OAuth, STK Push and STK Query over HTTP, decides each push's outcome
-from the test phone number (``daraja_rules.TEST_NUMBERS``) and POSTs the callback from a
-background thread. Fault injection: ``fail_next``, ``expire_tokens``, a slow push answer,
-lost, duplicated and late callbacks. ``mpesa_command`` is ``kibanda sim mpesa``.
+``DarajaSim`` serves OAuth, STK Push and STK Query over HTTP and decides each push's
+outcome from the test phone number (the field rules, test numbers and payload shapes are
+in ``daraja_rules``); a ``daraja_callbacks.CallbackSender`` thread POSTs the callbacks.
+Fault injection: ``fail_next``, ``expire_tokens``, a slow push answer, lost, duplicated
+and late callbacks. The ``kibanda sim mpesa`` command is in ``portal.cli.sim``.
 """
 from __future__ import annotations
 
 import base64
-import heapq
 import json
 import logging
-import signal
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-import click
-import requests
-
-from ..mpesa_errors import failure_reason
-from ..timeutil import nairobi_timestamp, utcnow
+from ..timeutil import utcnow
+from .daraja_callbacks import CallbackSender, callback_times
 from .daraja_rules import (
-    FAULTS, LATE, LOST, SANDBOX_PASSKEY, SANDBOX_SHORTCODE, TEST_NUMBER_TABLE, TWICE,
-    DUPLICATE_WINDOW, Refusal, bad_request, callback_body, check_credentials, check_push,
-    decide, error_body, new_checkout_id, new_receipt, new_request_id, query_body,
+    DUPLICATE_WINDOW, FAULTS, SANDBOX_PASSKEY, SANDBOX_SHORTCODE, Refusal, bad_request,
+    check_credentials, check_push, decide, error_body, new_checkout_id, new_receipt,
+    new_request_id, outcome_of, query_body,
 )
 
 log = logging.getLogger("kibanda.sim.daraja")
@@ -97,7 +93,6 @@ class DarajaSim:
         self.timestamp_window = timestamp_window
         #: Daraja is said to invalidate the previous token on every OAuth request.
         self.invalidate_previous_token = invalidate_previous_token
-        self.callback_timeout = callback_timeout
         self.token_requests = 0
         self.push_requests = 0
         self.query_requests = 0
@@ -106,9 +101,8 @@ class DarajaSim:
         self._tokens: dict[str, float] = {}
         self._faults: dict[str, list[str]] = {"push": [], "query": [], "oauth": []}
         self._transactions: dict[str, dict] = {}
-        self._schedule: list[tuple[float, int, str]] = []
+        self._callbacks = CallbackSender(self._transactions, self._wake, callback_timeout)
         self._serial = 0
-        self._stopping = False
         self._server: _Server | None = None
         self._threads: list[threading.Thread] = []
 
@@ -118,11 +112,11 @@ class DarajaSim:
         """Listen and serve in background threads; returns self."""
         self._server = _Server((self.host, self.port), self)
         self.port = self._server.server_address[1]
-        self._stopping = False
+        self._callbacks.resume()
         self._threads = [
             threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
                              name="daraja-sim-http", daemon=True),
-            threading.Thread(target=self._run_callbacks, name="daraja-sim-callbacks",
+            threading.Thread(target=self._callbacks.run, name="daraja-sim-callbacks",
                              daemon=True),
         ]
         for thread in self._threads:
@@ -131,9 +125,7 @@ class DarajaSim:
 
     def stop(self) -> None:
         """Stop serving, drop callbacks not yet due, and join every thread."""
-        with self._wake:
-            self._stopping = True
-            self._wake.notify_all()
+        self._callbacks.halt()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -153,6 +145,15 @@ class DarajaSim:
         """Where the emulator listens, e.g. ``http://127.0.0.1:54321``."""
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def callback_timeout(self) -> float:
+        """Seconds to connect to, and then to wait for, the callback receiver."""
+        return self._callbacks.timeout
+
+    @callback_timeout.setter
+    def callback_timeout(self, seconds: float) -> None:
+        self._callbacks.timeout = seconds
+
     # -- test controls -----------------------------------------------------------------
 
     @property
@@ -160,7 +161,7 @@ class DarajaSim:
         """Every push taken, oldest first (copies).
 
         Keys: checkout_request_id, merchant_request_id, phone, amount, result_code, outcome
-        ("success" or a failure_reason key), decided, receipt, callbacks_sent,
+        ("success" or another word of ``daraja_rules.OUTCOMES``), decided, receipt, callbacks_sent,
         callback_errors, callback_statuses, timestamp, callback_url, transaction_type ...
         """
         clock = time.monotonic()
@@ -304,13 +305,14 @@ class DarajaSim:
                 "timestamp": body["Timestamp"], "pushed_at": now, "pushed_monotonic": clock,
                 "decided_monotonic": clock + self.decision_delay,
                 "result_code": code,
-                "outcome": "success" if code == 0 else failure_reason(code),
+                "outcome": outcome_of(code),
                 "delivery": delivery, "receipt": new_receipt() if code == 0 else None,
                 "transaction_date": None, "callbacks_sent": 0, "callback_attempts": 0,
                 "callback_errors": [], "callback_statuses": [],
             }
             self._transactions[txn["checkout_request_id"]] = txn
-            self._plan_callbacks(txn)
+            self._callbacks.plan(txn, callback_times(txn, self.callback_delay,
+                                                     self.late_callback_delay))
         if self.push_response_delay:
             time.sleep(self.push_response_delay)
         if drop:
@@ -339,95 +341,6 @@ class DarajaSim:
             return
         handler.answer(200, query_body(txn))
 
-    # -- callbacks ---------------------------------------------------------------------
-
-    def _plan_callbacks(self, txn: dict) -> None:
-        """Queue the callback POSTs for ``txn`` (the caller holds the lock)."""
-        due = txn["decided_monotonic"] + self.callback_delay
-        if txn["delivery"] == LOST:
-            due_times = []
-        elif txn["delivery"] == TWICE:
-            due_times = [due, due + 0.05]
-        elif txn["delivery"] == LATE:
-            due_times = [due + self.late_callback_delay]
-        else:
-            due_times = [due]
-        for when in due_times:
-            heapq.heappush(self._schedule, (when, txn["serial"], txn["checkout_request_id"]))
-        self._wake.notify_all()
-
-    def _run_callbacks(self) -> None:
-        """The callback thread: POST each callback when due, until stop()."""
-        while True:
-            with self._wake:
-                while not self._stopping:
-                    delay = (self._schedule[0][0] - time.monotonic()) if self._schedule else None
-                    if delay is not None and delay <= 0:
-                        break
-                    self._wake.wait(delay)
-                if self._stopping:
-                    return
-                _due, _serial, checkout = heapq.heappop(self._schedule)
-                txn = self._transactions[checkout]
-                if txn["result_code"] == 0 and txn["transaction_date"] is None:
-                    txn["transaction_date"] = nairobi_timestamp(utcnow())
-                url, body = txn["callback_url"], callback_body(txn)
-                txn["callback_attempts"] += 1
-            self._send_callback(checkout, url, body)
-
-    def _send_callback(self, checkout: str, url: str, body: dict) -> None:
-        """POST one callback; a dead receiver is recorded on the transaction, not raised."""
-        try:
-            response = requests.post(url, json=body,
-                                     timeout=(self.callback_timeout, self.callback_timeout))
-        except requests.RequestException as exc:
-            with self._lock:
-                self._transactions[checkout]["callback_errors"].append(
-                    f"{type(exc).__name__}: {exc}")
-            log.warning("callback for %s to %s failed: %s", checkout, url, exc)
-            return
-        with self._lock:
-            txn = self._transactions[checkout]
-            txn["callback_statuses"].append(response.status_code)
-            txn["callbacks_sent"] += 1
-
 
 class _Drop(Exception):
     """Close the connection without an answer (fault "drop")."""
-
-
-@click.command("mpesa")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8091, show_default=True, type=int, help="HTTP port.")
-@click.option("--consumer-key", default="kibanda-demo-key", show_default=True)
-@click.option("--consumer-secret", default="kibanda-demo-secret", show_default=True)
-@click.option("--shortcode", default=SANDBOX_SHORTCODE, show_default=True,
-              help="PayBill / store number (the Daraja sandbox's by default).")
-@click.option("--passkey", default=SANDBOX_PASSKEY, help="Passkey (the sandbox's by default).")
-@click.option("--decision-delay", default=2.0, show_default=True, type=float,
-              help="Seconds from push to outcome (the customer 'typing the PIN').")
-@click.option("--callback-delay", default=0.0, show_default=True, type=float,
-              help="Extra seconds before the callback is POSTed.")
-def mpesa_command(host, port, consumer_key, consumer_secret, shortcode, passkey,
-                  decision_delay, callback_delay):
-    """Run the Daraja (M-Pesa) emulator until Ctrl-C or SIGTERM."""
-    stop = threading.Event()
-    sim = DarajaSim(host=host, port=port, consumer_key=consumer_key,
-                    consumer_secret=consumer_secret, shortcode=shortcode, passkey=passkey,
-                    decision_delay=decision_delay, callback_delay=callback_delay)
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    sim.start()
-    click.echo(f"Daraja emulator at {sim.base_url} (shortcode {shortcode}, consumer key "
-               f"{consumer_key!r}); Ctrl-C to stop")
-    click.echo(f"settings: KIBANDA_MPESA_BASE_URL={sim.base_url}")
-    click.echo("test numbers:")
-    click.echo(TEST_NUMBER_TABLE)
-    click.echo("same phone + same amount again within 2 minutes: ResultCode 17")
-    try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        click.echo("stopping")
-    finally:
-        sim.stop()
-        signal.signal(signal.SIGTERM, previous)

@@ -27,6 +27,30 @@ RESULT_DESCS = {
     2028: "The request is not permitted according to product assignment",
 }
 
+#: ResultCode -> the outcome word the test-control view reports (``transactions``), from
+#: the ResultCode meanings on the Daraja reference sheet. 1001, 9999 and 26 are only
+#: community-reported there. Any code not listed is "unknown".
+OUTCOMES = {
+    0: "success",
+    1: "insufficient_funds",
+    2: "limit",   # below the minimum amount
+    3: "limit",   # above the maximum amount
+    4: "limit",   # would exceed the payer's daily limit
+    8: "limit",   # would exceed the PayBill/Till maximum balance
+    17: "limit",  # "rule limited": the same amount to the same phone within 2 minutes
+    26: "busy",
+    1001: "busy",  # unable to lock subscriber
+    1019: "expired",
+    1025: "busy",  # error sending the push
+    1032: "cancelled",
+    1037: "unreachable",
+    2001: "wrong_pin",
+    2028: "operator",  # TransactionType and PartyB do not pair: the site's settings
+    8006: "operator",  # security credential locked
+    9999: "busy",
+}
+UNKNOWN_OUTCOME = "unknown"
+
 # How the callback goes out for a test number.
 ONCE, LOST, TWICE, LATE = "once", "lost", "twice", "late"
 
@@ -177,6 +201,11 @@ def decide(push: dict, shortcode: str, till_number: str | None,
     if push["amount"] > MAX_AMOUNT:
         return 3, ONCE
     return TEST_NUMBERS.get(push["phone"], (0, ONCE))
+
+
+def outcome_of(result_code: int) -> str:
+    """The outcome word of a ResultCode: "success", "cancelled", ... or "unknown"."""
+    return OUTCOMES.get(result_code, UNKNOWN_OUTCOME)
 
 
 def callback_body(txn: dict) -> dict:

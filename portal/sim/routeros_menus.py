@@ -3,12 +3,12 @@
 Each menu is data (a ``Menu``): adding a menu is one entry in ``MENUS``. Values are
 kept as canonical strings (booleans "true"/"false", durations in whole seconds) and
 rendered for the wire by ``render_value`` according to the emulated version.
-See ``shared/reference/routeros.md`` section 3 for the property names.
+See the RouterOS reference sheet (hotspot menus) for the property names.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 class SimTrap(Exception):

@@ -1,7 +1,8 @@
 """The RouterOS emulator's state: tables of rows and the generic menu commands.
 
 ``RouterState.execute(command, attrs, queries)`` answers one API sentence with a list of
-``(reply_word, attributes)`` pairs or raises ``SimTrap``. It is not thread-safe: the
+``(reply_word, attributes)`` pairs or raises ``SimTrap``. Print queries are evaluated by
+``routeros_query``, hotspot commands by ``HotspotMixin``. It is not thread-safe: the
 server holds one lock around every call.
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ from portal.sim.routeros_menus import (
     normalize,
     render_value,
 )
+from portal.sim.routeros_query import row_matches
 
 # Attributes every command tolerates without complaint (print modifiers, API attributes).
 _PRINT_FLAGS = {"detail", "stats", "without-paging", "terse", "brief", "follow", "follow-only",
@@ -176,7 +178,7 @@ class RouterState(HotspotMixin):
     def cmd_print(self, menu: Menu, attrs: dict, queries: list[str]) -> list[tuple[str, dict]]:
         """``print`` with queries, ``.proplist`` and ``count-only``."""
         rendered = [self.render(menu.path, row) for row in self.tables[menu.path]]
-        matched = [row for row in rendered if self.matches(menu, row, queries)]
+        matched = [row for row in rendered if row_matches(menu, row, queries, self.v7)]
         if "count-only" in attrs:
             return [("!done", {"ret": str(len(matched))})]
         proplist = attrs.get(".proplist")
@@ -312,55 +314,6 @@ class RouterState(HotspotMixin):
             if row is not current and tuple(row.get(k) for k in menu.key) == key:
                 raise SimTrap(menu.duplicate_message)
 
-    # --- queries ---------------------------------------------------------------------
-
-    def matches(self, menu: Menu, row: dict, queries: list[str]) -> bool:
-        """Evaluate RouterOS print query words against one rendered row."""
-        stack: list[bool] = []
-        for word in queries:
-            if word.startswith("?#"):
-                stack = _apply_ops(stack, word[2:])
-            elif word.startswith("?-"):
-                stack.append(word[2:] not in row)
-            elif word[:2] in ("?<", "?>"):
-                name, _, value = word[2:].partition("=")
-                stack.append(self._compare(menu, row, name, value, word[1]))
-            else:
-                body = word[2:] if word.startswith("?=") else word[1:]
-                name, eq, value = body.partition("=")
-                if not eq:
-                    stack.append(name in row)
-                else:
-                    stack.append(self._equal(menu, row, name, value))
-        return all(stack)
-
-    def _equal(self, menu: Menu, row: dict, name: str, value: str) -> bool:
-        if name not in row:
-            return value == ""
-        if row[name] == value:
-            return True
-        spec = menu.fields.get(name)
-        if spec is None or spec.kind not in ("bool", "duration"):
-            return False
-        try:
-            return render_value(spec, normalize(spec, name, value), self.v7) == row[name]
-        except SimTrap:
-            return False
-
-    def _compare(self, menu: Menu, row: dict, name: str, value: str, op: str) -> bool:
-        if name not in row:
-            return False
-        left, right = row[name], value
-        spec = menu.fields.get(name)
-        try:
-            if spec is not None and spec.kind == "duration":
-                left, right = (int(normalize(spec, name, x)) for x in (left, right))
-            elif left.lstrip("-").isdigit() and right.lstrip("-").isdigit():
-                left, right = int(left), int(right)
-        except (SimTrap, ValueError):
-            left, right = row[name], value
-        return left < right if op == "<" else left > right
-
     # --- hooks that keep related menus consistent ----------------------------------------
 
     def after_add(self, path: str, row: dict) -> None:
@@ -434,41 +387,3 @@ class RouterState(HotspotMixin):
             self.restore(json.load(handle))
         self.dirty = False
 
-
-def _apply_ops(stack: list[bool], ops: str) -> list[bool]:
-    """RouterOS ``?#`` stack operations: ``!`` ``&`` ``|`` ``.`` and digit indexes (top is 0)."""
-    stack = list(stack)
-    i = 0
-    try:
-        while i < len(ops):
-            ch = ops[i]
-            if ch.isdigit():
-                j = i
-                while j < len(ops) and ops[j].isdigit():
-                    j += 1
-                value = stack[-1 - int(ops[i:j])]
-                if j == len(ops):
-                    # an index at the end of the word replaces the whole stack
-                    stack = [value]
-                else:
-                    stack.append(value)
-                    if ops[j] == ".":
-                        j += 1  # "." after an index does nothing
-                i = j
-                continue
-            if ch == "!":
-                stack[-1] = not stack[-1]
-            elif ch == "&":
-                right, left = stack.pop(), stack.pop()
-                stack.append(left and right)
-            elif ch == "|":
-                right, left = stack.pop(), stack.pop()
-                stack.append(left or right)
-            elif ch == ".":
-                stack.append(stack[-1])
-            else:
-                raise SimTrap(f"invalid query operation {ch!r}", 1)  # UNCONFIRMED text
-            i += 1
-    except IndexError:
-        raise SimTrap("invalid query: stack is empty", 1) from None  # UNCONFIRMED text
-    return stack
