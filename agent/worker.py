@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import Callable
 
 from portal import clients
-from portal.ledger import grants, purchases
 from portal.errors import KibandaError
+from portal.ledger import grants, purchases
 from portal.models import db
 from portal.timeutil import utcnow
 
@@ -46,8 +46,7 @@ class Agent:
         self._mpesa = mpesa
         self._owns = {"gateway": gateway is None, "mpesa": mpesa is None}
         # The cycle, in order: settlement first so a grant it creates is provisioned in the
-        # same cycle. Upstream sync and the heartbeat (a later issue) join this list as
-        # ("sync", self.sync_upstream) and ("heartbeat", self.heartbeat).
+        # same cycle.
         self.steps: list[tuple[str, Step]] = [
             ("settle", self.settle_pending),
             ("expire_purchases", self.expire_stale_purchases),
@@ -101,16 +100,8 @@ class Agent:
         return purchases.expire_stale(now, self.mpesa)
 
     def provision_waiting(self, now: datetime) -> int:
-        """Push grants that wait for the router (retry schedule in ``access``); returns how many tried."""
-        tried = 0
-        for grant_id in grants.due_for_provisioning(now):
-            # provision_grant records router failures on the grant and schedules the retry.
-            grant = grants.provision_grant(grant_id, self.gateway, now)
-            tried += 1
-            if grant.router_unreachable:
-                # One connection timeout per cycle, not one per waiting customer.
-                break
-        return tried
+        """Push grants that wait for the router (retry schedule in ``grants``); returns how many tried."""
+        return grants.provision_waiting(self.gateway, now)
 
     def remove_expired_grants(self, now: datetime) -> int:
         """Take grants past their absolute expiry off the router; returns how many."""

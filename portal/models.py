@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 
 from peewee import (
     AutoField, BigIntegerField, BooleanField, CharField, DateTimeField, ForeignKeyField,
@@ -17,7 +18,7 @@ from .timeutil import utcnow
 #: Deferred: ``init_db`` points it at the instance's file.
 db = SqliteDatabase(None)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 PRAGMAS = {
     "journal_mode": "wal",
     "foreign_keys": 1,
@@ -63,9 +64,20 @@ class Package(BaseModel):
 
 
 class Purchase(BaseModel):
-    """One STK Push attempt and what became of it."""
+    """One STK Push attempt and what became of it.
 
-    PENDING, PAID, FAILED, EXPIRED, REVIEW = "pending", "paid", "failed", "expired", "review"
+    pushing: recorded, the push has left or is about to; no CheckoutRequestID yet.
+    pending: Daraja accepted the push (CheckoutRequestID stored); the customer decides.
+    unanswered: the push got no answer (timeout, broken link): it may or may not have
+    reached the phone, and it has no CheckoutRequestID to ask about.
+    paid / failed / expired: M-Pesa's word (expired: no answer in time, still credited
+    if a success comes late). review: a person must look (mismatch, orphan callback).
+    """
+
+    PUSHING, PENDING, UNANSWERED = "pushing", "pending", "unanswered"
+    PAID, FAILED, EXPIRED, REVIEW = "paid", "failed", "expired", "review"
+    #: Waiting for M-Pesa: counted in the backlog, shown to the customer as "pending".
+    OPEN = (PUSHING, PENDING, UNANSWERED)
 
     phone = CharField(max_length=12, index=True)  # 2547XXXXXXXX / 2541XXXXXXXX
     package = ForeignKeyField(Package, backref="purchases", on_delete="RESTRICT")
@@ -74,7 +86,6 @@ class Purchase(BaseModel):
     ip = CharField(max_length=45, default="")
     link_login_only = TextField(default="")
     link_orig = TextField(default="")
-    language = CharField(max_length=2, default="en")
     checkout_request_id = CharField(max_length=80, unique=True, null=True)
     merchant_request_id = CharField(max_length=80, null=True)
     status = CharField(max_length=10, default=PENDING, index=True)
@@ -86,6 +97,7 @@ class Purchase(BaseModel):
     updated_at = DateTimeField(default=utcnow)
     settled_at = DateTimeField(null=True)
     query_attempts = IntegerField(default=0)
+    last_query_at = DateTimeField(null=True)
     next_query_at = DateTimeField(null=True, index=True)
 
 
@@ -145,11 +157,6 @@ class Grant(BaseModel):
     created_at = DateTimeField(default=utcnow)
     created_by = CharField(max_length=60, default="")
     note = TextField(default="")
-
-    @classmethod
-    def valid(cls, now):
-        """Grants that still give access at ``now``."""
-        return cls.select().where((cls.expires_at > now) & (cls.router_state != cls.REMOVED))
 
 
 class OutboxEvent(BaseModel):
@@ -259,14 +266,46 @@ ALL_MODELS = [Package, Purchase, VoucherBatch, Voucher, Grant, OutboxEvent, Call
               CodeAttempt, AdminUser, LoginFailure, Setting, AuditLog, TokenCache,
               SchemaVersion]
 
-#: Migrations by target version: ``{2: fn(migrator)}`` using playhouse.migrate.
-MIGRATIONS: dict = {}
-
 
 def init_db(path: str) -> SqliteDatabase:
     """Point the deferred database at ``path`` with WAL, foreign keys and a busy timeout."""
     db.init(path, pragmas=PRAGMAS, check_same_thread=False)
     return db
+
+
+def _explicit_purchase_states(migrator) -> None:
+    """v2: a purchase's state lives in its status, never in the wording of result_desc.
+
+    A push still waiting for its answer becomes ``pushing``; one whose answer never came
+    (v1 wrote "push timed out" into result_desc) becomes ``unanswered``. The time of the
+    last STK query gets its own column; the never-read ``language`` column goes.
+    """
+    from playhouse.migrate import migrate
+
+    from .timeutil import backoff_seconds
+
+    columns = {column.name for column in db.get_columns("purchase")}
+    steps = []
+    if "last_query_at" not in columns:
+        steps.append(migrator.add_column("purchase", "last_query_at",
+                                         DateTimeField(null=True)))
+    if "language" in columns:
+        steps.append(migrator.drop_column("purchase", "language"))
+    migrate(*steps)
+    waiting = (Purchase.status == Purchase.PENDING) & Purchase.checkout_request_id.is_null()
+    (Purchase.update(status=Purchase.UNANSWERED)
+     .where(waiting & Purchase.result_desc.startswith("push timed out")).execute())
+    Purchase.update(status=Purchase.PUSHING).where(waiting & Purchase.result_desc.is_null()).execute()
+    # v1 kept only the next query's time; the last one was that minus its backoff.
+    asked = Purchase.select(Purchase.id, Purchase.query_attempts, Purchase.next_query_at).where(
+        (Purchase.query_attempts > 0) & Purchase.next_query_at.is_null(False))
+    for row in asked:
+        last = row.next_query_at - timedelta(seconds=backoff_seconds(row.query_attempts, 5, 60))
+        Purchase.update(last_query_at=last).where(Purchase.id == row.id).execute()
+
+
+#: Migrations by target version: ``{2: fn(migrator)}`` using playhouse.migrate.
+MIGRATIONS = {2: _explicit_purchase_states}
 
 
 def create_schema() -> int:

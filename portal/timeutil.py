@@ -38,6 +38,12 @@ def nairobi_timestamp(moment: datetime | None = None) -> str:
     return aware.astimezone(NAIROBI).strftime("%Y%m%d%H%M%S")
 
 
+def backoff_seconds(attempt: int, first: float, cap: float) -> float:
+    """Exponential backoff: ``first`` seconds, doubling with each ``attempt`` (0, 1, 2 ...),
+    never more than ``cap``. The one schedule for retries of every kind."""
+    return min(cap, first * 2 ** min(max(0, int(attempt)), 32))
+
+
 _UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 

@@ -261,7 +261,7 @@ def test_mpesa_unusable_router_work_still_happens(instance_dir, router, daraja):
     try:
         with db.connection_context():
             package = create_package(name_en="1 hour", price=10, validity="1h")
-            from portal.access import create_grant
+            from portal.ledger.grants import create_grant
 
             grant = create_grant(package, Grant.MANUAL, utcnow(), login_ip=PHONE_IP,
                                  login_mac=PHONE_MAC)

@@ -10,8 +10,8 @@ import re
 from datetime import datetime, timedelta
 
 from ..errors import (
-    AccessExpired, DeviceLimitReached, DeviceLoginFailed, NotFound, RouterError, RouterTrap,
-    ValidationError,
+    AccessExpired, DeviceLimitReached, DeviceLoginFailed, NotFound, RouterError,
+    SessionLimitReached, ValidationError,
 )
 from ..models import Grant, Purchase, Voucher, db
 from . import grants
@@ -39,11 +39,8 @@ def _login(grant: Grant, gateway, mac: str, ip: str, now: datetime) -> Grant:
         raise AccessExpired(f"grant {grant.id} expired at {grant.expires_at}")
     try:
         grants.login_device(grant, gateway, ip, mac, now)
-    except RouterTrap as exc:
-        if "no more sessions" in (exc.router_message or str(exc)):
-            raise DeviceLimitReached(f"grant {grant.id}: {exc.router_message}") from exc
-        raise DeviceLoginFailed(f"grant {grant.id}: {exc.operator_message}",
-                                grant=Grant.get_by_id(grant.id)) from exc
+    except SessionLimitReached as exc:
+        raise DeviceLimitReached(f"grant {grant.id}: {exc.router_message}") from exc
     except RouterError as exc:
         raise DeviceLoginFailed(f"grant {grant.id}: {exc.operator_message}",
                                 grant=Grant.get_by_id(grant.id)) from exc

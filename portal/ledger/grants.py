@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from peewee import IntegrityError, fn
 
 from ..errors import RouterError, RouterTrap, RouterUnreachable, ValidationError
 from ..models import AuditLog, Grant, OutboxEvent, Package, Purchase, Voucher, db
+from ..timeutil import backoff_seconds
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +50,10 @@ def create_grant(package, source: str, now: datetime, *, purchase=None, voucher=
                     login_mac=login_mac or "", login_ip=login_ip or "",
                     next_router_attempt_at=now)
             break
-        except IntegrityError as exc:
+        except IntegrityError:
             # Only a clash of random codes is worth another draw; anything else (a second
             # grant for the same purchase or voucher) is a real error for the caller.
-            if username or "username" not in str(exc):
+            if username or not Grant.select().where(Grant.username == code).exists():
                 raise
     else:
         raise RuntimeError("could not draw a free access code")
@@ -67,6 +69,35 @@ def create_grant(package, source: str, now: datetime, *, purchase=None, voucher=
 def grant_time_left(grant: Grant, now: datetime) -> int:
     """Whole seconds of access left at ``now`` (0 when expired)."""
     return max(0, int((grant.expires_at - now).total_seconds()))
+
+
+@dataclass(frozen=True)
+class GrantStatus:
+    """Where a grant stands for the device in front of us: the one place that says so.
+
+    ``status``: "paid" (waiting for the router or for the device's login), "online" or
+    "expired". ``login_needed``: the user is on the router but this device is not logged
+    in, so the page offers the router's own login form.
+    """
+
+    status: str
+    time_left: int
+    login_needed: bool
+
+
+def grant_status(grant: Grant, now: datetime, *, login_failed: bool = False) -> GrantStatus:
+    """Where ``grant`` stands at ``now``; ``login_failed``: the router just refused this device."""
+    time_left = grant_time_left(grant, now)
+    on_router = grant.router_state == Grant.ON_ROUTER
+    if time_left == 0 or grant.router_state == Grant.REMOVED:
+        status = "expired"
+    elif grant.logged_in_at is not None and on_router and not login_failed:
+        status = "online"
+    else:
+        status = "paid"
+    login_needed = on_router and (
+        login_failed or (grant.logged_in_at is None and not grant.login_ip))
+    return GrantStatus(status, time_left, login_needed)
 
 
 def _comment(grant: Grant) -> str:
@@ -107,16 +138,33 @@ def provision_grant(grant_id: int, gateway, now: datetime) -> Grant:
     """Put a grant on the router and log in its device; on failure schedule a retry.
 
     Never raises RouterError: the outcome is in ``router_state``, ``logged_in_at`` and
-    ``router_error``, and ``router_unreachable`` on the returned grant says whether the
-    router could not be reached at all. A router that refuses the device login (the device left, or the
-    address is not on the hotspot) stops further login attempts: the customer's page then
-    offers the router's own login form instead.
+    ``router_error`` of the returned grant. A router that refuses the device login (the
+    device left, or the address is not on the hotspot) stops further login attempts: the
+    customer's page then offers the router's own login form instead.
     """
+    _provision(grant_id, gateway, now)
+    return Grant.get_by_id(grant_id)
+
+
+def provision_waiting(gateway, now: datetime) -> int:
+    """Provision every grant whose retry is due; returns how many were tried.
+
+    Stops at the first router that cannot be reached: the others would each wait out the
+    same connection timeout, so they wait for the next cycle instead.
+    """
+    tried = 0
+    for grant_id in due_for_provisioning(now):
+        tried += 1
+        if not _provision(grant_id, gateway, now):
+            break
+    return tried
+
+
+def _provision(grant_id: int, gateway, now: datetime) -> bool:
+    """The work of :func:`provision_grant`; False when the router could not be reached."""
     grant = Grant.get_by_id(grant_id)
-    grant.router_unreachable = False
     if grant.router_state == Grant.REMOVED or grant.expires_at <= now:
-        return grant
-    unreachable = False
+        return True
     try:
         if grant.router_state == Grant.PENDING:
             put_on_router(grant, gateway, now)
@@ -129,7 +177,7 @@ def provision_grant(grant_id: int, gateway, now: datetime) -> Grant:
                 log.warning("grant %s: router refused the device login: %s", grant.id, exc)
     except RouterError as exc:
         attempts = grant.router_attempts + 1
-        delay = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** min(attempts - 1, 10))
+        delay = backoff_seconds(attempts - 1, RETRY_BASE_SECONDS, RETRY_MAX_SECONDS)
         (Grant.update(router_attempts=attempts, router_error=exc.operator_message,
                       next_router_attempt_at=now + timedelta(seconds=delay))
          .where(Grant.id == grant.id).execute())
@@ -137,11 +185,8 @@ def provision_grant(grant_id: int, gateway, now: datetime) -> Grant:
         log.log(logging.INFO if unreachable else logging.WARNING,
                 "grant %s waits for the router (retry in %ss): %s", grant.id, delay,
                 exc.operator_message)
-    result = Grant.get_by_id(grant_id)
-    # Callers working through many grants stop at the first unreachable router instead of
-    # waiting out one connection timeout per grant.
-    result.router_unreachable = unreachable
-    return result
+        return not unreachable
+    return True
 
 
 def due_for_provisioning(now: datetime) -> list[int]:

@@ -12,8 +12,9 @@ from datetime import datetime, timedelta
 from ..errors import KibandaError, MpesaTimeout, NotFound, ValidationError
 from ..models import OutboxEvent, Package, Purchase, db
 from ..phone import normalise_phone
+from ..timeutil import backoff_seconds
 from .limits import check_push_limits
-from .settlement import PUSH_TIMED_OUT, settle
+from .settlement import settle
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +43,13 @@ def _package_on_sale(package_id) -> Package:
 
 
 def start_purchase(package_id, phone_raw, *, mac, ip, link_login_only="", link_orig="",
-                   lang="en", mpesa, callback_url, now, account_reference="WIFI") -> Purchase:
-    """Validate, apply the abuse limits, send the STK Push and record a pending Purchase.
+                   mpesa, callback_url, now, account_reference="WIFI") -> Purchase:
+    """Validate, apply the abuse limits, send the STK Push and record the Purchase.
 
-    The row is reserved (inside a write transaction, so two taps cannot both pass the
-    limits) before the push, and only given its CheckoutRequestID after: a push that
-    times out stays pending without one, for a person to match with a late callback.
+    The row is written as ``pushing`` (inside a write transaction, so two taps cannot
+    both pass the limits) before the push leaves, and becomes ``pending`` with its
+    CheckoutRequestID once Daraja accepts. A push whose answer never comes is
+    ``unanswered``: it may have reached the phone, so it is kept, never re-sent.
     """
     package = _package_on_sale(package_id)
     phone = normalise_phone(phone_raw or "")
@@ -57,30 +59,32 @@ def start_purchase(package_id, phone_raw, *, mac, ip, link_login_only="", link_o
         purchase = Purchase.create(
             phone=phone, package=package, amount=package.price, mac=mac, ip=ip or "",
             link_login_only=link_login_only or "", link_orig=link_orig or "",
-            language=lang if lang in ("en", "sw") else "en", created_at=now, updated_at=now)
+            status=Purchase.PUSHING, created_at=now, updated_at=now)
     try:
         pushed = mpesa.stk_push(phone, package.price, account_reference,
                                 f"WiFi {package.name_en}"[:13], callback_url, now=now)
     except MpesaTimeout as exc:
         log.warning("purchase %s: push answer never came (%s); kept for review",
                     purchase.id, exc.operator_message)
-        (Purchase.update(result_desc=f"{PUSH_TIMED_OUT}: {exc.operator_message}", updated_at=now)
-         .where(Purchase.id == purchase.id).execute())
+        (Purchase.update(status=Purchase.UNANSWERED, result_desc=exc.operator_message,
+                         updated_at=now)
+         .where((Purchase.id == purchase.id) & (Purchase.status == Purchase.PUSHING))
+         .execute())
         return Purchase.get_by_id(purchase.id)
     except KibandaError:
         # Daraja refused before anything reached the phone: no attempt to keep.
         Purchase.delete().where(Purchase.id == purchase.id).execute()
         raise
-    (Purchase.update(checkout_request_id=pushed.checkout_request_id,
+    (Purchase.update(status=Purchase.PENDING, checkout_request_id=pushed.checkout_request_id,
                      merchant_request_id=pushed.merchant_request_id, updated_at=now,
                      next_query_at=now + timedelta(seconds=QUERY_FIRST_DELAY))
-     .where(Purchase.id == purchase.id).execute())
+     .where((Purchase.id == purchase.id) & (Purchase.status == Purchase.PUSHING)).execute())
     return Purchase.get_by_id(purchase.id)
 
 
 def _query_delay(attempts: int) -> int:
     """5 s, 10 s, 20 s, 40 s, then every 60 s."""
-    return min(QUERY_MAX_DELAY, QUERY_FIRST_DELAY * 2 ** min(attempts, 6))
+    return backoff_seconds(attempts, QUERY_FIRST_DELAY, QUERY_MAX_DELAY)
 
 
 def due_for_query(now: datetime) -> list[int]:
@@ -101,7 +105,7 @@ def poll_purchase(purchase_id: int, mpesa, now: datetime, force: bool = False) -
     if not force and purchase.next_query_at is not None and purchase.next_query_at > now:
         return purchase
     # Claim this due time: of the page, its JSON and the agent, only one asks Daraja.
-    claimed = (Purchase.update(query_attempts=Purchase.query_attempts + 1,
+    claimed = (Purchase.update(query_attempts=Purchase.query_attempts + 1, last_query_at=now,
                                next_query_at=now + timedelta(
                                    seconds=_query_delay(purchase.query_attempts + 1)))
                .where((Purchase.id == purchase.id) & (Purchase.status == Purchase.PENDING)
@@ -125,29 +129,24 @@ def poll_purchase(purchase_id: int, mpesa, now: datetime, force: bool = False) -
 
 def _answered_late(purchase: Purchase) -> bool:
     """True when Daraja was asked after the prompt on the phone had surely timed out."""
-    if not purchase.query_attempts or purchase.next_query_at is None:
-        return False
-    last_query = purchase.next_query_at - timedelta(
-        seconds=_query_delay(purchase.query_attempts))
-    return last_query >= purchase.created_at + PROMPT_LIFETIME
+    return (purchase.last_query_at is not None
+            and purchase.last_query_at >= purchase.created_at + PROMPT_LIFETIME)
 
 
 def expire_stale(now: datetime, mpesa=None) -> int:
     """Expire pending purchases with no answer after 5 minutes; returns how many.
 
     With ``mpesa`` each one is queried first. Without it only purchases that Daraja
-    still called pending after the prompt had timed out on the phone are expired. A push whose answer never came (no CheckoutRequestID)
-    cannot be queried: it goes to review. A late success is still credited by settle().
+    still called pending after the prompt had timed out on the phone are expired. A push
+    that never got its answer (``pushing`` or ``unanswered``: no CheckoutRequestID to ask
+    about) goes to review. A late success is still credited by settle().
     """
-    stale = list(Purchase.select().where((Purchase.status == Purchase.PENDING)
-                                         & (Purchase.created_at <= now - PENDING_LIFETIME)))
+    old = Purchase.created_at <= now - PENDING_LIFETIME
+    (Purchase.update(status=Purchase.REVIEW, updated_at=now, next_query_at=None)
+     .where(old & Purchase.status.in_((Purchase.PUSHING, Purchase.UNANSWERED))).execute())
+    stale = list(Purchase.select().where((Purchase.status == Purchase.PENDING) & old))
     expired = 0
     for purchase in stale:
-        if not purchase.checkout_request_id:
-            (Purchase.update(status=Purchase.REVIEW, updated_at=now, next_query_at=None)
-             .where((Purchase.id == purchase.id) & (Purchase.status == Purchase.PENDING))
-             .execute())
-            continue
         if mpesa is not None:
             purchase = poll_purchase(purchase.id, mpesa, now, force=True)
             if purchase.status != Purchase.PENDING:

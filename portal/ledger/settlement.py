@@ -31,8 +31,6 @@ _ORPHAN_WINDOW = timedelta(minutes=15)
 #: A push younger than this with no checkout id yet may still be waiting for its answer.
 _PUSH_ANSWER_AGE = timedelta(minutes=2)
 _PUSH_ANSWER_GRACE = 5.0
-#: How start_purchase marks a push whose answer never came (result_desc prefix).
-PUSH_TIMED_OUT = "push timed out"
 
 
 def _mismatch(purchase: Purchase, amount: int | None, phone: str | None) -> str:
@@ -113,6 +111,11 @@ def settle(checkout_request_id: str, *, success: bool, result_code: int | None,
         outcome = _credit(purchase, result_code=result_code, result_desc=result_desc,
                           receipt=receipt, amount=amount, via=via, now=now)
     except IntegrityError:
+        # The unique receipt is the only constraint a valid credit can break: look which
+        # row holds it rather than read the database's message.
+        if not receipt or not Purchase.select().where(
+                (Purchase.receipt == receipt) & (Purchase.id != purchase.id)).exists():
+            raise
         # The receipt already belongs to another purchase: a replayed or forged notice.
         log.warning("purchase %s: receipt %s is already used", purchase.id, receipt)
         (Purchase.update(status=Purchase.REVIEW, updated_at=now, next_query_at=None,
@@ -127,9 +130,7 @@ def settle(checkout_request_id: str, *, success: bool, result_code: int | None,
 def _push_in_flight(phone: str | None, now: datetime) -> bool:
     """Is a push still waiting for Daraja's answer (so its checkout id is not stored yet)?"""
     query = Purchase.select().where(
-        Purchase.checkout_request_id.is_null() & Purchase.result_desc.is_null()
-        & (Purchase.status == Purchase.PENDING)
-        & (Purchase.created_at >= now - _PUSH_ANSWER_AGE))
+        (Purchase.status == Purchase.PUSHING) & (Purchase.created_at >= now - _PUSH_ANSWER_AGE))
     if phone:
         query = query.where(Purchase.phone == str(phone))
     return query.exists()
@@ -141,11 +142,12 @@ def _await_push_answer(checkout_request_id: str, phone: str | None, now: datetim
         return Purchase.select().where(
             Purchase.checkout_request_id == checkout_request_id).exists()
 
-    # The answer may have been stored between our first look and now (two callbacks
-    # racing the same push answer): then there is nothing left to wait for.
+    # Look for a push in flight first, then for the stored answer: an answer that lands
+    # between the two looks is then found by the second (the other order missed it).
+    in_flight = _push_in_flight(phone, now)
     if stored():
         return True
-    if not _push_in_flight(phone, now):
+    if not in_flight:
         return False
     deadline = time.monotonic() + _PUSH_ANSWER_GRACE
     while time.monotonic() < deadline:
@@ -163,8 +165,7 @@ def _orphan_for(phone: str | None, amount: int | None, now: datetime) -> Purchas
         return None
     query = Purchase.select().where(
         Purchase.checkout_request_id.is_null() & (Purchase.phone == str(phone))
-        & Purchase.result_desc.startswith(PUSH_TIMED_OUT)
-        & Purchase.status.in_((Purchase.PENDING, Purchase.EXPIRED, Purchase.REVIEW))
+        & Purchase.status.in_((Purchase.UNANSWERED, Purchase.REVIEW))
         & (Purchase.created_at >= now - _ORPHAN_WINDOW))
     if amount is not None:
         query = query.where(Purchase.amount <= amount)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ..models import Grant, Purchase
+from ..models import Purchase
 from ..mpesa import failure_reason, result_message
 from . import grants
 from .grants import grant_for
@@ -32,13 +32,20 @@ _MESSAGES = {
 
 
 def purchase_state(purchase: Purchase, now: datetime) -> dict:
-    """Where a purchase stands, for the customer's page and its JSON."""
+    """Where a purchase stands, for the customer's page and its JSON.
+
+    ``status`` is one of pending, paid, online, failed, expired (a contract with the
+    waiting page's script); ``reason`` says why it failed or expired.
+    """
     grant = grant_for(purchase) if purchase.status == Purchase.PAID else None
+    standing = grants.grant_status(grant, now) if grant else None
     status, reason = purchase.status, None
-    if purchase.status == Purchase.PAID:
-        status = "online" if grant and grant.logged_in_at else "paid"
-        if grant and grants.grant_time_left(grant, now) == 0:
-            status, reason = "expired", "used_up"
+    if purchase.status in Purchase.OPEN:
+        status = "pending"
+    elif purchase.status == Purchase.PAID:
+        status = standing.status if standing else "paid"
+        if status == "expired":
+            reason = "used_up"
     elif purchase.status == Purchase.REVIEW:
         status, reason = "failed", "review"
     elif purchase.status == Purchase.FAILED:
@@ -60,8 +67,6 @@ def purchase_state(purchase: Purchase, now: datetime) -> dict:
         "access_code": grant.username if grant else None,
         "receipt": purchase.receipt,
         "expires_at": grant.expires_at.isoformat() + "Z" if grant else None,
-        "time_left": grants.grant_time_left(grant, now) if grant else 0,
-        "login_needed": bool(grant and not grant.logged_in_at
-                             and grant.router_state == Grant.ON_ROUTER
-                             and not grant.login_ip),
+        "time_left": standing.time_left if standing else 0,
+        "login_needed": bool(standing and standing.login_needed),
     }

@@ -157,7 +157,7 @@ def buy():
         purchase = purchases.start_purchase(
             chosen, phone, mac=device["mac"], ip=device["ip"],
             link_login_only=device["link-login-only"], link_orig=device["link-orig"],
-            lang=lang, mpesa=app_mpesa(), callback_url=purchases.callback_url(config),
+            mpesa=app_mpesa(), callback_url=purchases.callback_url(config),
             now=utcnow(), account_reference=config.get("MPESA_ACCOUNT_REFERENCE") or "WIFI")
     except ValidationError as exc:
         if exc.field in ("phone", "package"):
@@ -195,7 +195,7 @@ def _purchase_and_state(purchase_id: int):
     purchase = Purchase.get_or_none(Purchase.id == purchase_id)
     if purchase is None:
         raise NotFound(f"purchase {purchase_id}")
-    if purchase.status == Purchase.PENDING and purchase.checkout_request_id and (
+    if purchase.status == Purchase.PENDING and (
             purchase.next_query_at is None or purchase.next_query_at <= now):
         purchase = purchases.poll_purchase(purchase.id, app_mpesa(), now)
     if purchase.status == Purchase.PAID:
@@ -243,16 +243,12 @@ def _show_grant(grant: Grant, *, login_failed: bool = False):
     device = _device()
     _own("grants", grant.id)
     session["grant_id"] = grant.id
-    online = grant.logged_in_at is not None and not login_failed
-    status = "online" if online and grant.router_state == Grant.ON_ROUTER else "paid"
-    # On the router but this device is not logged in: the router's own form can do it.
-    login_needed = grant.router_state == Grant.ON_ROUTER and (
-        login_failed or (grant.logged_in_at is None and not grant.login_ip))
+    standing = grants.grant_status(grant, now, login_failed=login_failed)
     purchase = grant.purchase if grant.purchase_id else None
     grant_view = _grant_view(
-        grant, now, status=status, access_code=grant.username,
+        grant, now, status=standing.status, access_code=grant.username,
         receipt=purchase.receipt if purchase else None,
-        login_needed=login_needed, login_url=device.get("link-login-only", ""),
+        login_needed=standing.login_needed, login_url=device.get("link-login-only", ""),
         link_orig=device.get("link-orig", ""), lang=lang)
     return _render("customer/access.html", grant_view=grant_view)
 

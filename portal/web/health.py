@@ -29,7 +29,7 @@ def healthz():
         db.execute_sql("SELECT 1")
         report["database"] = {"ok": True}
         report["backlog"] = {
-            "pending_purchases": Purchase.select().where(Purchase.status == Purchase.PENDING).count(),
+            "pending_purchases": Purchase.select().where(Purchase.status.in_(Purchase.OPEN)).count(),
             "grants_waiting_for_router": Grant.select().where(Grant.router_state == Grant.PENDING).count(),
             "events_not_sent": OutboxEvent.select().where(OutboxEvent.sent_at.is_null()).count(),
         }

@@ -1,0 +1,62 @@
+"""Schema v1 to v2: a site's existing database keeps its sales and gets explicit states."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from portal import models
+from portal.models import Package, Purchase, SchemaVersion, create_schema, db, init_db
+
+T = datetime(2026, 11, 30, 18, 0, 0)
+
+
+def make_v1_database(path) -> None:
+    """The tables as release 1 left them: Purchase.language, no last_query_at."""
+    init_db(str(path))
+    create_schema()
+    with db.connection_context():
+        db.execute_sql("ALTER TABLE purchase DROP COLUMN last_query_at")
+        db.execute_sql("ALTER TABLE purchase ADD COLUMN language VARCHAR(2) NOT NULL DEFAULT 'en'")
+        SchemaVersion.delete().execute()
+        SchemaVersion.create(version=1)
+        package = Package.create(name_en="1 hour", price=20, validity_seconds=3600,
+                                 profile_name="kb-1-hour")
+        rows = [
+            # (status, checkout id, result_desc, query attempts, next query)
+            ("pending", None, None, 0, None),                       # push in flight
+            ("pending", None, "push timed out: no answer in 30s", 0, None),
+            ("pending", "ws_CO_1", None, 2, T),                     # asked twice
+            ("review", None, "push timed out: no answer in 30s", 0, None),
+            ("paid", "ws_CO_2", "The service request is processed successfully.", 1, None),
+        ]
+        for status, checkout, desc, attempts, next_query in rows:
+            db.execute_sql(
+                "INSERT INTO purchase (phone, package_id, amount, mac, ip, link_login_only, "
+                "link_orig, language, checkout_request_id, status, result_desc, created_at, "
+                "updated_at, query_attempts, next_query_at) VALUES "
+                "('254708374149', ?, 20, '', '', '', '', 'sw', ?, ?, ?, ?, ?, ?, ?)",
+                (package.id, checkout, status, desc, T, T, attempts, next_query))
+
+
+def test_v1_database_is_migrated_to_explicit_states_and_keeps_every_sale(tmp_path):
+    make_v1_database(tmp_path / "kibanda.db")
+    assert create_schema() == models.SCHEMA_VERSION == 2
+    with db.connection_context():
+        columns = {c.name for c in db.get_columns("purchase")}
+        assert "last_query_at" in columns and "language" not in columns
+        got = [(p.status, p.checkout_request_id, p.last_query_at)
+               for p in Purchase.select().order_by(Purchase.id)]
+        assert got == [
+            (Purchase.PUSHING, None, None),
+            (Purchase.UNANSWERED, None, None),
+            (Purchase.PENDING, "ws_CO_1", T - timedelta(seconds=20)),
+            (Purchase.REVIEW, None, None),
+            (Purchase.PAID, "ws_CO_2", None),
+        ]
+        # The review note a person reads is kept as it was.
+        assert Purchase.select().where(Purchase.status == Purchase.REVIEW).get().result_desc \
+            == "push timed out: no answer in 30s"
+    # Once is enough: a second start changes nothing.
+    assert create_schema() == 2
+    with db.connection_context():
+        assert [v.version for v in SchemaVersion.select().order_by(SchemaVersion.id)] == [1, 2]
+        assert Purchase.select().count() == 5
