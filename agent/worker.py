@@ -13,15 +13,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
-from portal import clients
-from portal.errors import KibandaError
+from portal import clients, jobs
+from portal.errors import KibandaError, RouterUnreachable
 from portal.ledger import grants, purchases
+from portal.models import Job
+from portal.venue import vouchers
 from portal.models import db
 from portal.timeutil import utcnow
 
 log = logging.getLogger("kibanda.agent")
 
 Step = Callable[[datetime], int]
+#: At most this many queued jobs per cycle, so settling payments never waits long.
+JOBS_PER_CYCLE = 5
 
 
 @dataclass
@@ -46,13 +50,17 @@ class Agent:
         self._mpesa = mpesa
         self._owns = {"gateway": gateway is None, "mpesa": mpesa is None}
         # The cycle, in order: settlement first so a grant it creates is provisioned in the
-        # same cycle.
+        # same cycle; queued jobs (voucher pushes) last, as they may take a while.
         self.steps: list[tuple[str, Step]] = [
             ("settle", self.settle_pending),
             ("expire_purchases", self.expire_stale_purchases),
             ("provision", self.provision_waiting),
             ("remove_expired", self.remove_expired_grants),
+            ("jobs", self.run_jobs),
         ]
+        self.job_handlers: dict[str, Callable[[Job, datetime], None]] = {
+            vouchers.PUSH_JOB: self.push_vouchers,
+        }
 
     # --- the clients, created on first use so a misconfigured one only fails its steps ---
 
@@ -106,6 +114,42 @@ class Agent:
     def remove_expired_grants(self, now: datetime) -> int:
         """Take grants past their absolute expiry off the router; returns how many."""
         return grants.remove_expired(self.gateway, now)
+
+    def run_jobs(self, now: datetime) -> int:
+        """Run queued jobs that are due (a few per cycle); returns how many ran."""
+        ran = 0
+        while ran < JOBS_PER_CYCLE:
+            job = jobs.claim(now)
+            if job is None:
+                break
+            ran += 1
+            handler = self.job_handlers.get(job.kind)
+            if handler is None:
+                jobs.fail(job, f"no handler for job kind {job.kind!r}", now)
+                continue
+            try:
+                handler(job, now)
+            except RouterUnreachable as exc:
+                when = jobs.retry_later(job, exc.operator_message, now)
+                log.info("job %s (%s) waits for the router until %s: %s", job.id, job.kind,
+                         when, exc.operator_message)
+            except KibandaError as exc:
+                jobs.fail(job, exc.operator_message, now)
+                log.warning("job %s (%s) failed: %s", job.id, job.kind, exc.operator_message)
+            else:
+                jobs.finish(job, now)
+        return ran
+
+    def push_vouchers(self, job: Job, now: datetime) -> None:
+        """A voucher batch an owner made: put its codes on the router (resumable)."""
+        data = job.data
+        try:
+            vouchers.push_batch(data["batch_id"], self.gateway, now, actor=data.get("actor", ""),
+                                address=data.get("address", ""))
+        except RouterUnreachable:
+            # Tried again after a backoff: the page says it still waits for the router.
+            vouchers.mark_push_waiting(data["batch_id"])
+            raise
 
     # --- the cycle --------------------------------------------------------------------------
 

@@ -255,6 +255,34 @@ class TokenCache(BaseModel):
     expires_at = DateTimeField()
 
 
+class Job(BaseModel):
+    """Work queued for the agent (a voucher batch to push): at least once, never twice at once.
+
+    ``key`` names what the job works on (``batch:12``): while one job for a key is queued
+    or running, asking again returns that job. A running job whose lease has lapsed (its
+    agent died) is taken up again; every job kind is safe to run again.
+    """
+
+    QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+
+    kind = CharField(max_length=40)
+    key = CharField(max_length=80, index=True)
+    payload = TextField(default="{}")
+    state = CharField(max_length=10, default=QUEUED, index=True)
+    attempts = IntegerField(default=0)
+    run_after = DateTimeField(default=utcnow, index=True)
+    lease_until = DateTimeField(null=True)
+    last_error = TextField(null=True)
+    created_by = CharField(max_length=60, default="")
+    created_at = DateTimeField(default=utcnow)
+    finished_at = DateTimeField(null=True)
+
+    @property
+    def data(self) -> dict:
+        """The decoded payload."""
+        return json.loads(self.payload)
+
+
 class SchemaVersion(BaseModel):
     """The schema version this database is at."""
 
@@ -263,7 +291,7 @@ class SchemaVersion(BaseModel):
 
 
 ALL_MODELS = [Package, Purchase, VoucherBatch, Voucher, Grant, OutboxEvent, CallbackRecord,
-              CodeAttempt, AdminUser, LoginFailure, Setting, AuditLog, TokenCache,
+              CodeAttempt, AdminUser, LoginFailure, Setting, AuditLog, TokenCache, Job,
               SchemaVersion]
 
 

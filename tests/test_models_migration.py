@@ -10,10 +10,11 @@ T = datetime(2026, 11, 30, 18, 0, 0)
 
 
 def make_v1_database(path) -> None:
-    """The tables as release 1 left them: Purchase.language, no last_query_at."""
+    """The tables as release 1 left them: Purchase.language, no last_query_at, no jobs."""
     init_db(str(path))
     create_schema()
     with db.connection_context():
+        db.execute_sql("DROP TABLE job")
         db.execute_sql("ALTER TABLE purchase DROP COLUMN last_query_at")
         db.execute_sql("ALTER TABLE purchase ADD COLUMN language VARCHAR(2) NOT NULL DEFAULT 'en'")
         SchemaVersion.delete().execute()
@@ -55,6 +56,7 @@ def test_v1_database_is_migrated_to_explicit_states_and_keeps_every_sale(tmp_pat
         # The review note a person reads is kept as it was.
         assert Purchase.select().where(Purchase.status == Purchase.REVIEW).get().result_desc \
             == "push timed out: no answer in 30s"
+        assert db.table_exists("job")
     # Once is enough: a second start changes nothing.
     assert create_schema() == 2
     with db.connection_context():

@@ -6,7 +6,7 @@ import time
 
 from click.testing import CliRunner
 from test_admin_support import (  # noqa: F401 - fixtures
-    Browser, make_package, make_users, router_sim, site, site_config, visible_text,
+    Browser, make_package, make_users, router_sim, run_pushes, site, site_config, visible_text,
 )
 
 from portal.web import app_router
@@ -121,9 +121,7 @@ def test_admin_page_pushes_in_background_and_shows_progress(site, router_sim):
                                           "alphabet": "alnum", "length": "7", "prefix": "MN"})
     assert made.status_code == 302
     batch_url = made.location
-    from portal.web.admin.vouchers import wait_for_pushes
-
-    wait_for_pushes(site)
+    run_pushes(site)
     page = owner.text(batch_url)
     assert 'id="count-failed" class="bad">120<' in page
     assert "Resume putting on the router" in page
@@ -133,7 +131,7 @@ def test_admin_page_pushes_in_background_and_shows_progress(site, router_sim):
     router_sim.latency_ms = 5
     owner.post(batch_url + "/push")
     during = owner.text(batch_url)
-    wait_for_pushes(site)
+    run_pushes(site)
     if "refreshes by itself" in during:  # caught it mid-push: the page reloads itself
         assert '<meta http-equiv="refresh" content="2">' in during
     after = owner.text(batch_url)

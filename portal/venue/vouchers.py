@@ -13,8 +13,9 @@ from datetime import datetime
 
 from peewee import IntegrityError, fn
 
+from .. import jobs
 from ..errors import NotFound, RouterError, ValidationError
-from ..models import AuditLog, Package, Voucher, VoucherBatch, db
+from ..models import AuditLog, Job, Package, Voucher, VoucherBatch, db
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +238,39 @@ def push_batch(batch_id: int, gateway, now: datetime, chunk: int = PUSH_CHUNK,
     return batch_counts(get_batch(batch.id))
 
 
+#: The agent's job that runs :func:`push_batch` for an owner's page.
+PUSH_JOB = "vouchers.push"
+
+
+def queue_push(batch_id: int, now: datetime, actor: str, address: str = "") -> Job:
+    """Ask the agent to put the batch on the router; asking again while queued changes nothing."""
+    batch = get_batch(batch_id)
+    if batch.voided_at is not None:
+        raise ValidationError("batch void", en="This batch was voided.",
+                              sw="Kundi hili limebatilishwa.")
+    with db.atomic():
+        job = jobs.enqueue(PUSH_JOB, _push_key(batch.id), now, created_by=actor,
+                           payload={"batch_id": batch.id, "actor": actor, "address": address})
+        (VoucherBatch.update(push_state="queued", push_error=None)
+         .where((VoucherBatch.id == batch.id) & (VoucherBatch.push_state != "pushing"))
+         .execute())
+    return job
+
+
+def mark_push_waiting(batch_id: int) -> None:
+    """A queued push could not reach the router: it is tried again, say so on the page."""
+    VoucherBatch.update(push_state="queued").where(VoucherBatch.id == batch_id).execute()
+
+
+def push_queued(batch: VoucherBatch) -> bool:
+    """True while the agent has this batch's push queued or running."""
+    return jobs.active(_push_key(batch.id)) is not None
+
+
+def _push_key(batch_id: int) -> str:
+    return f"batch:{batch_id}"
+
+
 def _router_user(code: str, package: Package, batch: VoucherBatch) -> dict:
     return {"name": code, "password": code, "profile": package.profile_name,
             # limit-uptime is only a safety net: the appliance removes the user at expiry.
@@ -292,9 +326,3 @@ def void_batch(batch_id: int, gateway, now: datetime, actor: str = "system",
                               sw=f"Vocha {count} zimebatilishwa; kifaa kimekataa {len(failed)}: "
                                  f"{failed[0]}. Jaribu tena.")
     return count
-
-
-def find_voucher(code: str) -> Voucher | None:
-    """A voucher by its code (as typed: spaces and case ignored)."""
-    text = "".join(str(code).split()).upper()
-    return Voucher.get_or_none(Voucher.code == text) if text else None

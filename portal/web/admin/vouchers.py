@@ -1,14 +1,11 @@
-"""Admin pages: voucher batches (make, push in the background, print, CSV, void)."""
+"""Admin pages: voucher batches (make, push by the agent, print, CSV, void)."""
 from __future__ import annotations
-
-import logging
-import threading
 
 from flask import (Response, current_app, flash, g, redirect, render_template, request,
                    url_for)
 
-from ...errors import KibandaError, RouterError, ValidationError
-from ...models import AuditLog, Package, VoucherBatch, db
+from ...errors import KibandaError, ValidationError
+from ...models import AuditLog, Package
 from ...timeutil import utcnow
 from ...venue import vouchers
 from ...venue.printing import LAYOUTS, batch_csv, render_sheet
@@ -16,48 +13,7 @@ from .. import app_router, current_branding
 from ..i18n import current_language, gettext as _
 from . import OWNER, bp, client_address, flash_error, login_required
 
-log = logging.getLogger(__name__)
 CODES_SHOWN = 300
-_PUSHES = "kibanda.voucher_pushes"
-
-
-def running_pushes(app) -> dict[int, threading.Thread]:
-    """Background pushes of this process, by batch id."""
-    return app.extensions.setdefault(_PUSHES, {})
-
-
-def wait_for_pushes(app, timeout: float = 60) -> None:
-    """Wait for this process's background pushes to end (tests, shutdown)."""
-    for thread in list(running_pushes(app).values()):
-        thread.join(timeout)
-
-
-def start_push(batch_id: int, actor: str, address: str) -> bool:
-    """Push a batch in a background thread; False when one is already running here."""
-    app = current_app._get_current_object()
-    pushes = running_pushes(app)
-    current = pushes.get(batch_id)
-    if current is not None and current.is_alive():
-        return False
-    thread = threading.Thread(target=_push_worker, args=(app, batch_id, actor, address),
-                              name=f"voucher-push-{batch_id}", daemon=True)
-    pushes[batch_id] = thread
-    thread.start()
-    return True
-
-
-def _push_worker(app, batch_id: int, actor: str, address: str) -> None:
-    with app.app_context(), db.connection_context():
-        try:
-            vouchers.push_batch(batch_id, app_router(app), utcnow(), actor=actor,
-                                address=address)
-        except RouterError as exc:
-            # push_batch has recorded the failure on the batch; the page shows it.
-            log.info("voucher batch %s: push stopped: %s", batch_id, exc.operator_message)
-        except Exception as exc:  # noqa: BLE001 - a thread must report, or nobody sees it
-            log.exception("voucher batch %s: push crashed", batch_id)
-            VoucherBatch.update(push_state="failed", push_error=f"internal error: {exc}").where(
-                VoucherBatch.id == batch_id).execute()
 
 
 @bp.route("/vouchers", methods=["GET", "POST"])
@@ -81,7 +37,7 @@ def voucher_batches():
         except KibandaError as exc:
             error = exc.message_for(current_language())
         else:
-            start_push(batch.id, g.admin.username, client_address())
+            vouchers.queue_push(batch.id, utcnow(), g.admin.username, client_address())
             flash(_("{count} vouchers made. Putting them on the router now.",
                     count=batch.count), "ok")
             return redirect(url_for("admin.voucher_batch", batch_id=batch.id))
@@ -95,8 +51,7 @@ def voucher_batches():
 def voucher_batch(batch_id: int):
     """One batch: progress of the push, states, buttons to print, resume and void."""
     batch = vouchers.get_batch(batch_id)
-    pushing_here = running_pushes(current_app).get(batch_id)
-    pushing = batch.push_state == "pushing" and (pushing_here is None or pushing_here.is_alive())
+    pushing = vouchers.push_queued(batch)
     codes = list(vouchers.batch_codes(batch).limit(CODES_SHOWN))
     return render_template("admin/voucher_batch.html", batch=batch,
                            counts=vouchers.batch_counts(batch), codes=codes,
@@ -108,7 +63,8 @@ def voucher_batch(batch_id: int):
 def voucher_push(batch_id: int):
     """Resume (or retry) putting a batch on the router."""
     batch = vouchers.get_batch(batch_id)
-    if batch.voided_at is None and start_push(batch.id, g.admin.username, client_address()):
+    if batch.voided_at is None and not vouchers.push_queued(batch):
+        vouchers.queue_push(batch.id, utcnow(), g.admin.username, client_address())
         flash(_("Putting the vouchers on the router."), "ok")
     return redirect(url_for("admin.voucher_batch", batch_id=batch_id))
 
@@ -155,5 +111,3 @@ def voucher_csv(batch_id: int):
                     headers={"Content-Disposition":
                              f'attachment; filename="vouchers-batch-{batch.id}.csv"'})
 
-
-__all__ = ["running_pushes", "wait_for_pushes", "start_push"]
