@@ -16,7 +16,7 @@ from ..errors import (
 from ..models import Grant, Purchase, Voucher, db
 from . import grants
 from .grants import grant_for
-from .limits import check_code_attempts, record_attempt
+from .limits import check_code_attempts, normalise_mac, record_attempt
 
 _RECEIPT = re.compile(r"^[A-Z0-9]{10}$")
 
@@ -49,7 +49,7 @@ def _login(grant: Grant, gateway, mac: str, ip: str, now: datetime) -> Grant:
 
 def redeem_voucher(code, *, mac, ip, gateway, now) -> Grant:
     """Log this device in with a voucher; the first use starts its validity."""
-    mac = (mac or "").strip().upper()
+    mac = normalise_mac(mac)
     check_code_attempts(mac, ip, now)
     typed = normalise_code(code)
     voucher = Voucher.get_or_none(Voucher.code == typed) if typed else None
@@ -87,7 +87,7 @@ def redeem_voucher(code, *, mac, ip, gateway, now) -> Grant:
 
 def reconnect(code, *, mac, ip, gateway, now) -> Grant:
     """Log this device in again with an access code, an M-Pesa receipt or a used voucher."""
-    mac = (mac or "").strip().upper()
+    mac = normalise_mac(mac)
     check_code_attempts(mac, ip, now)
     typed = normalise_code(code)
     grant = None

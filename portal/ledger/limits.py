@@ -29,8 +29,13 @@ def _wait_error(operator: str, seconds: float) -> RateLimited:
            f"ujaribu tena.")
 
 
+def normalise_mac(mac: str | None) -> str:
+    """A device's MAC as the router prints it (upper case), '' when none was given."""
+    return (mac or "").strip().upper()
+
+
 def _device_key(mac: str, ip: str) -> str:
-    return (mac or "").strip().upper() or (ip or "").strip()
+    return normalise_mac(mac) or (ip or "").strip()
 
 
 def check_push_limits(phone: str, amount: int, mac: str, ip: str, now: datetime) -> None:

@@ -13,7 +13,7 @@ from ..errors import KibandaError, MpesaTimeout, NotFound, ValidationError
 from ..models import OutboxEvent, Package, Purchase, db
 from ..phone import normalise_phone
 from ..timeutil import backoff_seconds
-from .limits import check_push_limits
+from .limits import check_push_limits, normalise_mac
 from .settlement import settle
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def start_purchase(package_id, phone_raw, *, mac, ip, link_login_only="", link_o
     """
     package = _package_on_sale(package_id)
     phone = normalise_phone(phone_raw or "")
-    mac = (mac or "").strip().upper()
+    mac = normalise_mac(mac)
     with db.atomic("IMMEDIATE"):
         check_push_limits(phone, package.price, mac, ip or "", now)
         purchase = Purchase.create(

@@ -13,6 +13,7 @@ from markupsafe import Markup, escape
 from peewee import JOIN, fn
 
 from ..errors import InvalidPhone
+from ..ledger.codes import normalise_code
 from ..models import Grant, Package, Purchase, Voucher
 from ..phone import normalise_phone
 from ..timeutil import NAIROBI
@@ -241,7 +242,7 @@ def search(text: str) -> SearchResults:
     results = SearchResults(query)
     if len(query) < 3:
         return results
-    compact = query.replace(" ", "").upper()
+    compact = normalise_code(query)
     try:
         phone = normalise_phone(query)
     except InvalidPhone:
