@@ -65,6 +65,17 @@ def test_retries_back_off_and_failures_stop(queue):
     assert jobs.claim(when + timedelta(days=1)) is None
 
 
+def _owner_makes_a_batch(app, count: int) -> int:
+    """The owner signs in and makes a batch on the vouchers page; returns its id."""
+    make_users(app)
+    package = make_package(app)
+    owner = Browser(app)
+    owner.login()
+    made = owner.post("/admin/vouchers", {"package": str(package.id), "count": str(count),
+                                          "alphabet": "numeric", "length": "8", "prefix": ""})
+    return int(made.location.rsplit("/", 1)[1])
+
+
 def _batch_page(app, batch_id: int) -> str:
     owner = Browser(app)
     owner.login()
@@ -73,13 +84,7 @@ def _batch_page(app, batch_id: int) -> str:
 
 def test_every_worker_shows_the_same_progress_and_the_agent_does_the_push(site, router_sim):
     """Two gunicorn workers are two apps on one database: both see the queued push."""
-    make_users(site)
-    package = make_package(site)
-    owner = Browser(site)
-    owner.login()
-    made = owner.post("/admin/vouchers", {"package": str(package.id), "count": "30",
-                                          "alphabet": "numeric", "length": "8", "prefix": ""})
-    batch_id = int(made.location.rsplit("/", 1)[1])
+    batch_id = _owner_makes_a_batch(site, 30)
     other_worker = create_app(dict(site.config))
     try:
         for app in (site, other_worker):
@@ -103,13 +108,7 @@ def test_every_worker_shows_the_same_progress_and_the_agent_does_the_push(site, 
 
 
 def test_a_router_that_cannot_be_reached_is_tried_again_later(site, router_sim):
-    make_users(site)
-    package = make_package(site)
-    owner = Browser(site)
-    owner.login()
-    made = owner.post("/admin/vouchers", {"package": str(package.id), "count": "5",
-                                          "alphabet": "numeric", "length": "8", "prefix": ""})
-    batch_id = int(made.location.rsplit("/", 1)[1])
+    batch_id = _owner_makes_a_batch(site, 5)
     router_sim.stop()  # the router is off
     agent = Agent(site.config, gateway=app_router(site))
     now = utcnow()

@@ -33,22 +33,11 @@ def sim() -> None:
 @click.option("--factory-defaults", is_flag=True, help="Start as a reset router: no bridge, no hotspot.")
 def router_command(host, port, user, password, version, latency_ms, state_file, factory_defaults):
     """Run the RouterOS API emulator until Ctrl-C or SIGTERM."""
-    stop = threading.Event()
     sim = RouterSim(host=host, port=port, user=user, password=password, version=version,
                     latency_ms=latency_ms, state_file=state_file,
                     factory_defaults=factory_defaults, clock="real")
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    sim.start()
-    click.echo(f"RouterOS {version} API emulator listening on {host}:{sim.port} "
-               f"(user {user!r}); Ctrl-C to stop")
-    try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        click.echo("stopping")
-    finally:
-        sim.stop()
-        signal.signal(signal.SIGTERM, previous)
+    _serve(sim, lambda: [f"RouterOS {version} API emulator listening on {host}:{sim.port} "
+                         f"(user {user!r}); Ctrl-C to stop"])
 
 
 @sim.command("mpesa")
@@ -66,18 +55,24 @@ def router_command(host, port, user, password, version, latency_ms, state_file, 
 def mpesa_command(host, port, consumer_key, consumer_secret, shortcode, passkey,
                   decision_delay, callback_delay):
     """Run the Daraja (M-Pesa) emulator until Ctrl-C or SIGTERM."""
-    stop = threading.Event()
     sim = DarajaSim(host=host, port=port, consumer_key=consumer_key,
                     consumer_secret=consumer_secret, shortcode=shortcode, passkey=passkey,
                     decision_delay=decision_delay, callback_delay=callback_delay)
+    _serve(sim, lambda: [
+        f"Daraja emulator at {sim.base_url} (shortcode {shortcode}, consumer key "
+        f"{consumer_key!r}); Ctrl-C to stop",
+        f"settings: KIBANDA_MPESA_BASE_URL={sim.base_url}", "test numbers:", TEST_NUMBER_TABLE,
+        "same phone + same amount again within 2 minutes: ResultCode 17"])
+
+
+def _serve(sim, banner) -> None:
+    """Start ``sim``, print ``banner()`` (its lines need the bound port), run until
+    Ctrl-C or SIGTERM (the handler only sets a flag), then stop it."""
+    stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     sim.start()
-    click.echo(f"Daraja emulator at {sim.base_url} (shortcode {shortcode}, consumer key "
-               f"{consumer_key!r}); Ctrl-C to stop")
-    click.echo(f"settings: KIBANDA_MPESA_BASE_URL={sim.base_url}")
-    click.echo("test numbers:")
-    click.echo(TEST_NUMBER_TABLE)
-    click.echo("same phone + same amount again within 2 minutes: ResultCode 17")
+    for line in banner():
+        click.echo(line)
     try:
         while not stop.wait(0.5):
             pass
