@@ -55,14 +55,6 @@ def daraja_sim(request):
     sim.stop()
 
 
-@pytest.fixture
-def instance_dir(tmp_path):
-    """A fresh instance folder."""
-    path = tmp_path / "instance"
-    path.mkdir()
-    return path
-
-
 # --- the one site builder ------------------------------------------------------------------
 
 @pytest.fixture
