@@ -1,5 +1,7 @@
-"""Every fixture of the suite: the emulators, the one site builder, the app, its client and
-the CLI runner. Helpers that tests import (``buy``, ``Browser``, constants) are in helpers.py.
+"""The suite's shared fixtures: the emulators, the one site builder, the app, its client and
+the CLI runner. Test modules keep only fixtures of their own subject (a signed-in batch, a
+fake hotspot, a librouteros connection); helpers they import (``buy``, ``Browser``,
+constants) are in helpers.py.
 
 A test module says what site it needs with a marker, for example
 ``pytestmark = pytest.mark.site(live_http=True, daraja=True, packages=True)``; without one
