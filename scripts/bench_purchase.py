@@ -35,7 +35,6 @@ from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 import requests  # noqa: E402
 
@@ -60,14 +59,43 @@ def success_callback(checkout_id: str, receipt: str, amount: int, phone: str) ->
         ]}}}}
 
 
+def demo_site(folder: Path, **options):
+    """``kibanda demo``'s site in ``folder`` (not started): a quick emulated customer, the
+    router's clock left still."""
+    from portal.cli.demo_site import DemoSite
+
+    return DemoSite(folder / "instance", port=0, decision_delay=0.3, router_clock=None,
+                    **options)
+
+
+def sessions(router, ip: str | None = None, mac: str | None = None) -> list[dict]:
+    """Active hotspot sessions on the emulated router (optionally of one device)."""
+    return [row for row in router.rows("/ip/hotspot/active")
+            if (ip is None or row.get("address") == ip)
+            and (mac is None or row.get("mac-address", "").upper() == mac.upper())]
+
+
+def wait_for_session(router, ip: str, mac: str, timeout: float, poll: float) -> dict:
+    """Block until the device has an active session; returns it (AssertionError on timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = sessions(router, ip, mac)
+        if found:
+            return found[0]
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"no active session for {ip} {mac} after {timeout}s")
+        time.sleep(poll)
+
+
 def bench_callbacks(folder: Path, purchases: int, latency_ms: float) -> dict:
     """(a) Callback POST to active session, per purchase; returns the figures in ms."""
-    from e2e_support import Harness
-    from portal.models import Purchase, db
+    from portal.models import Package, Purchase, db
     from portal.timeutil import utcnow
 
-    with Harness(folder, router_latency_ms=latency_ms, agent_interval=2.0) as site:
-        package = site.package("1 hour")
+    with demo_site(folder, router_latency_ms=latency_ms, agent_interval=2.0) as site:
+        site.seed()
+        with db.connection_context():
+            package = Package.get(Package.name_en == "1 hour")
         rows = []
         with db.connection_context(), db.atomic():
             for i in range(purchases):
@@ -89,12 +117,12 @@ def bench_callbacks(folder: Path, purchases: int, latency_ms: float) -> dict:
                 started = time.perf_counter()
                 answer = http.post(callback, json=body, timeout=10)
                 answer.raise_for_status()
-                if site.sessions(ip, mac):
+                if sessions(site.router, ip, mac):
                     in_request += 1
                 else:
-                    site.wait_for_session(ip, mac, timeout=10, poll=0.0005)
+                    wait_for_session(site.router, ip, mac, timeout=10, poll=0.0005)
                 timings.append((time.perf_counter() - started) * 1000)
-        online = len(site.sessions())
+        online = len(sessions(site.router))
     return {"n": len(timings), "p50": percentile(timings, 50), "p95": percentile(timings, 95),
             "max": max(timings), "mean": statistics.fmean(timings), "online": online,
             "in_request": in_request}
@@ -172,12 +200,11 @@ def wait_listening(port: int, timeout: float = 30) -> None:
 def bench_landing(folder: Path, workers: int, clients: int, seconds: float,
                   processes: int = 2, threads: int = 4) -> dict:
     """(b) Requests per second and latency of the landing page under gunicorn."""
-    from e2e_support import Harness
-
-    # The harness seeds the instance (packages, settings); gunicorn then serves it.
-    with Harness(folder, run_agent=False) as site:
-        instance = str(site.site.instance)
-        url_path = site.customer_url("AA:BB:CC:00:00:01", "10.5.50.23").split("/", 3)[3]
+    # The demo site seeds the instance (packages, settings); gunicorn then serves it.
+    with demo_site(folder, run_agent=False) as site:
+        site.seed()
+        instance = str(site.instance)
+        url_path = site.customer_url(mac="AA:BB:CC:00:00:01", ip="10.5.50.23").split("/", 3)[3]
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("KIBANDA_")}
         server = subprocess.Popen(

@@ -1,8 +1,9 @@
 """A real browser (Debian's chromium, 360 px wide) buying WiFi against the emulated site.
 
-One harness for the module: emulated MikroTik, emulated Daraja (the customer answers in
-0.3 s), the portal on a real port and the agent. Each test is one phone (its own MAC and
-IP, its own M-Pesa number, as the emulator refuses the same phone and amount twice in two
+Each test gets the whole demo site (``@pytest.mark.site(demo=True)``): emulated MikroTik,
+emulated Daraja (the customer answers in 0.3 s), the portal on a real port and the agent;
+chromium is launched once for the module. Each test is one phone (its own MAC and IP, its
+own M-Pesa number, as the emulator refuses the same phone and amount twice in two
 minutes). Screenshots of every page go to ``artifacts/screens/``.
 """
 from __future__ import annotations
@@ -10,10 +11,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import playwright.sync_api as playwright_sync
 import pytest
-from e2e_support import Harness
-from system_tools import launch
+from helpers import Site
 
 from portal.models import Grant, Purchase, db
 
@@ -21,21 +20,7 @@ SCREENS = Path(__file__).resolve().parent.parent / "artifacts" / "screens"
 #: Long enough for a 0.3 s decision, the callback and the page's 2-3 s refresh.
 SETTLE_MS = 15_000
 
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    """The running site for the whole module."""
-    with Harness(tmp_path_factory.mktemp("e2e")) as harness:
-        yield harness
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Chromium, launched once for the module."""
-    with playwright_sync.sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
+pytestmark = pytest.mark.site(demo=True)
 
 
 @pytest.fixture
@@ -61,7 +46,7 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(SCREENS / f"{name}.png"), full_page=True)
 
 
-def pay(page, site: Harness, *, mac: str, ip: str, package: str, phone: str,
+def pay(page, site: Site, *, mac: str, ip: str, package: str, phone: str,
         name: str) -> None:
     """Open the landing page as the router sends the phone there, choose, pay."""
     page.goto(site.customer_url(mac, ip))

@@ -4,13 +4,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from test_admin_support import (  # noqa: F401 - fixtures
-    Browser, make_package, make_users, router_sim, site,
-)
+from helpers import Browser, make_package, make_users
 
 from agent.worker import Agent
 from portal import create_app, jobs
-from portal.models import Job, Voucher, VoucherBatch, create_schema, db, init_db
+from portal.models import Job, Voucher, VoucherBatch, db
 from portal.timeutil import utcnow
 from portal.web import app_router, close_clients
 
@@ -18,12 +16,9 @@ T = datetime(2026, 12, 1, 10, 0, 0)
 
 
 @pytest.fixture
-def queue(tmp_path):
+def queue(database):
     """A database with nothing queued."""
-    init_db(str(tmp_path / "kibanda.db"))
-    create_schema()
-    with db.connection_context():
-        yield
+    return database
 
 
 def test_asking_twice_while_queued_or_running_gives_the_same_job(queue):
@@ -82,23 +77,23 @@ def _batch_page(app, batch_id: int) -> str:
     return owner.text(f"/admin/vouchers/{batch_id}")
 
 
-def test_every_worker_shows_the_same_progress_and_the_agent_does_the_push(site, router_sim):
+def test_every_worker_shows_the_same_progress_and_the_agent_does_the_push(app, router_sim):
     """Two gunicorn workers are two apps on one database: both see the queued push."""
-    batch_id = _owner_makes_a_batch(site, 30)
-    other_worker = create_app(dict(site.config))
+    batch_id = _owner_makes_a_batch(app, 30)
+    other_worker = create_app(dict(app.config))
     try:
-        for app in (site, other_worker):
-            page = _batch_page(app, batch_id)
+        for worker in (app, other_worker):
+            page = _batch_page(worker, batch_id)
             assert "refreshes by itself" in page and 'id="count-new">30<' in page
         with db.connection_context():
             codes = {v.code for v in Voucher.select().where(Voucher.batch == batch_id)}
         assert len(codes) == 30
         assert codes.isdisjoint(r["name"] for r in router_sim.rows("/ip/hotspot/user"))
-        agent = Agent(site.config, gateway=app_router(site))
+        agent = Agent(app.config, gateway=app_router(app))
         with db.connection_context():
             assert agent.run_jobs(utcnow()) == 1
-        for app in (site, other_worker):
-            page = _batch_page(app, batch_id)
+        for worker in (app, other_worker):
+            page = _batch_page(worker, batch_id)
             assert "refreshes by itself" not in page and 'id="count-on-router">30<' in page
     finally:
         close_clients(other_worker)
@@ -107,15 +102,15 @@ def test_every_worker_shows_the_same_progress_and_the_agent_does_the_push(site, 
         assert Voucher.select().where(Voucher.state == Voucher.ON_ROUTER).count() == 30
 
 
-def test_a_router_that_cannot_be_reached_is_tried_again_later(site, router_sim):
-    batch_id = _owner_makes_a_batch(site, 5)
+def test_a_router_that_cannot_be_reached_is_tried_again_later(app, router_sim):
+    batch_id = _owner_makes_a_batch(app, 5)
     router_sim.stop()  # the router is off
-    agent = Agent(site.config, gateway=app_router(site))
+    agent = Agent(app.config, gateway=app_router(app))
     now = utcnow()
     with db.connection_context():
         assert agent.run_jobs(now) == 1
         job = Job.get()
         assert job.state == Job.QUEUED and job.run_after > now and job.last_error
         assert VoucherBatch.get_by_id(batch_id).push_state == "queued"
-    page = _batch_page(site, batch_id)
+    page = _batch_page(app, batch_id)
     assert "Waiting for the router" in page and "refreshes by itself" in page

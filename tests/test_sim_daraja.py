@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from portal.clients import DatabaseTokenStore
-from portal.models import create_schema, db, init_db
+from portal.models import db
 from portal.mpesa import (
     MpesaBusy, MpesaClient, MpesaConfigError, MpesaTimeout, MpesaUnreachable,
     SubscriberLocked, failure_reason, parse_callback,
@@ -27,6 +27,7 @@ from portal.timeutil import nairobi_timestamp, utcnow
 
 DECISION = 0.1
 LATE = 0.5
+pytestmark = pytest.mark.daraja(decision_delay=DECISION, late_callback_delay=LATE)
 
 
 class CallbackReceiver:
@@ -88,19 +89,15 @@ class CallbackReceiver:
 
 
 @pytest.fixture
-def database(tmp_path):
-    path = str(tmp_path / "kibanda.db")
-    init_db(path)
-    create_schema()
-    yield path
-    if not db.is_closed():
-        db.close()
+def database(db_path):
+    """Here the fresh database's file path (conftest's ``db_path``): processes open it too."""
+    return db_path
 
 
 @pytest.fixture
-def sim():
-    with DarajaSim(decision_delay=DECISION, late_callback_delay=LATE) as emulator:
-        yield emulator
+def sim(daraja_sim):
+    """The Daraja emulator (conftest's ``daraja_sim``) under this file's short name."""
+    return daraja_sim
 
 
 @pytest.fixture

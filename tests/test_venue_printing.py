@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 from system_tools import launch, require
-from test_admin_support import (  # noqa: F401 - fixtures
-    Browser, make_package, make_users, router_sim, site,
-)
+from helpers import Browser, make_package
 
 from portal.models import Voucher, db
 from portal.timeutil import utcnow
@@ -22,16 +20,18 @@ DNS = "wifi.mamanjeri.co.ke"
 #: CSS pixels at 96 dpi: A4 is 210 mm wide, the 58 mm roll prints 48-52 mm.
 WIDTHS = {"a4": 794, "58mm": 219, "80mm": 302}
 
+pytestmark = pytest.mark.site(users=True)
+
+
 @pytest.fixture
-def printed(site):
+def printed(app):
     """An owner signed in, and a batch of 9 numeric codes for a 1-day package."""
-    make_users(site)
-    package = make_package(site, name_en="1 day", name_sw="Siku 1", price=50, validity="1d")
-    with site.app_context(), db.connection_context():
+    package = make_package(app, name_en="1 day", name_sw="Siku 1", price=50, validity="1d")
+    with app.app_context(), db.connection_context():
         batch = create_batch(package, 9, utcnow(), "mama-njeri")
         codes = [v.code for v in Voucher.select().where(Voucher.batch == batch.id)
                  .order_by(Voucher.id)]
-    owner = Browser(site)
+    owner = Browser(app)
     owner.login()
     return owner, batch.id, codes
 

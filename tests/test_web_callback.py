@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
-from portal.ledger import grants, purchases, settlement, status
+import pytest
+from helpers import CANCELS, IP, LOST, PAYER, TWICE, buy, later, wait_for
+
+from portal.ledger import purchases, status
 from portal.models import CallbackRecord, Grant, OutboxEvent, Purchase
-from tests.portal_env import (  # noqa: F401 - fixtures
-    CANCELS, IP, LOST, PAYER, TWICE, buy, daraja_sim, later, router_sim, site, wait_for,
-)
+
+pytestmark = pytest.mark.site(live_http=True, daraja=True, packages=True)
 
 
 def success_body(purchase: Purchase, *, amount: float | None = None, receipt="NLJ7RT61SV",
@@ -78,17 +80,6 @@ def test_callback_after_query_only_fills_in_the_receipt(site):
     assert outcomes() == ["duplicate"]
     assert paid_events() == 1
     assert OutboxEvent.select().where(OutboxEvent.kind == "purchase.receipt").count() == 1
-
-
-def test_query_after_callback_changes_nothing(site):
-    purchase = buy(site, PAYER)
-    assert wait_for(lambda: fresh(purchase).status == Purchase.PAID)
-    receipt = fresh(purchase).receipt
-    outcome = settlement.settle(purchase.checkout_request_id, success=True, result_code=0,
-                           result_desc="processed", via="query", now=later(5))
-    assert outcome == "duplicate"
-    assert fresh(purchase).receipt == receipt
-    assert len(grants(purchase)) == 1 and paid_events() == 1
 
 
 def test_late_success_after_failure_is_credited(site):

@@ -18,13 +18,14 @@ from portal.sim.routeros import RouterSim
 
 USERS = "/ip/hotspot/user"
 TIMEOUT = 1.0
+pytestmark = pytest.mark.router(password="s3cret")
 
 
 @pytest.fixture
-def sim():
-    """A running RouterOS 7.16 emulator with the factory hotspot (hotspot1)."""
-    with RouterSim(password="s3cret") as router:
-        yield router
+def sim(router_sim):
+    """A running RouterOS 7.16 emulator with the factory hotspot (hotspot1): conftest's
+    ``router_sim`` under this file's short name."""
+    return router_sim
 
 
 @pytest.fixture

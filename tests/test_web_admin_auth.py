@@ -1,17 +1,12 @@
 """Admin access: setup once, sign in and out, lockout, CSRF, roles, password change, audit."""
 from __future__ import annotations
 
-from datetime import timedelta
-
-from test_admin_support import (  # noqa: F401 - fixtures
+from helpers import (
     LAN, OWNER_NAME, OWNER_PASSWORD, TECH_NAME, TECH_PASSWORD, Browser, csrf_of,
-    make_package, make_users, router_sim, site, visible_text,
+    make_package, make_users, visible_text,
 )
 
-from portal.venue import accounts
-from portal.errors import KibandaError
-from portal.models import AdminUser, AuditLog, LoginFailure, Package, db
-from portal.timeutil import utcnow
+from portal.models import AdminUser, AuditLog, Package, db
 
 
 def audit_actions(app) -> list[tuple[str, str, str]]:
@@ -19,8 +14,8 @@ def audit_actions(app) -> list[tuple[str, str, str]]:
         return [(e.actor, e.action, e.address) for e in AuditLog.select().order_by(AuditLog.id)]
 
 
-def test_setup_page_creates_the_first_owner_once_then_is_gone(site):
-    browser = Browser(site)
+def test_setup_page_creates_the_first_owner_once_then_is_gone(app):
+    browser = Browser(app)
     assert browser.get("/admin/login").location.endswith("/admin/setup")
     page = browser.text("/admin/setup")
     assert "Create the owner account" in page
@@ -33,29 +28,29 @@ def test_setup_page_creates_the_first_owner_once_then_is_gone(site):
     assert done.status_code == 302 and done.location.endswith("/admin/dashboard")
     assert "Welcome! Your owner account is ready." in browser.text("/admin/dashboard")
     # Closed for everyone now, signed in or not, GET or POST.
-    stranger = Browser(site, "192.168.88.66")
+    stranger = Browser(app, "192.168.88.66")
     assert stranger.get("/admin/setup").status_code == 404
     again = stranger.post("/admin/setup", {"username": "evil", "password": "0123456789ab",
                                            "confirm": "0123456789ab"})
     assert again.status_code == 404
-    with site.app_context(), db.connection_context():
+    with app.app_context(), db.connection_context():
         assert [u.username for u in AdminUser.select()] == ["mama"]
-    assert ("mama", "admin.create", LAN) in audit_actions(site)
+    assert ("mama", "admin.create", LAN) in audit_actions(app)
 
 
-def test_no_default_credentials_exist(site):
-    with site.app_context(), db.connection_context():
+def test_no_default_credentials_exist(app):
+    with app.app_context(), db.connection_context():
         assert AdminUser.select().count() == 0
-    browser = Browser(site)
+    browser = Browser(app)
     for name, password in [("admin", "admin"), ("admin", ""), ("owner", "owner")]:
         response = browser.post("/admin/login", {"username": name, "password": password})
         assert response.status_code == 302 and response.location.endswith("/admin/setup")
     assert browser.get("/admin/dashboard").status_code == 302
 
 
-def test_sign_in_wrong_password_and_sign_out(site):
-    make_users(site)
-    browser = Browser(site)
+def test_sign_in_wrong_password_and_sign_out(app):
+    make_users(app)
+    browser = Browser(app)
     wrong = browser.login(password="not-the-password")
     assert wrong.status_code == 401
     assert "Wrong username or password." in visible_text(wrong.get_data(as_text=True))
@@ -71,14 +66,14 @@ def test_sign_in_wrong_password_and_sign_out(site):
     assert out.location.endswith("/admin/login")
     assert "You are signed out." in browser.text("/admin/login")
     assert browser.get("/admin/dashboard").status_code == 302
-    actions = [a for _, a, _ in audit_actions(site)]
+    actions = [a for _, a, _ in audit_actions(app)]
     assert actions.count("admin.login_failed") == 2
     assert "admin.login" in actions and "admin.logout" in actions
 
 
-def test_five_failures_lock_that_user_from_that_address_only(site):
-    make_users(site)
-    attacker = Browser(site, "192.168.88.77")
+def test_five_failures_lock_that_user_from_that_address_only(app):
+    make_users(app)
+    attacker = Browser(app, "192.168.88.77")
     for _ in range(4):
         assert attacker.login(password="guess").status_code == 401
     fifth = attacker.login(password="guess")
@@ -90,38 +85,15 @@ def test_five_failures_lock_that_user_from_that_address_only(site):
     assert "Too many failed sign-ins" in visible_text(locked.get_data(as_text=True))
     assert attacker.get("/admin/dashboard").status_code == 302
     # The owner at the counter (another address) still gets in.
-    owner = Browser(site, LAN)
+    owner = Browser(app, LAN)
     assert owner.login().location.endswith("/admin/dashboard")
     # Another user from the attacker's address is not locked.
     assert attacker.login(TECH_NAME, TECH_PASSWORD).location.endswith("/admin/router")
 
 
-def test_lock_ends_after_fifteen_minutes_and_success_clears_failures(site):
-    make_users(site)
-    start = utcnow()
-    with site.app_context(), db.connection_context():
-        for i in range(5):
-            try:
-                accounts.authenticate(OWNER_NAME, "bad", "10.0.0.9", start + timedelta(seconds=i))
-            except KibandaError:
-                pass
-        until = accounts.locked_until(OWNER_NAME, "10.0.0.9", start + timedelta(minutes=1))
-        assert until == start + timedelta(seconds=4, minutes=15)
-        try:
-            accounts.authenticate(OWNER_NAME, OWNER_PASSWORD, "10.0.0.9",
-                                  start + timedelta(minutes=14))
-            raise AssertionError("locked user got in")
-        except accounts.SignInLocked as exc:
-            assert "Try again after" in exc.message_for("en")
-        user = accounts.authenticate(OWNER_NAME, OWNER_PASSWORD, "10.0.0.9",
-                                     start + timedelta(minutes=15, seconds=5))
-        assert user.username == OWNER_NAME
-        assert LoginFailure.select().where(LoginFailure.address == "10.0.0.9").count() == 0
-
-
-def test_post_without_csrf_token_is_refused_and_changes_nothing(site, router_sim):
-    make_users(site)
-    browser = Browser(site)
+def test_post_without_csrf_token_is_refused_and_changes_nothing(app, router_sim):
+    make_users(app)
+    browser = Browser(app)
     browser.login()
     form = {"name_en": "Bad day", "price": "30", "validity": "1d", "devices": "1"}
     refused = browser.post("/admin/packages/new", form, csrf=False)
@@ -132,20 +104,20 @@ def test_post_without_csrf_token_is_refused_and_changes_nothing(site, router_sim
     assert forged.status_code == 400
     out = browser.post("/admin/logout", csrf=False)
     assert out.status_code == 400
-    with site.app_context(), db.connection_context():
+    with app.app_context(), db.connection_context():
         assert Package.select().count() == 0
     assert [r["name"] for r in router_sim.rows("/ip/hotspot/user/profile")] == ["default"]
     assert browser.get("/admin/dashboard").status_code == 200  # still signed in
     # A login POST without the token is refused too (no login CSRF).
-    fresh = Browser(site, "192.168.88.51")
+    fresh = Browser(app, "192.168.88.51")
     assert fresh.post("/admin/login", {"username": OWNER_NAME, "password": OWNER_PASSWORD},
                       csrf=False).status_code == 400
 
 
-def test_technician_sees_packages_and_router_but_no_money(site):
-    make_users(site)
-    make_package(site)
-    tech = Browser(site)
+def test_technician_sees_packages_and_router_but_no_money(app):
+    make_users(app)
+    make_package(app)
+    tech = Browser(app)
     assert tech.login(TECH_NAME, TECH_PASSWORD).location.endswith("/admin/router")
     assert "1 hour" in tech.text("/admin/packages")
     assert "Router" in tech.text("/admin/router")
@@ -160,9 +132,9 @@ def test_technician_sees_packages_and_router_but_no_money(site):
     assert made.status_code == 403
 
 
-def test_password_change_needs_current_password_and_ends_other_sessions(site):
-    make_users(site)
-    phone, laptop = Browser(site), Browser(site, "192.168.88.51")
+def test_password_change_needs_current_password_and_ends_other_sessions(app):
+    make_users(app)
+    phone, laptop = Browser(app), Browser(app, "192.168.88.51")
     phone.login()
     laptop.login()
     wrong = phone.post("/admin/password", {"current": "nope", "new": "a brand new one",
@@ -173,18 +145,18 @@ def test_password_change_needs_current_password_and_ends_other_sessions(site):
     assert "Your password is changed." in ok.get_data(as_text=True)
     assert phone.get("/admin/dashboard").status_code == 200
     assert laptop.get("/admin/dashboard").status_code == 302  # signed out elsewhere
-    assert Browser(site, "192.168.88.52").login(password="a brand new one").status_code == 302
-    assert ("mama-njeri", "admin.password_change", LAN) in audit_actions(site)
+    assert Browser(app, "192.168.88.52").login(password="a brand new one").status_code == 302
+    assert ("mama-njeri", "admin.password_change", LAN) in audit_actions(app)
 
 
-def test_owner_adds_a_technician_and_reads_the_audit_log(site):
-    make_users(site)
-    owner = Browser(site)
+def test_owner_adds_a_technician_and_reads_the_audit_log(app):
+    make_users(app)
+    owner = Browser(app)
     owner.login()
     owner.post("/admin/users", {"username": "wanjiku", "password": "fundi-mpya-2024",
                                 "role": "technician"})
     assert "wanjiku" in owner.text("/admin/users")
     page = visible_text(owner.text("/admin/audit"))
     assert "admin.create technician wanjiku" in page
-    assert f"admin.login" in page and LAN in page
+    assert "admin.login" in page and LAN in page
     assert csrf_of(owner.text("/admin/users"))

@@ -1,9 +1,7 @@
 """Packages from the admin pages: validation messages, router profile sync, retry, retire."""
 from __future__ import annotations
 
-from test_admin_support import (  # noqa: F401 - fixtures
-    Browser, make_users, router_sim, site, visible_text,
-)
+from helpers import Browser, make_users, visible_text
 
 from portal.models import AuditLog, Package, db
 
@@ -12,9 +10,9 @@ GOOD = {"name_en": "1 day", "name_sw": "Siku 1", "price": "50", "validity": "1d"
         "rate_limit": "2M/5M", "devices": "2", "data_cap": "2GB", "sort_order": "1"}
 
 
-def owner(site) -> Browser:
-    make_users(site)
-    browser = Browser(site)
+def owner(app) -> Browser:
+    make_users(app)
+    browser = Browser(app)
     browser.login()
     return browser
 
@@ -23,8 +21,8 @@ def profile(sim, name: str) -> dict | None:
     return next((row for row in sim.rows(PROFILES) if row["name"] == name), None)
 
 
-def test_invalid_package_shows_the_reason_and_keeps_the_input(site, router_sim):
-    browser = owner(site)
+def test_invalid_package_shows_the_reason_and_keeps_the_input(app, router_sim):
+    browser = owner(app)
     cases = [({"price": "12.50"}, "Price must be a whole number of shillings from 1 to 250,000."),
              ({"price": "300000"}, "Price must be a whole number of shillings from 1 to 250,000."),
              ({"validity": "forever"}, "Validity must look like 1h, 1d, 7d or 30d"),
@@ -38,13 +36,13 @@ def test_invalid_package_shows_the_reason_and_keeps_the_input(site, router_sim):
         html = response.get_data(as_text=True)
         assert message in visible_text(html), change
         assert 'value="Siku 1"' in html  # what was typed is still there
-    with site.app_context(), db.connection_context():
+    with app.app_context(), db.connection_context():
         assert Package.select().count() == 0
     assert profile(router_sim, "kb-1-day") is None
 
 
-def test_created_package_is_on_the_router_and_edits_follow(site, router_sim):
-    browser = owner(site)
+def test_created_package_is_on_the_router_and_edits_follow(app, router_sim):
+    browser = owner(app)
     response = browser.post("/admin/packages/new", GOOD, follow_redirects=True)
     page = visible_text(response.get_data(as_text=True))
     assert "The router has the package 1 day." in page
@@ -52,7 +50,7 @@ def test_created_package_is_on_the_router_and_edits_follow(site, router_sim):
     row = profile(router_sim, "kb-1-day")
     assert row["rate-limit"] == "2M/5M" and row["shared-users"] == "2"
 
-    with site.app_context(), db.connection_context():
+    with app.app_context(), db.connection_context():
         package_id = Package.get(Package.name_en == "1 day").id
     edit = browser.post(f"/admin/packages/{package_id}/edit",
                         {**GOOD, "price": "60", "rate_limit": "3M/8M", "devices": "3"},
@@ -63,14 +61,14 @@ def test_created_package_is_on_the_router_and_edits_follow(site, router_sim):
 
     retired = browser.post(f"/admin/packages/{package_id}/retire", follow_redirects=True)
     assert "Retired: not sold" in visible_text(retired.get_data(as_text=True))
-    with site.app_context(), db.connection_context():
+    with app.app_context(), db.connection_context():
         assert not Package.get_by_id(package_id).active
         actions = [e.action for e in AuditLog.select()]
     assert {"package.create", "package.update", "package.retire"} <= set(actions)
 
 
-def test_router_down_shows_its_error_and_retry_puts_it_there(site, router_sim):
-    browser = owner(site)
+def test_router_down_shows_its_error_and_retry_puts_it_there(app, router_sim):
+    browser = owner(app)
     router_sim.refuse_logins = True
     response = browser.post("/admin/packages/new", GOOD, follow_redirects=True)
     page = visible_text(response.get_data(as_text=True))
@@ -79,7 +77,7 @@ def test_router_down_shows_its_error_and_retry_puts_it_there(site, router_sim):
     assert profile(router_sim, "kb-1-day") is None
 
     router_sim.refuse_logins = False
-    with site.app_context(), db.connection_context():
+    with app.app_context(), db.connection_context():
         package_id = Package.get(Package.name_en == "1 day").id
     retry = browser.post(f"/admin/packages/{package_id}/sync", follow_redirects=True)
     page = visible_text(retry.get_data(as_text=True))

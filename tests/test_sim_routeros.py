@@ -20,9 +20,9 @@ MAC2 = "AA:BB:CC:DD:EE:02"
 
 
 @pytest.fixture
-def sim():
-    with RouterSim() as running:
-        yield running
+def sim(router_sim):
+    """The RouterOS emulator (conftest's ``router_sim``) under this file's short name."""
+    return router_sim
 
 
 @pytest.fixture

@@ -6,12 +6,12 @@ import re
 from datetime import timedelta
 
 import pytest
+from helpers import CANCELS, IP, LOGIN_URL, MAC, PAYER, package, wait_for
 
 from portal.models import CodeAttempt, Grant, Purchase, Voucher, VoucherBatch
 from portal.timeutil import utcnow
-from tests.portal_env import (  # noqa: F401 - fixtures
-    CANCELS, IP, LOGIN_URL, MAC, PAYER, daraja_sim, package, router_sim, site, wait_for,
-)
+
+pytestmark = pytest.mark.site(live_http=True, daraja=True, packages=True)
 
 DEVICE = {"mac": MAC, "ip": IP, "link-login-only": LOGIN_URL,
           "link-orig": "http://example.com/"}
@@ -20,17 +20,12 @@ OTHER_DEVICE = {"mac": "AA:BB:CC:DD:EE:02", "ip": "10.5.50.24",
 PAGE_BUDGET = 60 * 1024
 
 
-@pytest.fixture
-def client(site):
-    """A browser with cookies, on this site."""
-    return site.app.test_client()
-
-
 def text(response) -> str:
     return response.get_data(as_text=True)
 
 
-def buy(client, phone=PAYER, name="1 hour", device=DEVICE):
+def post_buy(client, phone=PAYER, name="1 hour", device=DEVICE):
+    """POST the landing page's buy form, as a phone does (the purchase helper is helpers.buy)."""
     return client.post("/buy", data={"package": package(name).id, "phone": phone, **device})
 
 
@@ -103,7 +98,7 @@ def test_router_post_fields_survive_in_the_session(client):
 # -- buying --------------------------------------------------------------------------------
 
 def test_bad_phone_shows_the_error_by_the_field_and_records_nothing(site, client):
-    response = buy(client, phone="0812 345")
+    response = post_buy(client, phone="0812 345")
     page = text(response)
     assert response.status_code == 400
     assert re.search(r'id="phone-error">Please enter a Safaricom M-Pesa number', page)
@@ -116,13 +111,13 @@ def test_bad_phone_shows_the_error_by_the_field_and_records_nothing(site, client
 @pytest.mark.parametrize("typed", ["0708 374 149", "+254 708 374149", "254708374149",
                                    "708374149"])
 def test_phone_as_kenyans_type_it(site, client, typed):
-    purchase = Purchase.get_by_id(purchase_id(buy(client, phone=typed)))
+    purchase = Purchase.get_by_id(purchase_id(post_buy(client, phone=typed)))
     assert purchase.phone == "254708374149"
 
 
 def test_waiting_page_refreshes_itself_until_paid(site, client):
     site.daraja.decision_delay = 3600
-    page = text(client.get(f"/purchases/{purchase_id(buy(client))}"))
+    page = text(client.get(f"/purchases/{purchase_id(post_buy(client))}"))
     assert status_of(page) == "pending"
     assert "Check your phone and enter your M-Pesa PIN" in page
     assert '<meta http-equiv="refresh" content="3">' in page
@@ -130,7 +125,7 @@ def test_waiting_page_refreshes_itself_until_paid(site, client):
 
 
 def test_paid_page_shows_code_receipt_time_left_and_device_is_online(site, client):
-    pid = purchase_id(buy(client))
+    pid = purchase_id(post_buy(client))
     assert wait_for(lambda: Purchase.get_by_id(pid).status == Purchase.PAID)
     grant = Grant.get(Grant.purchase == pid)
     assert wait_for(lambda: site.online(grant.username, IP))
@@ -146,7 +141,7 @@ def test_paid_page_shows_code_receipt_time_left_and_device_is_online(site, clien
 
 
 def test_failure_page_says_why_and_offers_try_again_with_the_phone(site, client):
-    pid = purchase_id(buy(client, phone=CANCELS))
+    pid = purchase_id(post_buy(client, phone=CANCELS))
     assert wait_for(lambda: Purchase.get_by_id(pid).status == Purchase.FAILED)
     page = text(client.get(f"/purchases/{pid}"))
     assert status_of(page) == "failed"
@@ -158,7 +153,7 @@ def test_failure_page_says_why_and_offers_try_again_with_the_phone(site, client)
 
 
 def test_json_status_has_the_documented_shape(site, client):
-    pid = purchase_id(buy(client))
+    pid = purchase_id(post_buy(client))
     assert wait_for(lambda: Purchase.get_by_id(pid).status == Purchase.PAID)
     state = client.get(f"/purchases/{pid}.json").get_json()
     assert {"status", "reason", "message", "access_code", "receipt", "expires_at",
@@ -172,8 +167,8 @@ def test_json_status_has_the_documented_shape(site, client):
 
 def test_same_phone_and_amount_is_not_pushed_twice_within_two_minutes(site, client):
     site.daraja.decision_delay = 3600
-    purchase_id(buy(client))
-    again = buy(client)
+    purchase_id(post_buy(client))
+    again = post_buy(client)
     assert again.status_code == 429
     assert "already sent a payment request" in text(again)
     assert site.daraja.push_requests == 1 and Purchase.select().count() == 1
@@ -182,8 +177,8 @@ def test_same_phone_and_amount_is_not_pushed_twice_within_two_minutes(site, clie
 def test_one_device_gets_at_most_five_pushes_in_ten_minutes(site, client):
     site.daraja.decision_delay = 3600
     for n in range(5):
-        purchase_id(buy(client, phone=f"07120000{n:02d}"))
-    sixth = buy(client, phone="0712000099")
+        purchase_id(post_buy(client, phone=f"07120000{n:02d}"))
+    sixth = post_buy(client, phone="0712000099")
     assert sixth.status_code == 429
     assert re.search(r"wait (9|10) minutes", text(sixth))
     assert site.daraja.push_requests == 5
@@ -194,7 +189,7 @@ def test_one_device_gets_at_most_five_pushes_in_ten_minutes(site, client):
 
 def test_router_login_form_when_the_portal_cannot_log_the_device_in(site, client):
     no_ip = {**DEVICE, "ip": ""}  # the router did not tell us the device's address
-    pid = purchase_id(buy(client, device=no_ip))
+    pid = purchase_id(post_buy(client, device=no_ip))
     assert wait_for(lambda: Grant.get_or_none(Grant.purchase == pid) is not None
                     and Grant.get(Grant.purchase == pid).router_state == Grant.ON_ROUTER)
     code = Grant.get(Grant.purchase == pid).username
@@ -252,7 +247,7 @@ def test_ten_wrong_codes_then_the_device_must_wait(site, client):
 
 
 def test_reconnect_another_device_by_receipt_and_by_access_code(site, client):
-    pid = purchase_id(buy(client, name="1 week"))  # 3 devices
+    pid = purchase_id(post_buy(client, name="1 week"))  # 3 devices
     assert wait_for(lambda: Purchase.get_by_id(pid).receipt is not None)
     purchase = Purchase.get_by_id(pid)
     code = Grant.get(Grant.purchase == pid).username
@@ -267,7 +262,7 @@ def test_reconnect_another_device_by_receipt_and_by_access_code(site, client):
 
 
 def test_reconnect_refuses_a_device_over_the_limit_and_wrong_codes(site, client):
-    pid = purchase_id(buy(client))  # 1 hour: one device
+    pid = purchase_id(post_buy(client))  # 1 hour: one device
     assert wait_for(lambda: Purchase.get_by_id(pid).receipt is not None)
     code = Grant.get(Grant.purchase == pid).username
     assert wait_for(lambda: site.online(code, IP))
@@ -289,10 +284,10 @@ def test_every_customer_page_is_small_and_loads_nothing_from_elsewhere(site, cli
     assert response.status_code == 200 and b"http" not in css
     make_voucher("77778888")
     site.daraja.decision_delay = 3600
-    pending = purchase_id(buy(client, name="1 day"))
+    pending = purchase_id(post_buy(client, name="1 day"))
     site.daraja.decision_delay = 0
-    paid = purchase_id(buy(client))
-    failed = purchase_id(buy(client, phone=CANCELS, name="1 week"))
+    paid = purchase_id(post_buy(client))
+    failed = purchase_id(post_buy(client, phone=CANCELS, name="1 week"))
     assert wait_for(lambda: Purchase.get_by_id(paid).status == Purchase.PAID
                     and Purchase.get_by_id(failed).status == Purchase.FAILED)
     pages = {
@@ -301,7 +296,7 @@ def test_every_customer_page_is_small_and_loads_nothing_from_elsewhere(site, cli
         "paid": client.get(f"/purchases/{paid}"), "failed": client.get(f"/purchases/{failed}"),
         "reconnect": client.get("/reconnect"),
         "voucher": client.post("/voucher", data={"code": "77778888", **DEVICE}),
-        "bad phone": buy(client, phone="1"), "not found": client.get("/purchases/4242"),
+        "bad phone": post_buy(client, phone="1"), "not found": client.get("/purchases/4242"),
     }
     for name, response in pages.items():
         body = response.get_data()
@@ -315,13 +310,3 @@ def test_every_customer_page_is_small_and_loads_nothing_from_elsewhere(site, cli
     assert "Not found" in text(pages["not found"]) and pages["not found"].status_code == 404
     bare = site.app.test_client().get("/")  # a phone that did not come through the router
     assert "http://" not in text(bare) and "https://" not in text(bare)
-
-
-def test_hotspot_directory_is_served_for_the_router(site, client):
-    login = client.get("/hotspot-html/login.html")
-    assert login.status_code == 200 and login.mimetype == "text/html"
-    assert site.url in text(login)
-    md5 = client.get("/hotspot-html/md5.js")
-    assert md5.status_code == 200 and md5.mimetype == "application/javascript"
-    assert client.get("/hotspot-html/passwd").status_code == 404
-    assert client.get("/hotspot-html/..%2fkibanda.db").status_code == 404

@@ -1,7 +1,8 @@
-"""The settlement state machine, without any server: rows in a SQLite file, answers applied.
+"""Settlement: the one place a payment becomes a grant.
 
-Each test starts a purchase in one state, applies an M-Pesa answer (a query result or a
-documented callback body) and checks where the money and the access ended up.
+First against the real emulators over sockets (the grant is written with the payment; a
+query after the callback changes nothing), then the state machine on its own, with no
+server at all: rows in a SQLite file and M-Pesa answers applied to them.
 """
 from __future__ import annotations
 
@@ -10,24 +11,63 @@ import threading
 from datetime import datetime, timedelta
 
 import pytest
+from helpers import LOST, PAYER, buy, later, wait_for
 
-from portal.ledger import settlement
-from portal.models import (
-    CallbackRecord, Grant, OutboxEvent, Package, Purchase, create_schema, db, init_db,
-)
+from portal.ledger import grants, settlement
+from portal.models import CallbackRecord, Grant, OutboxEvent, Package, Purchase, db
+
+pytestmark = pytest.mark.site(live_http=True, daraja=True, packages=True)
+
+
+def fresh(purchase: Purchase) -> Purchase:
+    return Purchase.get_by_id(purchase.id)
+
+
+def grant_of(purchase: Purchase) -> Grant | None:
+    return Grant.get_or_none(Grant.purchase == purchase.id)
+
+
+def grants_of(purchase: Purchase) -> list[Grant]:
+    return list(Grant.select().where(Grant.purchase == purchase.id))
+
+
+def paid_events() -> int:
+    return OutboxEvent.select().where(OutboxEvent.kind == "purchase.paid").count()
+
+
+def test_grant_is_written_with_the_payment_in_one_transaction(site):
+    purchase = buy(site, LOST)
+    with db.atomic() as txn:
+        outcome = settlement.settle(purchase.checkout_request_id, success=True, result_code=0,
+                               result_desc="ok", via="query", now=later(3))
+        assert outcome == "settled" and grant_of(purchase) is not None
+        txn.rollback()  # a crash before commit: neither the payment nor the grant remain
+    assert fresh(purchase).status == Purchase.PENDING and grant_of(purchase) is None
+    assert grants.due_for_provisioning(later(3)) == []
+
+
+def test_query_after_callback_changes_nothing(site):
+    purchase = buy(site, PAYER)
+    assert wait_for(lambda: fresh(purchase).status == Purchase.PAID)
+    receipt = fresh(purchase).receipt
+    outcome = settlement.settle(purchase.checkout_request_id, success=True, result_code=0,
+                           result_desc="processed", via="query", now=later(5))
+    assert outcome == "duplicate"
+    assert fresh(purchase).receipt == receipt
+    assert len(grants_of(purchase)) == 1 and paid_events() == 1
+
+
+# == the state machine, no server ==========================================================
 
 NOW = datetime(2026, 12, 1, 9, 0, 0)
 PHONE = "254708374149"
 
 
 @pytest.fixture
-def ledger(tmp_path):
-    """A fresh database with one KES 20 package."""
-    init_db(str(tmp_path / "kibanda.db"))
-    create_schema()
-    with db.connection_context():
-        yield Package.create(name_en="1 hour", price=20, validity_seconds=3600,
-                             profile_name="kb-1-hour")
+def ledger(database):
+    """A fresh database (no server at all) with one KES 20 package."""
+    return Package.create(name_en="1 hour", price=20, validity_seconds=3600,
+                          profile_name="kb-1-hour")
 
 
 _SEQUENCE = iter(range(1, 10**6))
@@ -64,14 +104,6 @@ def query_answer(row: Purchase, *, success: bool, code: int | None = None) -> st
     return settlement.settle(row.checkout_request_id, success=success,
                              result_code=code if code is not None else (0 if success else 1032),
                              result_desc="answered", via="query", now=NOW + timedelta(seconds=30))
-
-
-def fresh(row: Purchase) -> Purchase:
-    return Purchase.get_by_id(row.id)
-
-
-def grants_of(row: Purchase) -> list[Grant]:
-    return list(Grant.select().where(Grant.purchase == row.id))
 
 
 def events(kind: str) -> int:

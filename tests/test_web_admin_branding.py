@@ -5,18 +5,12 @@ from __future__ import annotations
 import io
 import re
 import struct
-import threading
 import zlib
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from helpers import TECH_NAME, TECH_PASSWORD, Browser, make_package, make_users, visible_text
 from system_tools import launch
-from test_admin_support import (  # noqa: F401 - fixtures
-    TECH_NAME, TECH_PASSWORD, Browser, make_package, make_users, router_sim, site,
-    visible_text,
-)
-from werkzeug.serving import make_server
 
 from portal.cli import main
 from portal.models import AuditLog, Setting, db
@@ -42,16 +36,16 @@ def png(width: int = 120, height: int = 40, rgb=(255, 200, 0)) -> bytes:
             + chunk(b"IEND", b""))
 
 
-def owner(site) -> Browser:
-    make_users(site)
-    browser = Browser(site)
+def owner(app) -> Browser:
+    make_users(app)
+    browser = Browser(app)
     browser.login()
     return browser
 
 
-def landing(site) -> str:
+def landing(app) -> str:
     """The landing page as a customer's phone gets it."""
-    response = site.test_client().get("/")
+    response = app.test_client().get("/")
     assert response.status_code == 200
     return response.get_data(as_text=True)
 
@@ -63,18 +57,18 @@ def save(browser: Browser, logo: tuple[bytes, str] | None = None, **change):
     return browser.post("/admin/branding", form)
 
 
-def audit_actions(site) -> list[str]:
-    with site.app_context(), db.connection_context():
+def audit_actions(app) -> list[str]:
+    with app.app_context(), db.connection_context():
         return [e.action for e in AuditLog.select().order_by(AuditLog.id)]
 
 
-def branding_rows(site) -> dict:
-    with site.app_context(), db.connection_context():
+def branding_rows(app) -> dict:
+    with app.app_context(), db.connection_context():
         return {s.key: s.value for s in Setting.select().where(Setting.key.startswith("branding."))}
 
 
-def test_owner_changes_name_colour_and_phone_and_every_page_shows_them(site, tmp_path):
-    browser = owner(site)
+def test_owner_changes_name_colour_and_phone_and_every_page_shows_them(app, tmp_path, runner):
+    browser = owner(app)
     form = browser.text("/admin/branding")
     assert f'value="{DEFAULT_NAME}"' in form and 'type="color"' in form
     saved = save(browser)
@@ -83,35 +77,35 @@ def test_owner_changes_name_colour_and_phone_and_every_page_shows_them(site, tmp
     assert "Saved. Customers see the new look on their next page." in page
     assert page.startswith("Branding - Kwa Wanjiku Hotel Kwa Wanjiku Hotel")  # admin header
 
-    html = landing(site)
+    html = landing(app)
     assert "<h1>Kwa Wanjiku Hotel</h1>" in html and DEFAULT_NAME not in html
     assert "--brand:#8a1538" in html
     assert "Help: 0722 000 111" in visible_text(html)
     assert 'href="tel:+254722000111"' in html
-    assert branding_rows(site)["branding.support_phone"] == "254722000111"
+    assert branding_rows(app)["branding.support_phone"] == "254722000111"
 
-    hotspot = site.test_client().get("/hotspot-html/login.html").get_data(as_text=True)
+    hotspot = app.test_client().get("/hotspot-html/login.html").get_data(as_text=True)
     assert "Kwa Wanjiku Hotel" in hotspot and "#8a1538" in hotspot
     assert DEFAULT_NAME not in hotspot
 
-    package = make_package(site)
-    with site.app_context(), db.connection_context():
+    package = make_package(app)
+    with app.app_context(), db.connection_context():
         batch = create_batch(package, 2, utcnow(), "mama-njeri")
     sheet = browser.text(f"/admin/vouchers/{batch.id}/print?layout=58mm")
     assert '<p class="venue">Kwa Wanjiku Hotel</p>' in sheet and DEFAULT_NAME not in sheet
     out = tmp_path / "cards.html"
-    printed = CliRunner().invoke(main, ["--instance", site.instance_path, "vouchers", "print",
+    printed = runner.invoke(main, ["--instance", app.instance_path, "vouchers", "print",
                                         str(batch.id), "--out", str(out)])
     assert printed.exit_code == 0, printed.output
     assert '<p class="venue">Kwa Wanjiku Hotel</p>' in out.read_text(encoding="utf-8")
 
-    assert audit_actions(site).count("branding.update") == 1
+    assert audit_actions(app).count("branding.update") == 1
     activity = visible_text(browser.text("/admin/audit"))
     assert "branding.update" in activity and "Kwa Wanjiku Hotel" in activity
 
     # An owner who clears the help phone means "no phone", not the configured one.
     assert save(browser, support_phone="").status_code == 302
-    assert "Help:" not in visible_text(landing(site))
+    assert "Help:" not in visible_text(landing(app))
 
 
 @pytest.mark.parametrize("change, field, message", [
@@ -123,9 +117,9 @@ def test_owner_changes_name_colour_and_phone_and_every_page_shows_them(site, tmp
     ({"name": "   "}, "name", "Give the venue a name (up to 60 characters)."),
     ({"name": "W" * 61}, "name", "Give the venue a name (up to 60 characters)."),
 ])
-def test_bad_input_gets_the_fields_message_and_changes_nothing(site, change, field, message):
-    browser = owner(site)
-    before = landing(site)
+def test_bad_input_gets_the_fields_message_and_changes_nothing(app, change, field, message):
+    browser = owner(app)
+    before = landing(app)
     response = save(browser, logo=(png(), "logo.png"), **change)
     assert response.status_code == 400
     html = response.get_data(as_text=True)
@@ -134,27 +128,27 @@ def test_bad_input_gets_the_fields_message_and_changes_nothing(site, change, fie
                      rf'<label class="invalid">.*?name="{field}"', html, re.S)
     if field != "name":
         assert 'value="Kwa Wanjiku Hotel"' in html  # what was typed is still there
-    assert landing(site) == before  # nothing changed, not even the logo that came along
-    assert branding_rows(site) == {}
-    assert not any(a.startswith("branding.") for a in audit_actions(site))
+    assert landing(app) == before  # nothing changed, not even the logo that came along
+    assert branding_rows(app) == {}
+    assert not any(a.startswith("branding.") for a in audit_actions(app))
 
 
-def test_swahili_page_and_message(site):
-    browser = owner(site)
+def test_swahili_page_and_message(app):
+    browser = owner(app)
     page = visible_text(browser.text("/admin/branding?lang=sw"))
     assert "Utambulisho" in page and "Jina la biashara" in page
     refused = save(browser, color="blue")
     assert "Rangi iandikwe kama #0a7d4f" in visible_text(refused.get_data(as_text=True))
 
 
-def test_png_logo_shows_on_the_landing_and_is_served_as_png(site):
-    browser = owner(site)
+def test_png_logo_shows_on_the_landing_and_is_served_as_png(app):
+    browser = owner(app)
     picture = png()
     assert save(browser, logo=(picture, "shop logo.PNG")).status_code == 302
-    html = landing(site)
+    html = landing(app)
     match = re.search(r'<header>\s*<img src="(/branding/logo\?v=([0-9a-f]+))"', html)
     assert match, html[:600]
-    customer = site.test_client()
+    customer = app.test_client()
     served = customer.get(match.group(1))
     assert served.status_code == 200 and served.mimetype == "image/png"
     assert served.get_data() == picture
@@ -166,19 +160,19 @@ def test_png_logo_shows_on_the_landing_and_is_served_as_png(site):
     # A new logo is a new URL, so phones that cached the old one fetch it at once.
     jpeg = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 200 + b"\xff\xd9"
     assert save(browser, logo=(jpeg, "logo.jpeg")).status_code == 302
-    newer = re.search(r'<img src="/branding/logo\?v=([0-9a-f]+)"', landing(site)).group(1)
+    newer = re.search(r'<img src="/branding/logo\?v=([0-9a-f]+)"', landing(app)).group(1)
     assert newer != match.group(2)
     served = customer.get(f"/branding/logo?v={newer}")
     assert served.mimetype == "image/jpeg" and served.get_data() == jpeg
-    folder = Path(site.instance_path) / "branding"
+    folder = Path(app.instance_path) / "branding"
     assert sorted(p.name for p in folder.iterdir()) == ["logo.jpg"]
 
     removed = browser.post("/admin/branding/logo/remove", follow_redirects=True)
     assert "The logo is removed." in visible_text(removed.get_data(as_text=True))
-    assert "<img" not in landing(site)
+    assert "<img" not in landing(app)
     assert customer.get("/branding/logo").status_code == 404
     assert list(folder.iterdir()) == []
-    actions = audit_actions(site)
+    actions = audit_actions(app)
     assert actions.count("branding.logo") == 2 and "branding.logo_remove" in actions
 
 
@@ -192,66 +186,55 @@ def test_png_logo_shows_on_the_landing_and_is_served_as_png(site):
     pytest.param(png()[:40] + b"\x00" * (300 * 1024), "huge.png", 413,
                  "The file is too big: at most 200 KB.", id="over-request-limit"),
 ])
-def test_refused_logo_changes_nothing(site, content, filename, status, message):
-    browser = owner(site)
+def test_refused_logo_changes_nothing(app, content, filename, status, message):
+    browser = owner(app)
     response = save(browser, logo=(content, filename))
     assert response.status_code == status
     assert message in visible_text(response.get_data(as_text=True))
-    html = landing(site)
+    html = landing(app)
     assert "<img" not in html and "Kwa Wanjiku Hotel" not in html
-    assert site.test_client().get("/branding/logo").status_code == 404
-    assert not (Path(site.instance_path) / "branding").exists()
-    assert branding_rows(site) == {}
+    assert app.test_client().get("/branding/logo").status_code == 404
+    assert not (Path(app.instance_path) / "branding").exists()
+    assert branding_rows(app) == {}
 
 
-def test_technician_is_refused(site):
-    make_users(site)
-    tech = Browser(site)
+def test_technician_is_refused(app):
+    make_users(app)
+    tech = Browser(app)
     tech.login(TECH_NAME, TECH_PASSWORD)
     assert tech.get("/admin/branding").status_code == 403
     assert "Branding" not in visible_text(tech.text("/admin/packages"))  # not in the menu
     refused = save(tech, logo=(png(), "logo.png"))
     assert refused.status_code == 403
     assert tech.post("/admin/branding/logo/remove").status_code == 403
-    assert DEFAULT_NAME in landing(site) and branding_rows(site) == {}
+    assert DEFAULT_NAME in landing(app) and branding_rows(app) == {}
 
 
-def test_post_without_csrf_token_changes_nothing(site):
-    browser = owner(site)
+def test_post_without_csrf_token_changes_nothing(app):
+    browser = owner(app)
     refused = browser.post("/admin/branding", {**NEW, "logo": (io.BytesIO(png()), "l.png")},
                            csrf=False)
     assert refused.status_code == 400
     assert "This form has expired" in visible_text(refused.get_data(as_text=True))
-    assert DEFAULT_NAME in landing(site) and branding_rows(site) == {}
-    assert not any(a.startswith("branding.") for a in audit_actions(site))
+    assert DEFAULT_NAME in landing(app) and branding_rows(app) == {}
+    assert not any(a.startswith("branding.") for a in audit_actions(app))
 
 
 # -- what a phone actually shows ---------------------------------------------------------
 
-@pytest.fixture
-def served(site):
-    """The site on a real port (the browser fetches the logo as its own request)."""
-    server = make_server("127.0.0.1", 0, site, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
-
-
-def test_phone_shows_the_logo_name_and_colour(site, served):
+@pytest.mark.site(live_http=True)  # the browser fetches the logo as its own request
+def test_phone_shows_the_logo_name_and_colour(app, site):
     import playwright.sync_api as playwright_sync
-    make_package(site, name_en="1 hour", price=20)
-    make_package(site, name_en="1 day", name_sw="Siku 1", price=50, validity="1d")
-    assert save(owner(site), logo=(png(160, 48), "logo.png")).status_code == 302
+    make_package(app, name_en="1 hour", price=20)
+    make_package(app, name_en="1 day", name_sw="Siku 1", price=50, validity="1d")
+    assert save(owner(app), logo=(png(160, 48), "logo.png")).status_code == 302
     with playwright_sync.sync_playwright() as playwright:
         chromium = launch(playwright)
         try:
             context = chromium.new_context(viewport={"width": 360, "height": 740},
                                            locale="en-US")
             page = context.new_page()
-            page.goto(served + "/?mac=AA:BB:CC:00:11:22&ip=10.5.50.23")
+            page.goto(site.url + "/?mac=AA:BB:CC:00:11:22&ip=10.5.50.23")
             logo = page.locator("header img")
             logo.wait_for()
             page.wait_for_function("document.querySelector('header img').complete")

@@ -3,12 +3,13 @@ nothing is recorded, nobody is charged, and Daraja is not told a callback was ta
 from __future__ import annotations
 
 import pytest
+from helpers import IP, LOGIN_URL, MAC, PAYER, package
 from peewee import DatabaseError
 
 from portal.models import AuditLog, Purchase, db
-from tests.portal_env import (  # noqa: F401 - fixtures
-    IP, LOGIN_URL, MAC, PAYER, daraja_sim, package, router_sim, site,
-)
+
+pytestmark = pytest.mark.site(live_http=True, daraja=True, packages=True)
+
 
 @pytest.fixture
 def storage_refuses_writes(site):

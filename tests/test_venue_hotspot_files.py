@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from routeros_pages import RosTemplateError, ros_template_render
-from system_tools import launch, require
+from system_tools import require
 
 from portal.venue.hotspot_files import (
     HOTSPOT_DIR,
@@ -362,17 +362,6 @@ def serve(pages: dict[str, bytes]):
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_port}", handler.posts
-
-
-@pytest.fixture
-def browser():
-    """Debian's chromium driven by playwright."""
-    import playwright.sync_api as sync_api
-
-    with sync_api.sync_playwright() as playwright:
-        instance = launch(playwright)
-        yield instance
-        instance.close()
 
 
 @pytest.fixture

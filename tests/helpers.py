@@ -1,0 +1,335 @@
+"""Helpers the tests import (no fixtures here: those are in conftest.py).
+
+``Site`` is what the ``site`` fixture yields: the app on a real SQLite file, the RouterOS
+emulator it talks to and, when asked, the Daraja emulator and the portal's URL. ``buy``
+starts a purchase through the ledger; ``Browser`` drives the admin pages through the test
+client; the rest are small waits, clocks and page readers.
+"""
+from __future__ import annotations
+
+import json
+import re
+import socket
+import sys
+import time
+from datetime import datetime, timedelta
+from urllib.parse import urlencode
+
+import requests
+
+from portal.models import AdminUser, Package, Purchase, Voucher, db
+from portal.timeutil import utcnow
+
+SECRET = "test-callback-secret"
+MAC, IP = "AA:BB:CC:DD:EE:01", "10.5.50.23"
+LOGIN_URL = "http://10.5.50.1/login"
+PAYER = "254708374149"          # success, one callback
+LOST = "254700009001"           # success, callback lost (query says success)
+TWICE = "254700009002"          # success, callback sent twice
+CANCELS = "254700001032"        # cancelled by the customer
+ACTIVE = "/ip/hotspot/active"
+USERS = "/ip/hotspot/user"
+
+OWNER_NAME, OWNER_PASSWORD = "mama-njeri", "chai-na-mandazi"
+TECH_NAME, TECH_PASSWORD = "otieno-fundi", "ruta-ya-kwanza"
+LAN = "192.168.88.50"
+
+#: The three packages a site is seeded with (``@pytest.mark.site(packages=True)``).
+STANDARD_PACKAGES = [
+    dict(name_en="1 hour", name_sw="Saa 1", price=10, validity="1h", rate_limit="2M/5M",
+         devices=1),
+    dict(name_en="1 day", name_sw="Siku 1", price=50, validity="1d", rate_limit="2M/5M",
+         devices=2),
+    dict(name_en="1 week", name_sw="Wiki 1", price=250, validity="7d", rate_limit="3M/8M",
+         devices=3),
+]
+
+#: ``kibanda`` as a separate process, with this checkout's code.
+KIBANDA = [sys.executable, "-c", "from portal.cli import main; main(prog_name='kibanda')"]
+
+
+def site_config(instance, router, daraja=None, url: str = "") -> dict:
+    """Settings of a test site whose router (and, if given, M-Pesa) is an emulator.
+
+    Without ``url`` (the portal is not served) callbacks go to a port nobody listens on.
+    """
+    config = {
+        "TESTING": True, "INSTANCE_PATH": str(instance),
+        "ROUTER_HOST": "127.0.0.1", "ROUTER_PORT": router.port, "ROUTER_USER": router.user,
+        "ROUTER_PASSWORD": router.password, "ROUTER_TIMEOUT": 2.0,
+        "SITE_NAME": "Mama Njeri Cafe", "HOTSPOT_DNS_NAME": "wifi.mamanjeri.co.ke",
+        "CALLBACK_SECRET": SECRET, "PORTAL_URL": url or "http://127.0.0.1:8080",
+        "CALLBACK_BASE_URL": url or "http://127.0.0.1:9",
+    }
+    if daraja is not None:
+        config.update({
+            "MPESA_BASE_URL": daraja.base_url, "MPESA_CONSUMER_KEY": daraja.consumer_key,
+            "MPESA_CONSUMER_SECRET": daraja.consumer_secret,
+            "MPESA_SHORTCODE": daraja.shortcode, "MPESA_PASSKEY": daraja.passkey,
+            "MPESA_READ_TIMEOUT": 5.0,
+        })
+    return config
+
+
+class Site:
+    """The running pieces of one test site."""
+
+    def __init__(self, app, router, daraja=None, url: str = "", settings: dict | None = None,
+                 login_url: str = LOGIN_URL):
+        self.app, self.router, self.daraja, self.url = app, router, daraja, url
+        #: What the app was created with (a restarted app or a subprocess can reuse it).
+        self.settings = settings or {}
+        self.login_url = login_url
+
+    @property
+    def mpesa(self):
+        """The portal's own M-Pesa client."""
+        from portal.web import app_mpesa
+
+        return app_mpesa(self.app)
+
+    @property
+    def gateway(self):
+        """The portal's own router gateway."""
+        from portal.web import app_router
+
+        return app_router(self.app)
+
+    # --- what the router sees ------------------------------------------------------------
+
+    def online(self, username: str | None = None, ip: str = IP) -> bool:
+        """Is a device with ``ip`` logged in on the router (as ``username``, if given)?"""
+        return any(row.get("address") == ip and (username is None or row.get("user") == username)
+                   for row in self.router.rows(ACTIVE))
+
+    def user_names(self) -> list[str]:
+        """Hotspot users on the router."""
+        return [row["name"] for row in self.router.rows(USERS)]
+
+    def sessions(self, ip: str | None = None, mac: str | None = None) -> list[dict]:
+        """Active hotspot sessions on the emulated router (optionally of one device)."""
+        rows = self.router.rows(ACTIVE)
+        return [row for row in rows
+                if (ip is None or row.get("address") == ip)
+                and (mac is None or row.get("mac-address", "").upper() == mac.upper())]
+
+    def wait_for_session(self, ip: str, mac: str, timeout: float = 10.0,
+                         poll: float = 0.01) -> dict:
+        """Block until the device has an active session; returns it (AssertionError on timeout)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.sessions(ip, mac)
+            if found:
+                return found[0]
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"no active session for {ip} {mac} after {timeout}s")
+            time.sleep(poll)
+
+    # --- what a phone or Safaricom does ------------------------------------------------------
+
+    def customer_url(self, mac: str, ip: str, **extra) -> str:
+        """The landing page as the router's login.html opens it for one device."""
+        query = {"mac": mac, "ip": ip, "link-login-only": self.login_url,
+                 "link-orig": "http://example.com/", **extra}
+        return f"{self.url}/?{urlencode(query, safe=':/')}"
+
+    def callback(self, body: dict | bytes, secret: str = SECRET) -> requests.Response:
+        """POST a callback body to the live portal, as Safaricom would."""
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return requests.post(f"{self.url}/mpesa/callback/{secret}", data=data,
+                             headers={"Content-Type": "application/json"}, timeout=10)
+
+    # --- test data -----------------------------------------------------------------------------
+
+    def package(self, name_en: str) -> Package:
+        """A package by English name."""
+        with db.connection_context():
+            return Package.get(Package.name_en == name_en)
+
+    def make_vouchers(self, package_name: str, count: int = 1) -> list[str]:
+        """Create a voucher batch and put it on the router (as the owner's page does)."""
+        from portal.venue import vouchers
+
+        with db.connection_context():
+            package = Package.get(Package.name_en == package_name)
+            batch = vouchers.create_batch(package, count, utcnow(), created_by="e2e")
+            vouchers.push_batch(batch.id, self.gateway, utcnow())
+            return [v.code for v in vouchers.batch_codes(batch)]
+
+
+# --- purchases -------------------------------------------------------------------------------
+
+def package(name: str = "1 hour") -> Package:
+    """A seeded package by English name."""
+    return Package.get(Package.name_en == name)
+
+
+def buy(site: Site, phone: str = PAYER, name: str = "1 hour", now=None, *,
+        answered: bool = False, **device) -> Purchase:
+    """Start a purchase through the ledger, as ``POST /buy`` does.
+
+    With ``answered``, wait until the emulated customer has answered the prompt.
+    """
+    from portal.ledger import purchases
+
+    device = {"mac": MAC, "ip": IP, **device}
+    purchase = purchases.start_purchase(
+        package(name).id, phone, mac=device["mac"], ip=device["ip"],
+        link_login_only=LOGIN_URL, link_orig="http://example.com/", mpesa=site.mpesa,
+        callback_url=purchases.callback_url(site.app.config), now=now or utcnow())
+    assert purchase.checkout_request_id, purchase.result_desc
+    if answered:
+        txn = site.daraja.transaction(purchase.checkout_request_id)
+        time.sleep(max(0.0, txn["decided_monotonic"] - time.monotonic()) + 0.05)
+    return purchase
+
+
+def wait_for(predicate, timeout: float = 5.0, step: float = 0.05):
+    """Poll ``predicate`` (re-reading the database) until true or ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(step)
+
+
+def later(seconds: int):
+    """Now plus ``seconds`` (naive UTC)."""
+    return utcnow() + timedelta(seconds=seconds)
+
+
+# --- the owner's side --------------------------------------------------------------------------
+
+def make_users(app) -> None:
+    """An owner and a technician."""
+    from portal.venue.accounts import create_admin
+
+    with app.app_context(), db.connection_context():
+        create_admin(OWNER_NAME, OWNER_PASSWORD, AdminUser.OWNER)
+        create_admin(TECH_NAME, TECH_PASSWORD, AdminUser.TECHNICIAN)
+
+
+def make_package(app, **fields):
+    """A package (not yet on the router)."""
+    from portal.venue.packages import create_package
+
+    values = dict(name_en="1 hour", name_sw="Saa 1", price=20, validity="1h",
+                  rate_limit="2M/5M", devices=1)
+    values.update(fields)
+    with app.app_context(), db.connection_context():
+        return create_package(**values)
+
+
+def batch_users(sim, batch_id: int) -> list[str]:
+    """The hotspot users of one voucher batch on the emulated router."""
+    comment = f"kibanda voucher batch {batch_id}"
+    return [row["name"] for row in sim.rows(USERS) if row.get("comment") == comment]
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token in a page's form."""
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "page has no CSRF field"
+    return match.group(1)
+
+
+class Browser:
+    """A signed-in (or not) admin user driving the test client like a browser."""
+
+    def __init__(self, app, address: str = LAN):
+        self.client = app.test_client()
+        self.address = address
+
+    def get(self, url: str, **kwargs):
+        """GET from this browser's address."""
+        return self.client.get(url, environ_base={"REMOTE_ADDR": self.address}, **kwargs)
+
+    def post(self, url: str, data: dict | None = None, csrf: bool = True, **kwargs):
+        """POST a form with this session's CSRF token (taken from the login page)."""
+        form = dict(data or {})
+        if csrf:
+            form["csrf_token"] = self.token()
+        return self.client.post(url, data=form, environ_base={"REMOTE_ADDR": self.address},
+                                **kwargs)
+
+    def token(self) -> str:
+        """This session's CSRF token (visiting a page first creates it)."""
+        with self.client.session_transaction() as session:
+            token = session.get("csrf")
+        if token is None:
+            csrf_of(self.get("/admin/login", follow_redirects=True).get_data(as_text=True))
+            with self.client.session_transaction() as session:
+                token = session["csrf"]
+        return token
+
+    def login(self, username: str = OWNER_NAME, password: str = OWNER_PASSWORD):
+        """Sign in through the login form."""
+        return self.post("/admin/login", {"username": username, "password": password})
+
+    def text(self, url: str) -> str:
+        """A page's HTML, asserting it answered 200."""
+        response = self.get(url)
+        assert response.status_code == 200, (url, response.status_code)
+        return response.get_data(as_text=True)
+
+
+def visible_text(html: str) -> str:
+    """The page's text without tags, whitespace squeezed (what a reader sees)."""
+    text = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", html, flags=re.S)
+    text = re.sub(r"<[^>]+>", " ", text)
+    text = text.replace("&middot;", "·").replace("&amp;", "&").replace("&#39;", "'")
+    return " ".join(text.split())
+
+
+# --- a month of sales (the ``sales`` fixture, reports and dashboard) ------------------------
+
+# Wednesday 11 March 2026, 12:00 in Nairobi (UTC+3).
+NOW = datetime(2026, 3, 11, 9, 0)
+
+
+def nairobi(day: int, hour: int, minute: int = 0, month: int = 3) -> datetime:
+    """A Nairobi wall-clock time in 2026 as stored naive UTC."""
+    return datetime(2026, month, day, hour, minute) - timedelta(hours=3)
+
+
+def paid(package, amount, at, paid_amount=None, phone="254712345678", receipt=None,
+         status=Purchase.PAID, desc=None) -> Purchase:
+    """A purchase row as the ledger leaves it (paid unless told otherwise)."""
+    return Purchase.create(phone=phone, package=package, amount=amount, paid_amount=paid_amount,
+                           status=status, settled_at=at if status == Purchase.PAID else None,
+                           created_at=at, receipt=receipt, result_desc=desc)
+
+
+def used_voucher(batch, at) -> None:
+    """Mark the batch's next unused voucher as first used at ``at``."""
+    voucher = Voucher.select().where((Voucher.batch == batch.id)
+                                     & Voucher.first_login_at.is_null()).first()
+    Voucher.update(state=Voucher.USED, first_login_at=at).where(Voucher.id == voucher.id).execute()
+
+
+# --- ports -------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    """A port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def listening(port: int) -> bool:
+    """True when something accepts connections on 127.0.0.1:port."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def run_pushes(app) -> int:
+    """Run the voucher pushes the owner's pages queued, as the agent's next cycle does."""
+    from agent.worker import Agent
+    from portal.web import app_router
+
+    with app.app_context(), db.connection_context():
+        return Agent(app.config, gateway=app_router(app)).run_jobs(utcnow())

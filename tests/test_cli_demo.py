@@ -1,0 +1,113 @@
+"""``kibanda demo`` as a real process: the four packages, the owner's password, Ctrl-C, a
+second run in the same folder and a busy port."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+import requests
+from helpers import KIBANDA, free_port, listening
+
+
+def start_demo(cwd, port: int) -> tuple[subprocess.Popen, str, str]:
+    """Start ``kibanda demo`` and read its banner up to the stop hint; returns (proc, url, text)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KIBANDA_")}
+    proc = subprocess.Popen([*KIBANDA, "demo", "--port", str(port)], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if "Ctrl-C" in line:
+            break
+    text = "".join(lines)
+    match = re.search(r"(http://127\.0\.0\.1:\d+/\?\S+)", text)
+    if match is None:
+        stop_demo(proc)
+        pytest.fail(f"no customer URL printed:\n{text}")
+    return proc, match.group(1), text
+
+
+def stop_demo(proc: subprocess.Popen) -> tuple[int, str, float]:
+    """SIGINT (Ctrl-C) the demo; returns (exit code, the rest of its output, seconds taken)."""
+    started = time.monotonic()
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        rest, _ = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        rest, _ = proc.communicate()
+    return proc.returncode, rest, time.monotonic() - started
+
+
+def test_demo_serves_the_four_packages_and_stops_cleanly_on_ctrl_c(tmp_path):
+    port = free_port()
+    proc, url, banner = start_demo(tmp_path, port)
+    try:
+        assert url.startswith(f"http://127.0.0.1:{port}/?mac=AA:BB:CC:00:00:01&ip=10.5.50.23")
+        assert "link-login-only=http://wifi.kibanda.lan/login" in url
+        assert "254700001032" in banner and "cancelled" in banner
+        assert f"http://127.0.0.1:{port}/admin/" in banner
+        password = re.search(r"password: (\S+)", banner).group(1)
+        assert len(password) >= 10
+        router_port = int(re.search(r"RouterOS API on 127\.0\.0\.1:(\d+)", banner).group(1))
+
+        page = requests.get(url, timeout=10)
+        assert page.status_code == 200
+        radios = re.findall(r'<input type="radio" name="package" value="(\d+)"', page.text)
+        prices = re.findall(r'class="price">KES (\d+)<', page.text)
+        assert len(radios) == 4 and prices == ["10", "50", "250", "800"]
+        assert 'value="AA:BB:CC:00:00:01"' in page.text  # the device rides along to /buy
+
+        # The printed owner password opens the admin pages.
+        with requests.Session() as owner:
+            form = owner.get(f"http://127.0.0.1:{port}/admin/login", timeout=10)
+            token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+            signed_in = owner.post(f"http://127.0.0.1:{port}/admin/login", timeout=10,
+                                   data={"csrf_token": token, "username": "owner",
+                                         "password": password})
+            assert signed_in.status_code == 200
+            assert "/admin/login" not in signed_in.url
+    finally:
+        code, rest, took = stop_demo(proc)
+    assert code == 0, rest
+    assert took < 5
+    assert "demo stopped" in rest
+    assert not listening(port) and not listening(router_port)
+    # No child process left behind: the demo is one process, and it is gone.
+    with pytest.raises(ProcessLookupError):
+        os.kill(proc.pid, 0)
+
+
+def test_demo_runs_again_in_the_same_folder_and_reports_a_busy_port(tmp_path):
+    port = free_port()
+    first, _url, banner1 = start_demo(tmp_path, port)
+    try:
+        busy = subprocess.run([*KIBANDA, "demo", "--port", str(port)], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=30)
+        assert busy.returncode != 0
+        assert f"port {port} on 127.0.0.1 is already in use" in busy.stderr
+        assert "Traceback" not in busy.stderr
+        assert (tmp_path / "instance-demo" / "kibanda.db").exists()  # left untouched
+    finally:
+        code, rest, _took = stop_demo(first)
+    assert code == 0, rest
+
+    second, url, banner2 = start_demo(tmp_path, port)
+    try:
+        page = requests.get(url, timeout=10)
+        # A fresh instance each run: still four packages, and a new owner password.
+        assert len(re.findall(r'name="package"', page.text)) == 4
+        first_password = re.search(r"password: (\S+)", banner1).group(1)
+        assert re.search(r"password: (\S+)", banner2).group(1) != first_password
+    finally:
+        code, rest, _took = stop_demo(second)
+    assert code == 0, rest

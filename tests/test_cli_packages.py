@@ -1,0 +1,82 @@
+"""``kibanda packages``: add, list, bad input, and the profile on a configured router."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from portal.cli import main
+from portal.models import Package, db
+
+
+def package_rows() -> list[Package]:
+    """Every package in the open instance's database."""
+    with db.connection_context():
+        return list(Package.select().order_by(Package.id))
+
+
+def test_packages_add_then_list_shows_the_table(kibanda):
+    added = kibanda("packages", "add", "--name", "1 hour", "--name-sw", "Saa 1", "--price", "10",
+                    "--validity", "1h", "--rate", "2M/5M")
+    assert added.exit_code == 0, added.output
+    assert "added package #1 1 hour, KES 10, 1h, 2M/5M, 1 device" in added.output
+    week = kibanda("packages", "add", "--name", "1 week", "--price", "250", "--validity", "7d",
+                   "--devices", "3", "--data-cap", "5GB")
+    assert week.exit_code == 0, week.output
+
+    listed = kibanda("packages", "list")
+    assert listed.exit_code == 0, listed.output
+    header, first, second = listed.output.strip().splitlines()
+    assert header.split() == ["ID", "NAME", "PRICE", "VALIDITY", "SPEED", "DEVICES", "DATA",
+                              "ROUTER"]
+    assert re.match(r"1\s+1 hour / Saa 1\s+KES 10\s+1h\s+2M/5M\s+1\s+-\s+not on router yet$",
+                    first), first
+    assert re.match(r"2\s+1 week\s+KES 250\s+1w\s+unlimited\s+3\s+5 GB\s+not on router yet$",
+                    second), second
+    [one, two] = package_rows()
+    assert (one.price, one.validity_seconds, one.rate_limit, one.name_sw) == (10, 3600, "2M/5M", "Saa 1")
+    assert (two.devices, two.data_cap_bytes) == (3, 5_000_000_000)
+
+
+def test_packages_add_puts_the_profile_on_a_configured_router(tmp_path, monkeypatch, runner):
+    from portal.sim.routeros import RouterSim
+
+    with RouterSim(password="api-secret") as router:
+        monkeypatch.setenv("KIBANDA_ROUTER_HOST", "127.0.0.1")
+        monkeypatch.setenv("KIBANDA_ROUTER_PORT", str(router.port))
+        monkeypatch.setenv("KIBANDA_ROUTER_USER", "admin")
+        monkeypatch.setenv("KIBANDA_ROUTER_PASSWORD", "api-secret")
+        result = runner.invoke(main, ["--instance", str(tmp_path / "site"), "packages",
+                                           "add", "--name", "2 hours", "--price", "20",
+                                           "--validity", "2h", "--rate", "1M/4M",
+                                           "--devices", "2"])
+        assert result.exit_code == 0, result.output
+        assert "is on the router" in result.output
+        profile = [p for p in router.rows("/ip/hotspot/user/profile")
+                   if p["name"] == "kb-2-hours"]
+        assert profile and profile[0]["rate-limit"] == "1M/4M"
+        assert profile[0]["shared-users"] == "2"
+    assert package_rows()[0].router_synced_at is not None
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--price", "abc", "--validity", "1h"], "Price must be a whole number of shillings"),
+    (["--price", "0", "--validity", "1h"], "Price must be a whole number of shillings"),
+    (["--price", "10", "--validity", "forever"], "Validity must look like 1h, 1d, 7d or 30d"),
+    (["--price", "10", "--validity", "1h", "--rate", "fast"], "Speed must look like 2M/5M"),
+    (["--price", "10", "--validity", "1h", "--devices", "99"], "Devices must be from 1 to 10"),
+    (["--price", "10", "--validity", "1h", "--data-cap", "lots"], "Data cap must look like 500MB"),
+])
+def test_packages_add_refuses_bad_input_and_creates_nothing(kibanda, args, message):
+    result = kibanda("packages", "add", "--name", "1 hour", *args)
+    assert result.exit_code == 2
+    assert f"error: {message}" in result.output
+    assert "Traceback" not in result.output
+    assert package_rows() == []
+    assert "no packages yet" in kibanda("packages", "list").output
+
+
+def test_packages_add_without_required_options_is_a_usage_error(kibanda):
+    result = kibanda("packages", "add", "--name", "1 hour")
+    assert result.exit_code == 2
+    assert "Missing option '--price'" in result.output

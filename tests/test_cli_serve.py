@@ -1,0 +1,39 @@
+"""``kibanda serve``: the portal under gunicorn with the instance and the environment."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+
+import requests
+from helpers import KIBANDA, free_port, listening
+
+
+def test_serve_runs_the_portal_under_gunicorn_with_instance_and_environment(tmp_path, kibanda):
+    assert kibanda("packages", "add", "--name", "1 day", "--price", "50",
+                   "--validity", "1d").exit_code == 0
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KIBANDA_")}
+    env["KIBANDA_SITE_NAME"] = "Mama Njeri Cafe"  # environment over the instance defaults
+    proc = subprocess.Popen([*KIBANDA, "--instance", str(tmp_path / "site"), "serve",
+                             "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not listening(port):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.1)
+        page = requests.get(f"http://127.0.0.1:{port}/?mac=AA:BB:CC:00:00:09&ip=10.5.50.9",
+                            timeout=10)
+        assert page.status_code == 200
+        assert "Mama Njeri Cafe" in page.text and "KES 50" in page.text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "Booting worker" in err
+    # One access-log line per request, on stdout.
+    assert re.search(r'127\.0\.0\.1 "GET /\?mac=AA:BB:CC:00:00:09\S* HTTP/1\.1" 200 ', out), out
+    assert not listening(port)

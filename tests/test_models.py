@@ -1,0 +1,134 @@
+"""The schema: SQLite in WAL with foreign keys, unique constraints, migrations run once."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from peewee import IntegrityError
+
+from portal import models
+from portal.models import (Grant, Package, Purchase, SchemaVersion, Voucher, VoucherBatch,
+                           create_schema, db, init_db)
+
+
+def _package(**kw):
+    values = dict(name_en="1 hour", price=10, validity_seconds=3600, profile_name="kb-1h")
+    values.update(kw)
+    return Package.create(**values)
+
+
+def test_database_runs_in_wal_with_foreign_keys(database):
+    assert database.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert database.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert database.execute_sql("PRAGMA busy_timeout").fetchone()[0] == 5000
+
+
+def test_unique_constraints_hold(database):
+    package = _package()
+    Purchase.create(phone="254708374149", package=package, amount=10,
+                    checkout_request_id="ws_CO_1", receipt="NLJ7RT61SV")
+    with pytest.raises(IntegrityError), database.atomic():
+        Purchase.create(phone="254708374149", package=package, amount=10,
+                        checkout_request_id="ws_CO_1")
+    with pytest.raises(IntegrityError), database.atomic():
+        Purchase.create(phone="254708374149", package=package, amount=10,
+                        checkout_request_id="ws_CO_2", receipt="NLJ7RT61SV")
+    batch = VoucherBatch.create(package=package, count=1, created_by="owner")
+    Voucher.create(code="123456", batch=batch, package=package)
+    with pytest.raises(IntegrityError), database.atomic():
+        Voucher.create(code="123456", batch=batch, package=package)
+    from datetime import datetime
+    Grant.create(username="123456", password="x", package=package, source="voucher",
+                 expires_at=datetime(2030, 1, 1))
+    with pytest.raises(IntegrityError), database.atomic():
+        Grant.create(username="123456", password="y", package=package, source="manual",
+                     expires_at=datetime(2030, 1, 1))
+
+
+def test_schema_migrations_run_once_in_order(tmp_path):
+    """A later release adds a column through playhouse.migrate; old data stays."""
+    from peewee import CharField
+    from playhouse.migrate import migrate
+
+    from portal import models
+
+    init_db(str(tmp_path / "old.db"))
+    assert create_schema() == models.SCHEMA_VERSION
+    with db.connection_context():
+        Package.create(name_en="1 hour", price=10, validity_seconds=3600, profile_name="kb-1h")
+    calls = []
+
+    def add_colour(migrator):
+        calls.append("v2")
+        migrate(migrator.add_column("package", "colour", CharField(default="green")))
+
+    models.MIGRATIONS[models.SCHEMA_VERSION + 1] = add_colour
+    try:
+        assert create_schema() == models.SCHEMA_VERSION + 1
+        assert create_schema() == models.SCHEMA_VERSION + 1
+    finally:
+        del models.MIGRATIONS[models.SCHEMA_VERSION + 1]
+    assert calls == ["v2"]
+    with db.connection_context():
+        row = db.execute_sql("SELECT name_en, colour FROM package").fetchone()
+    assert row == ("1 hour", "green")
+
+
+# -- schema v1 to v2: a site's existing database gets explicit purchase states ----------
+
+T = datetime(2026, 11, 30, 18, 0, 0)
+
+
+def make_v1_database(path) -> None:
+    """The tables as release 1 left them: Purchase.language, no last_query_at, no jobs."""
+    init_db(str(path))
+    create_schema()
+    with db.connection_context():
+        db.execute_sql("DROP TABLE job")
+        db.execute_sql("ALTER TABLE purchase DROP COLUMN last_query_at")
+        db.execute_sql("ALTER TABLE purchase ADD COLUMN language VARCHAR(2) NOT NULL DEFAULT 'en'")
+        SchemaVersion.delete().execute()
+        SchemaVersion.create(version=1)
+        package = Package.create(name_en="1 hour", price=20, validity_seconds=3600,
+                                 profile_name="kb-1-hour")
+        rows = [
+            # (status, checkout id, result_desc, query attempts, next query)
+            ("pending", None, None, 0, None),                       # push in flight
+            ("pending", None, "push timed out: no answer in 30s", 0, None),
+            ("pending", "ws_CO_1", None, 2, T),                     # asked twice
+            ("review", None, "push timed out: no answer in 30s", 0, None),
+            ("paid", "ws_CO_2", "The service request is processed successfully.", 1, None),
+        ]
+        for status, checkout, desc, attempts, next_query in rows:
+            db.execute_sql(
+                "INSERT INTO purchase (phone, package_id, amount, mac, ip, link_login_only, "
+                "link_orig, language, checkout_request_id, status, result_desc, created_at, "
+                "updated_at, query_attempts, next_query_at) VALUES "
+                "('254708374149', ?, 20, '', '', '', '', 'sw', ?, ?, ?, ?, ?, ?, ?)",
+                (package.id, checkout, status, desc, T, T, attempts, next_query))
+
+
+def test_v1_database_is_migrated_to_explicit_states_and_keeps_every_sale(tmp_path):
+    make_v1_database(tmp_path / "kibanda.db")
+    assert create_schema() == models.SCHEMA_VERSION == 2
+    with db.connection_context():
+        columns = {c.name for c in db.get_columns("purchase")}
+        assert "last_query_at" in columns and "language" not in columns
+        got = [(p.status, p.checkout_request_id, p.last_query_at)
+               for p in Purchase.select().order_by(Purchase.id)]
+        assert got == [
+            (Purchase.PUSHING, None, None),
+            (Purchase.UNANSWERED, None, None),
+            (Purchase.PENDING, "ws_CO_1", T - timedelta(seconds=20)),
+            (Purchase.REVIEW, None, None),
+            (Purchase.PAID, "ws_CO_2", None),
+        ]
+        # The review note a person reads is kept as it was.
+        assert Purchase.select().where(Purchase.status == Purchase.REVIEW).get().result_desc \
+            == "push timed out: no answer in 30s"
+        assert db.table_exists("job")
+    # Once is enough: a second start changes nothing.
+    assert create_schema() == 2
+    with db.connection_context():
+        assert [v.version for v in SchemaVersion.select().order_by(SchemaVersion.id)] == [1, 2]
+        assert Purchase.select().count() == 5
