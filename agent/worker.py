@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
+from peewee import DatabaseError
+
 from portal import clients, jobs
 from portal.errors import KibandaError, RouterUnreachable
 from portal.ledger import grants, purchases
@@ -53,7 +55,7 @@ class Agent:
         # same cycle; queued jobs (voucher pushes) last, as they may take a while.
         self.steps: list[tuple[str, Step]] = [
             ("settle", self.settle_pending),
-            ("expire_purchases", self.expire_stale_purchases),
+            ("sweep_purchases", self.sweep_unconfirmed),
             ("provision", self.provision_waiting),
             ("remove_expired", self.remove_expired_grants),
             ("jobs", self.run_jobs),
@@ -103,9 +105,10 @@ class Agent:
             asked += 1
         return asked
 
-    def expire_stale_purchases(self, now: datetime) -> int:
-        """Expire purchases nobody confirmed in time (asking M-Pesa once more); returns how many."""
-        return purchases.expire_stale(now, self.mpesa)
+    def sweep_unconfirmed(self, now: datetime) -> int:
+        """Pushes whose sender died become unanswered; purchases M-Pesa never answered
+        about for two days go to review (nothing is failed here); returns how many."""
+        return purchases.sweep_unconfirmed(now)
 
     def provision_waiting(self, now: datetime) -> int:
         """Push grants that wait for the router (retry schedule in ``grants``); returns how many tried."""
@@ -151,6 +154,17 @@ class Agent:
             vouchers.mark_push_waiting(data["batch_id"])
             raise
 
+    def _pause(self, now: datetime, interval: float) -> float:
+        """Seconds until the next cycle: ``interval``, or less when a query is due sooner."""
+        try:
+            with db.connection_context():
+                due = purchases.next_query_at()
+        except DatabaseError:  # a sleeping agent must not die of a busy database
+            return interval
+        if due is None:
+            return interval
+        return min(interval, max(0.1, (due - now).total_seconds()))
+
     # --- the cycle --------------------------------------------------------------------------
 
     def loop(self, now: datetime) -> CycleReport:
@@ -169,12 +183,14 @@ class Agent:
 
     def run(self, stop: threading.Event, interval: float = 2.0,
             clock: Callable[[], datetime] = utcnow) -> None:
-        """Run cycles until ``stop`` is set, waiting ``interval`` seconds between them."""
+        """Run cycles until ``stop`` is set, ``interval`` seconds apart or sooner when an STK
+        query falls due (a customer who just paid waits for that query at a site that
+        gets no callbacks)."""
         log.info("agent started (every %.1fs)", interval)
         try:
             while not stop.is_set():
                 self.loop(clock())
-                if stop.wait(interval):
+                if stop.wait(self._pause(clock(), interval)):
                     break
         finally:
             self.close()

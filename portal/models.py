@@ -5,6 +5,7 @@ Money is whole KES in integer fields; every DateTimeField holds naive UTC.
 from __future__ import annotations
 
 import json
+import secrets
 import uuid
 from datetime import timedelta
 
@@ -18,7 +19,7 @@ from .timeutil import utcnow
 #: Deferred: ``init_db`` points it at the instance's file.
 db = SqliteDatabase(None)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 5
 PRAGMAS = {
     "journal_mode": "wal",
     "foreign_keys": 1,
@@ -79,6 +80,9 @@ class Purchase(BaseModel):
     #: Waiting for M-Pesa: counted in the backlog, shown to the customer as "pending".
     OPEN = (PUSHING, PENDING, UNANSWERED)
 
+    #: Opaque and unguessable: names the purchase in its page's URL and in the CallBackURL
+    #: (so a callback finds its purchase even when the push's answer never came back).
+    reference = CharField(max_length=32, unique=True, default=lambda: secrets.token_urlsafe(16))
     phone = CharField(max_length=12, index=True)  # 2547XXXXXXXX / 2541XXXXXXXX
     package = ForeignKeyField(Package, backref="purchases", on_delete="RESTRICT")
     amount = IntegerField()
@@ -332,8 +336,19 @@ def _explicit_purchase_states(migrator) -> None:
         Purchase.update(last_query_at=last).where(Purchase.id == row.id).execute()
 
 
+def _purchase_references(migrator) -> None:
+    """v5: every purchase gets an opaque reference (its page's URL, its CallBackURL)."""
+    from playhouse.migrate import migrate
+
+    if "reference" not in {column.name for column in db.get_columns("purchase")}:
+        migrate(migrator.add_column("purchase", "reference", CharField(max_length=32, null=True)))
+    for row in Purchase.select(Purchase.id).where(Purchase.reference.is_null()):
+        Purchase.update(reference=secrets.token_urlsafe(16)).where(Purchase.id == row.id).execute()
+    db.execute_sql("CREATE UNIQUE INDEX IF NOT EXISTS purchase_reference ON purchase (reference)")
+
+
 #: Migrations by target version: ``{2: fn(migrator)}`` using playhouse.migrate.
-MIGRATIONS = {2: _explicit_purchase_states}
+MIGRATIONS = {2: _explicit_purchase_states, 5: _purchase_references}
 
 
 def create_schema() -> int:
@@ -341,16 +356,21 @@ def create_schema() -> int:
     from playhouse.migrate import SqliteMigrator
 
     with db.connection_context():
-        db.create_tables(ALL_MODELS, safe=True)
-        row = SchemaVersion.select().order_by(SchemaVersion.version.desc()).first()
-        current = row.version if row else 0
+        current = 0
+        if SchemaVersion.table_exists():
+            row = SchemaVersion.select().order_by(SchemaVersion.version.desc()).first()
+            current = row.version if row else 0
         if current == 0:
+            db.create_tables(ALL_MODELS, safe=True)
             SchemaVersion.create(version=SCHEMA_VERSION)
             return SCHEMA_VERSION
+        # Migrations first: creating today's indexes on yesterday's tables would index
+        # columns that do not exist yet (SQLite then reads "name" as a string constant).
         migrator = SqliteMigrator(db)
         for version in sorted(v for v in MIGRATIONS if v > current):
             with db.atomic():
                 MIGRATIONS[version](migrator)
                 SchemaVersion.create(version=version)
             current = version
+        db.create_tables(ALL_MODELS, safe=True)  # tables (and indexes) new in this release
         return current

@@ -54,7 +54,7 @@ def pay(page, site: Site, *, mac: str, ip: str, package: str, phone: str,
     page.fill("#phone", phone)
     shot(page, f"{name}-1-landing")
     page.get_by_role("button", name="Pay with M-Pesa").click()
-    page.wait_for_url(re.compile(r"/purchases/\d+$"))
+    page.wait_for_url(re.compile(r"/purchases/[A-Za-z0-9_-]{16,}$"))
     shot(page, f"{name}-2-waiting")
 
 
@@ -65,9 +65,9 @@ def status_of(page) -> str:
 
 def grant_of_page(page) -> Grant:
     """The Grant earned by the purchase shown on the page."""
-    purchase_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
+    reference = page.url.rstrip("/").rsplit("/", 1)[1]
     with db.connection_context():
-        return Grant.get(Grant.purchase == purchase_id)
+        return Grant.get(Grant.purchase == Purchase.get(Purchase.reference == reference).id)
 
 
 def test_purchase_ends_online_on_the_router(site, phone_page):

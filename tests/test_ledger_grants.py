@@ -68,7 +68,7 @@ def test_crash_between_settlement_and_provisioning(site, tmp_path):
     # A fresh app (the next boot) opens the waiting page: it provisions what is due.
     restarted = create_app(config)
     try:
-        page = restarted.test_client().get(f"/purchases/{purchase.id}")
+        page = restarted.test_client().get(f"/purchases/{purchase.reference}")
         assert page.status_code == 200
         assert 'data-status="online"' in page.get_data(as_text=True)
     finally:
@@ -87,9 +87,9 @@ def test_router_down_at_payment_time_then_back(site):
     grant = grant_of(purchase)
     assert fresh(purchase).status == Purchase.PAID and grant.router_state == Grant.PENDING
     client = site.app.test_client()
-    state = client.get(f"/purchases/{purchase.id}.json").get_json()
+    state = client.get(f"/purchases/{purchase.reference}.json").get_json()
     assert state["status"] == "paid"
-    page = client.get(f"/purchases/{purchase.id}").get_data(as_text=True)
+    page = client.get(f"/purchases/{purchase.reference}").get_data(as_text=True)
     assert 'data-status="paid"' in page and "Paid. Connecting you now..." in page
     assert '<meta http-equiv="refresh" content="3">' in page
 

@@ -80,12 +80,15 @@ T = datetime(2026, 11, 30, 18, 0, 0)
 
 
 def make_v1_database(path) -> None:
-    """The tables as release 1 left them: Purchase.language, no last_query_at, no jobs."""
+    """The tables as release 1 left them: Purchase.language, no last_query_at, no jobs, no
+    purchase references."""
     init_db(str(path))
     create_schema()
     with db.connection_context():
         db.execute_sql("DROP TABLE job")
         db.execute_sql("ALTER TABLE purchase DROP COLUMN last_query_at")
+        db.execute_sql("DROP INDEX purchase_reference")
+        db.execute_sql("ALTER TABLE purchase DROP COLUMN reference")
         db.execute_sql("ALTER TABLE purchase ADD COLUMN language VARCHAR(2) NOT NULL DEFAULT 'en'")
         SchemaVersion.delete().execute()
         SchemaVersion.create(version=1)
@@ -127,9 +130,12 @@ def test_v1_database_is_migrated_to_explicit_states_and_keeps_every_sale(tmp_pat
         assert Purchase.select().where(Purchase.status == Purchase.REVIEW).get().result_desc \
             == "push timed out: no answer in 30s"
         assert db.table_exists("job")
+        # Every purchase gets its opaque reference (its page's URL, its CallBackURL).
+        references = [p.reference for p in Purchase.select()]
+        assert len(set(references)) == 5 and all(len(r) >= 16 for r in references)
     # Once is enough: a second start changes nothing.
     assert create_schema() == models.SCHEMA_VERSION
     with db.connection_context():
         assert [v.version for v in SchemaVersion.select().order_by(SchemaVersion.id)] == [
-            1, *range(2, models.SCHEMA_VERSION + 1)]
+            1, *sorted(models.MIGRATIONS)]
         assert Purchase.select().count() == 5

@@ -29,9 +29,15 @@ def post_buy(client, phone=PAYER, name="1 hour", device=DEVICE):
     return client.post("/buy", data={"package": package(name).id, "phone": phone, **device})
 
 
-def purchase_id(response) -> int:
+def purchase_ref(response) -> str:
+    """The opaque reference in the purchase page's URL a buy redirects to."""
     assert response.status_code == 303, text(response)
-    return int(re.search(r"/purchases/(\d+)$", response.headers["Location"]).group(1))
+    return re.search(r"/purchases/([A-Za-z0-9_-]{16,})$", response.headers["Location"]).group(1)
+
+
+def bought(reference: str) -> Purchase:
+    """The purchase a buy made, by the reference in its page's URL."""
+    return Purchase.get(Purchase.reference == reference)
 
 
 def status_of(page: str) -> str:
@@ -111,13 +117,13 @@ def test_bad_phone_shows_the_error_by_the_field_and_records_nothing(site, client
 @pytest.mark.parametrize("typed", ["0708 374 149", "+254 708 374149", "254708374149",
                                    "708374149"])
 def test_phone_as_kenyans_type_it(site, client, typed):
-    purchase = Purchase.get_by_id(purchase_id(post_buy(client, phone=typed)))
+    purchase = bought(purchase_ref(post_buy(client, phone=typed)))
     assert purchase.phone == "254708374149"
 
 
 def test_waiting_page_refreshes_itself_until_paid(site, client):
     site.daraja.decision_delay = 3600
-    page = text(client.get(f"/purchases/{purchase_id(post_buy(client))}"))
+    page = text(client.get(f"/purchases/{purchase_ref(post_buy(client))}"))
     assert status_of(page) == "pending"
     assert "Check your phone and enter your M-Pesa PIN" in page
     assert '<meta http-equiv="refresh" content="3">' in page
@@ -125,14 +131,14 @@ def test_waiting_page_refreshes_itself_until_paid(site, client):
 
 
 def test_paid_page_shows_code_receipt_time_left_and_device_is_online(site, client):
-    pid = purchase_id(post_buy(client))
-    assert wait_for(lambda: Purchase.get_by_id(pid).status == Purchase.PAID)
-    grant = Grant.get(Grant.purchase == pid)
+    pid = purchase_ref(post_buy(client))
+    assert wait_for(lambda: bought(pid).status == Purchase.PAID)
+    grant = Grant.get(Grant.purchase == bought(pid).id)
     assert wait_for(lambda: site.online(grant.username, IP))
     page = text(client.get(f"/purchases/{pid}"))
     assert status_of(page) == "online"
     assert re.search(rf'id="access-code"[^>]*>{grant.username}<', page)
-    assert re.search(rf'id="receipt">{Purchase.get_by_id(pid).receipt}<', page)
+    assert re.search(rf'id="receipt">{bought(pid).receipt}<', page)
     assert "59 minutes" in page or "1 hour" in page
     assert 'http-equiv="refresh"' not in page
     # Somebody else guessing the id sees the status, never the code.
@@ -141,8 +147,8 @@ def test_paid_page_shows_code_receipt_time_left_and_device_is_online(site, clien
 
 
 def test_failure_page_says_why_and_offers_try_again_with_the_phone(site, client):
-    pid = purchase_id(post_buy(client, phone=CANCELS))
-    assert wait_for(lambda: Purchase.get_by_id(pid).status == Purchase.FAILED)
+    pid = purchase_ref(post_buy(client, phone=CANCELS))
+    assert wait_for(lambda: bought(pid).status == Purchase.FAILED)
     page = text(client.get(f"/purchases/{pid}"))
     assert status_of(page) == "failed"
     assert re.search(r'id="reason" data-reason="cancelled">You cancelled the M-Pesa request',
@@ -153,21 +159,21 @@ def test_failure_page_says_why_and_offers_try_again_with_the_phone(site, client)
 
 
 def test_json_status_has_the_documented_shape(site, client):
-    pid = purchase_id(post_buy(client))
-    assert wait_for(lambda: Purchase.get_by_id(pid).status == Purchase.PAID)
+    pid = purchase_ref(post_buy(client))
+    assert wait_for(lambda: bought(pid).status == Purchase.PAID)
     state = client.get(f"/purchases/{pid}.json").get_json()
     assert {"status", "reason", "message", "access_code", "receipt", "expires_at",
             "time_left"} <= set(state)
     assert state["status"] in ("paid", "online") and state["reason"] is None
     assert set(state["message"]) == {"en", "sw"}
-    assert state["access_code"] == Grant.get(Grant.purchase == pid).username
+    assert state["access_code"] == Grant.get(Grant.purchase == bought(pid).id).username
     assert 3500 < state["time_left"] <= 3600
     assert client.get("/purchases/999.json").status_code == 404
 
 
 def test_same_phone_and_amount_is_not_pushed_twice_within_two_minutes(site, client):
     site.daraja.decision_delay = 3600
-    purchase_id(post_buy(client))
+    purchase_ref(post_buy(client))
     again = post_buy(client)
     assert again.status_code == 429
     assert "already sent a payment request" in text(again)
@@ -177,7 +183,7 @@ def test_same_phone_and_amount_is_not_pushed_twice_within_two_minutes(site, clie
 def test_one_device_gets_at_most_five_pushes_in_ten_minutes(site, client):
     site.daraja.decision_delay = 3600
     for n in range(5):
-        purchase_id(post_buy(client, phone=f"07120000{n:02d}"))
+        purchase_ref(post_buy(client, phone=f"07120000{n:02d}"))
     sixth = post_buy(client, phone="0712000099")
     assert sixth.status_code == 429
     assert re.search(r"wait (9|10) minutes", text(sixth))
@@ -189,10 +195,10 @@ def test_one_device_gets_at_most_five_pushes_in_ten_minutes(site, client):
 
 def test_router_login_form_when_the_portal_cannot_log_the_device_in(site, client):
     no_ip = {**DEVICE, "ip": ""}  # the router did not tell us the device's address
-    pid = purchase_id(post_buy(client, device=no_ip))
-    assert wait_for(lambda: Grant.get_or_none(Grant.purchase == pid) is not None
-                    and Grant.get(Grant.purchase == pid).router_state == Grant.ON_ROUTER)
-    code = Grant.get(Grant.purchase == pid).username
+    pid = purchase_ref(post_buy(client, device=no_ip))
+    assert wait_for(lambda: Grant.get_or_none(Grant.purchase == bought(pid).id) is not None
+                    and Grant.get(Grant.purchase == bought(pid).id).router_state == Grant.ON_ROUTER)
+    code = Grant.get(Grant.purchase == bought(pid).id).username
     page = text(client.get(f"/purchases/{pid}"))
     form = re.search(r'<form id="router-login" method="post" action="([^"]+)"', page)
     assert form and form.group(1) == LOGIN_URL
@@ -247,10 +253,10 @@ def test_ten_wrong_codes_then_the_device_must_wait(site, client):
 
 
 def test_reconnect_another_device_by_receipt_and_by_access_code(site, client):
-    pid = purchase_id(post_buy(client, name="1 week"))  # 3 devices
-    assert wait_for(lambda: Purchase.get_by_id(pid).receipt is not None)
-    purchase = Purchase.get_by_id(pid)
-    code = Grant.get(Grant.purchase == pid).username
+    pid = purchase_ref(post_buy(client, name="1 week"))  # 3 devices
+    assert wait_for(lambda: bought(pid).receipt is not None)
+    purchase = bought(pid)
+    code = Grant.get(Grant.purchase == bought(pid).id).username
     second = client.application.test_client()
     page = text(second.post("/reconnect", data={"code": purchase.receipt.lower(),
                                                  **OTHER_DEVICE}))
@@ -262,9 +268,9 @@ def test_reconnect_another_device_by_receipt_and_by_access_code(site, client):
 
 
 def test_reconnect_refuses_a_device_over_the_limit_and_wrong_codes(site, client):
-    pid = purchase_id(post_buy(client))  # 1 hour: one device
-    assert wait_for(lambda: Purchase.get_by_id(pid).receipt is not None)
-    code = Grant.get(Grant.purchase == pid).username
+    pid = purchase_ref(post_buy(client))  # 1 hour: one device
+    assert wait_for(lambda: bought(pid).receipt is not None)
+    code = Grant.get(Grant.purchase == bought(pid).id).username
     assert wait_for(lambda: site.online(code, IP))
     second = client.application.test_client()
     full = second.post("/reconnect", data={"code": code, **OTHER_DEVICE})
@@ -284,12 +290,12 @@ def test_every_customer_page_is_small_and_loads_nothing_from_elsewhere(site, cli
     assert response.status_code == 200 and b"http" not in css
     make_voucher("77778888")
     site.daraja.decision_delay = 3600
-    pending = purchase_id(post_buy(client, name="1 day"))
+    pending = purchase_ref(post_buy(client, name="1 day"))
     site.daraja.decision_delay = 0
-    paid = purchase_id(post_buy(client))
-    failed = purchase_id(post_buy(client, phone=CANCELS, name="1 week"))
-    assert wait_for(lambda: Purchase.get_by_id(paid).status == Purchase.PAID
-                    and Purchase.get_by_id(failed).status == Purchase.FAILED)
+    paid = purchase_ref(post_buy(client))
+    failed = purchase_ref(post_buy(client, phone=CANCELS, name="1 week"))
+    assert wait_for(lambda: bought(paid).status == Purchase.PAID
+                    and bought(failed).status == Purchase.FAILED)
     pages = {
         "landing": client.get("/"), "landing sw": client.get("/?lang=sw"),
         "pending": client.get(f"/purchases/{pending}?lang=en"),

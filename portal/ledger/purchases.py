@@ -1,42 +1,63 @@
-"""Purchases: an STK Push started, followed up by query, and expired without an answer.
+"""Purchases: an STK Push started, then asked about until M-Pesa gives its final word.
 
 Settlement itself (callback and query alike) lives in :mod:`.settlement`; this module
 starts purchases and decides when to ask Daraja again. The agent and the views call the
 same functions.
+
+Nothing here decides that a customer did not pay: only a final ResultCode from M-Pesa
+does. A purchase M-Pesa has not answered about keeps being asked about (densely while the
+customer is deciding, then backing off) for ``QUERY_HORIZON``; past that, or when there is
+nothing to ask about (a push whose answer never came), it goes to a person for review.
 """
 from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
 
-from ..errors import KibandaError, MpesaTimeout, NotFound, ValidationError
+from ..errors import KibandaError, MpesaBusy, MpesaTimeout, NotFound, ValidationError
 from ..models import OutboxEvent, Package, Purchase, db
 from ..phone import normalise_phone
-from ..timeutil import backoff_seconds
 from .limits import check_push_limits, normalise_mac
 from .settlement import settle
 
 log = logging.getLogger(__name__)
 
-QUERY_FIRST_DELAY, QUERY_MAX_DELAY = 5, 60
-#: A prompt times out on the phone after about a minute; 5 leaves room for slow networks.
-PENDING_LIFETIME = timedelta(minutes=5)
+#: While the customer is deciding (the prompt lives about a minute on the phone), ask
+#: every few seconds: at a site behind NAT the query is how a payment is seen at all.
+DENSE_QUERY_EVERY, DENSE_QUERY_PERIOD = 2, timedelta(seconds=90)
+#: Then back off: about a tenth of the purchase's age, from 10 s up to every 5 minutes.
+QUERY_MIN_DELAY, QUERY_MAX_DELAY = 10, 300
+#: How long M-Pesa is asked about a purchase before a person looks at it.
+QUERY_HORIZON = timedelta(hours=48)
+#: A push with no answer yet after this long died with the process that sent it.
+PUSH_ANSWER_WAIT = timedelta(minutes=2)
+#: The prompt on the phone has surely timed out by then: the page says "still confirming".
 PROMPT_LIFETIME = timedelta(minutes=2)
+#: The longest a package id can be (a form field; bounded before it reaches SQLite).
+_MAX_ID_DIGITS = 9
 
 
 def callback_url(config) -> str:
-    """The URL Daraja posts results to: the public base + the secret path token."""
+    """Where Daraja posts results: the public base + the secret path token.
+
+    Each purchase adds its own reference to it (:func:`purchase_callback_url`).
+    """
     base = str(config.get("CALLBACK_BASE_URL") or config.get("PORTAL_URL") or "").rstrip("/")
     return f"{base}/mpesa/callback/{config.get('CALLBACK_SECRET', '')}"
 
 
+def purchase_callback_url(base: str, purchase: Purchase) -> str:
+    """The CallBackURL of one purchase: the base with the purchase's opaque reference."""
+    return f"{base.rstrip('/')}/{purchase.reference}"
+
+
 def _package_on_sale(package_id) -> Package:
-    try:
-        package = Package.get_or_none(Package.id == int(package_id))
-    except (TypeError, ValueError):
-        package = None
+    text = str(package_id if package_id is not None else "").strip()
+    package = None
+    if text.isdigit() and len(text) <= _MAX_ID_DIGITS:
+        package = Package.get_or_none(Package.id == int(text))
     if package is None or not package.active:
-        raise ValidationError(f"package {package_id!r} is not on sale", field="package",
+        raise ValidationError(f"package {text[:20]!r} is not on sale", field="package",
                               en="Please choose a package.",
                               sw="Tafadhali chagua kifurushi.")
     return package
@@ -46,10 +67,11 @@ def start_purchase(package_id, phone_raw, *, mac, ip, link_login_only="", link_o
                    mpesa, callback_url, now, account_reference="WIFI") -> Purchase:
     """Validate, apply the abuse limits, send the STK Push and record the Purchase.
 
-    The row is written as ``pushing`` (inside a write transaction, so two taps cannot
-    both pass the limits) before the push leaves, and becomes ``pending`` with its
-    CheckoutRequestID once Daraja accepts. A push whose answer never comes is
-    ``unanswered``: it may have reached the phone, so it is kept, never re-sent.
+    Intent before action: the row is committed as ``pushing``, with the reference that
+    rides in the CallBackURL, before the push leaves (inside a write transaction, so two
+    taps cannot both pass the limits). Daraja's answer makes it ``pending`` with its
+    CheckoutRequestID; a push whose answer never comes is ``unanswered``: it may have
+    reached the phone, so it is never re-sent, and its callback still finds it.
     """
     package = _package_on_sale(package_id)
     phone = normalise_phone(phone_raw or "")
@@ -62,9 +84,10 @@ def start_purchase(package_id, phone_raw, *, mac, ip, link_login_only="", link_o
             status=Purchase.PUSHING, created_at=now, updated_at=now)
     try:
         pushed = mpesa.stk_push(phone, package.price, account_reference,
-                                f"WiFi {package.name_en}"[:13], callback_url, now=now)
+                                f"WiFi {package.name_en}"[:13],
+                                purchase_callback_url(callback_url, purchase), now=now)
     except MpesaTimeout as exc:
-        log.warning("purchase %s: push answer never came (%s); kept for review",
+        log.warning("purchase %s: push answer never came (%s); its callback will find it",
                     purchase.id, exc.operator_message)
         (Purchase.update(status=Purchase.UNANSWERED, result_desc=exc.operator_message,
                          updated_at=now)
@@ -75,16 +98,33 @@ def start_purchase(package_id, phone_raw, *, mac, ip, link_login_only="", link_o
         # Daraja refused before anything reached the phone: no attempt to keep.
         Purchase.delete().where(Purchase.id == purchase.id).execute()
         raise
-    (Purchase.update(status=Purchase.PENDING, checkout_request_id=pushed.checkout_request_id,
-                     merchant_request_id=pushed.merchant_request_id, updated_at=now,
-                     next_query_at=now + timedelta(seconds=QUERY_FIRST_DELAY))
-     .where((Purchase.id == purchase.id) & (Purchase.status == Purchase.PUSHING)).execute())
+    record_push_answer(purchase.id, pushed.checkout_request_id, pushed.merchant_request_id,
+                       now)
     return Purchase.get_by_id(purchase.id)
 
 
-def _query_delay(attempts: int) -> int:
-    """5 s, 10 s, 20 s, 40 s, then every 60 s."""
-    return backoff_seconds(attempts, QUERY_FIRST_DELAY, QUERY_MAX_DELAY)
+def record_push_answer(purchase_id: int, checkout_request_id: str, merchant_request_id: str,
+                       now: datetime) -> None:
+    """Store Daraja's answer to a push (its callback may have come first and settled it)."""
+    with db.atomic():
+        (Purchase.update(checkout_request_id=checkout_request_id,
+                         merchant_request_id=merchant_request_id, updated_at=now)
+         .where((Purchase.id == purchase_id) & Purchase.checkout_request_id.is_null())
+         .execute())
+        (Purchase.update(status=Purchase.PENDING, updated_at=now,
+                         next_query_at=now + timedelta(seconds=DENSE_QUERY_EVERY))
+         .where((Purchase.id == purchase_id)
+                & Purchase.status.in_((Purchase.PUSHING, Purchase.UNANSWERED)))
+         .execute())
+
+
+def next_query_delay(purchase: Purchase, now: datetime) -> float:
+    """Seconds to the next STK query: every 2 s for the first 90 s, then about a tenth of
+    the purchase's age (10 s at first, growing to every 5 minutes)."""
+    age = (now - purchase.created_at).total_seconds()
+    if age < DENSE_QUERY_PERIOD.total_seconds():
+        return DENSE_QUERY_EVERY
+    return min(QUERY_MAX_DELAY, max(QUERY_MIN_DELAY, round(age / 10)))
 
 
 def due_for_query(now: datetime) -> list[int]:
@@ -93,6 +133,14 @@ def due_for_query(now: datetime) -> list[int]:
         (Purchase.status == Purchase.PENDING) & Purchase.checkout_request_id.is_null(False)
         & Purchase.next_query_at.is_null(False) & (Purchase.next_query_at <= now))
     return [row.id for row in query.order_by(Purchase.next_query_at)]
+
+
+def next_query_at() -> datetime | None:
+    """When the soonest STK query is due (None when nothing waits): the agent wakes then."""
+    row = (Purchase.select(Purchase.next_query_at)
+           .where((Purchase.status == Purchase.PENDING) & Purchase.next_query_at.is_null(False))
+           .order_by(Purchase.next_query_at).first())
+    return row.next_query_at if row else None
 
 
 def poll_purchase(purchase_id: int, mpesa, now: datetime, force: bool = False) -> Purchase:
@@ -104,18 +152,26 @@ def poll_purchase(purchase_id: int, mpesa, now: datetime, force: bool = False) -
         return purchase
     if not force and purchase.next_query_at is not None and purchase.next_query_at > now:
         return purchase
+    attempts = purchase.query_attempts + 1
     # Claim this due time: of the page, its JSON and the agent, only one asks Daraja.
-    claimed = (Purchase.update(query_attempts=Purchase.query_attempts + 1, last_query_at=now,
+    claimed = (Purchase.update(query_attempts=attempts, last_query_at=now,
                                next_query_at=now + timedelta(
-                                   seconds=_query_delay(purchase.query_attempts + 1)))
+                                   seconds=next_query_delay(purchase, now)))
                .where((Purchase.id == purchase.id) & (Purchase.status == Purchase.PENDING)
                       & (Purchase.query_attempts == purchase.query_attempts)).execute())
     if not claimed:
         return Purchase.get_by_id(purchase.id)
     try:
         answer = mpesa.stk_query(purchase.checkout_request_id, now=now)
+    except MpesaBusy as exc:
+        # Throttled: ask this one again only after Daraja's own wait.
+        wait = max(exc.retry_after or 30, next_query_delay(purchase, now))
+        (Purchase.update(next_query_at=now + timedelta(seconds=wait))
+         .where((Purchase.id == purchase.id) & (Purchase.status == Purchase.PENDING)).execute())
+        log.info("purchase %s: Daraja busy, next query in %ss", purchase.id, wait)
+        return Purchase.get_by_id(purchase.id)
     except KibandaError as exc:
-        # Daraja busy or away: the claimed backoff already spaces out the next try.
+        # Daraja or the uplink away: the claimed backoff already spaces out the next try.
         log.info("purchase %s: STK query failed: %s", purchase.id, exc.operator_message)
         return Purchase.get_by_id(purchase.id)
     if answer.state == "success":
@@ -127,40 +183,33 @@ def poll_purchase(purchase_id: int, mpesa, now: datetime, force: bool = False) -
     return Purchase.get_by_id(purchase.id)
 
 
-def _answered_late(purchase: Purchase) -> bool:
-    """True when Daraja was asked after the prompt on the phone had surely timed out."""
-    return (purchase.last_query_at is not None
-            and purchase.last_query_at >= purchase.created_at + PROMPT_LIFETIME)
+def sweep_unconfirmed(now: datetime) -> int:
+    """Move on purchases M-Pesa may never answer about; returns how many went to review.
 
-
-def expire_stale(now: datetime, mpesa=None) -> int:
-    """Expire pending purchases with no answer after 5 minutes; returns how many.
-
-    With ``mpesa`` each one is queried first. Without it only purchases that Daraja
-    still called pending after the prompt had timed out on the phone are expired. A push
-    that never got its answer (``pushing`` or ``unanswered``: no CheckoutRequestID to ask
-    about) goes to review. A late success is still credited by settle().
+    A push still ``pushing`` after two minutes died with the process that sent it: it is
+    ``unanswered`` (its callback, which carries its reference, still finds it). An
+    unanswered push, or a pending one that Daraja has not answered about for
+    ``QUERY_HORIZON``, goes to review. Nothing is marked failed or expired here: only
+    M-Pesa's final word does that, and a success that comes later is still credited.
     """
-    old = Purchase.created_at <= now - PENDING_LIFETIME
-    (Purchase.update(status=Purchase.REVIEW, updated_at=now, next_query_at=None)
-     .where(old & Purchase.status.in_((Purchase.PUSHING, Purchase.UNANSWERED))).execute())
-    stale = list(Purchase.select().where((Purchase.status == Purchase.PENDING) & old))
-    expired = 0
+    (Purchase.update(status=Purchase.UNANSWERED, updated_at=now,
+                     result_desc="no answer to the push: the sender stopped")
+     .where((Purchase.status == Purchase.PUSHING)
+            & (Purchase.created_at <= now - PUSH_ANSWER_WAIT)).execute())
+    stale = list(Purchase.select().where(
+        Purchase.status.in_((Purchase.UNANSWERED, Purchase.PENDING))
+        & (Purchase.created_at <= now - QUERY_HORIZON)))
+    reviewed = 0
     for purchase in stale:
-        if mpesa is not None:
-            purchase = poll_purchase(purchase.id, mpesa, now, force=True)
-            if purchase.status != Purchase.PENDING:
-                continue
-        elif not _answered_late(purchase):
-            continue
         with db.atomic():
-            rows = (Purchase.update(status=Purchase.EXPIRED, updated_at=now, next_query_at=None,
-                                    result_desc=purchase.result_desc or "no answer from M-Pesa")
-                    .where((Purchase.id == purchase.id) & (Purchase.status == Purchase.PENDING))
+            rows = (Purchase.update(status=Purchase.REVIEW, updated_at=now, next_query_at=None,
+                                    result_desc=f"no final word from M-Pesa in "
+                                                f"{QUERY_HORIZON.total_seconds() / 3600:g} h")
+                    .where((Purchase.id == purchase.id) & (Purchase.status == purchase.status))
                     .execute())
             if rows:
-                OutboxEvent.record("purchase.expired", purchase_id=purchase.id,
+                OutboxEvent.record("purchase.review", purchase_id=purchase.id,
                                    checkout_request_id=purchase.checkout_request_id,
                                    at=now.isoformat())
-        expired += rows
-    return expired
+        reviewed += rows
+    return reviewed

@@ -4,37 +4,43 @@ The callback and the STK query both end in :func:`settle`. The first confirmatio
 by a conditional UPDATE checked by its row count; the Grant and the OutboxEvent are
 written in the same transaction, so a crash can never leave money without access or
 access without money. Everything that grants nothing is written to CallbackRecord.
+
+A callback is evidence, not proof. A success that carries its receipt, an amount not
+below the price and the phone the push went to is credited; one that lacks any of them,
+or does not match, is confirmed by an STK query first (the query speaks for the push we
+sent, its amount and phone included), and it never blocks a later genuine confirmation.
 """
 from __future__ import annotations
 
 import logging
-import time
 from datetime import datetime, timedelta
 
 from peewee import IntegrityError
 
 from ..errors import MalformedCallback
 from ..models import CallbackRecord, Grant, OutboxEvent, Purchase, db
-from ..mpesa import parse_callback
+from ..mpesa import CallbackResult, parse_callback
 from . import grants
 
 log = logging.getLogger(__name__)
 
-# Outcome words (also CallbackRecord.outcome).
-SETTLED, LATE, DUPLICATE, FAILED, UNKNOWN, MISMATCH, MALFORMED = (
-    "settled", "late", "duplicate", "failed", "unknown", "mismatch", "malformed")
+# Outcome words (also CallbackRecord.outcome). "unconfirmed": a success the query must
+# confirm before anything is granted.
+SETTLED, LATE, DUPLICATE, FAILED, UNKNOWN, MISMATCH, MALFORMED, UNCONFIRMED = (
+    "settled", "late", "duplicate", "failed", "unknown", "mismatch", "malformed",
+    "unconfirmed")
 
-#: A success may credit a purchase in these states; "review" waits for a person.
+#: A success may credit a purchase in these states; "review" waits for a person, except
+#: that M-Pesa's own final word (a query) may still credit it.
 _CREDITABLE = (Purchase.PENDING, Purchase.FAILED, Purchase.EXPIRED)
-#: How far back an unmatched callback is compared with pushes whose answer never came.
+#: How far back a callback with no reference is compared with pushes whose answer never came.
 _ORPHAN_WINDOW = timedelta(minutes=15)
-#: A push younger than this with no checkout id yet may still be waiting for its answer.
-_PUSH_ANSWER_AGE = timedelta(minutes=2)
-_PUSH_ANSWER_GRACE = 5.0
+#: States in which a purchase may still learn its CheckoutRequestID from its callback.
+_WITHOUT_ANSWER = (Purchase.PUSHING, Purchase.UNANSWERED, Purchase.REVIEW)
 
 
 def _mismatch(purchase: Purchase, amount: int | None, phone: str | None) -> str:
-    """Why a success cannot be credited to ``purchase`` ('' when it can)."""
+    """Why a callback's success does not match ``purchase`` ('' when it does)."""
     if amount is not None and amount < purchase.amount:
         return f"paid KES {amount}, price KES {purchase.amount}"
     if phone and str(phone) != purchase.phone:
@@ -58,12 +64,13 @@ def _fill_receipt(purchase: Purchase, receipt: str | None, now: datetime) -> Non
 def _credit(purchase: Purchase, *, result_code, result_desc, receipt, amount, via,
             now) -> str:
     """Mark ``purchase`` paid and create its Grant, once; returns the outcome word."""
+    creditable = _CREDITABLE + ((Purchase.REVIEW,) if via == "query" else ())
     with db.atomic():
         rows = (Purchase.update(
             status=Purchase.PAID, result_code=result_code if result_code is not None else 0,
             result_desc=result_desc, receipt=receipt, paid_amount=amount or purchase.amount,
             settled_at=now, updated_at=now, next_query_at=None)
-            .where((Purchase.id == purchase.id) & Purchase.status.in_(_CREDITABLE))
+            .where((Purchase.id == purchase.id) & Purchase.status.in_(creditable))
             .execute())
         if rows != 1:
             return DUPLICATE
@@ -79,13 +86,21 @@ def _credit(purchase: Purchase, *, result_code, result_desc, receipt, amount, vi
     return LATE if purchase.status != Purchase.PENDING else SETTLED
 
 
+def _confirm_by_query(purchase: Purchase, now: datetime) -> None:
+    """Have the next STK query about ``purchase`` asked now (the agent or its page asks)."""
+    (Purchase.update(next_query_at=now, updated_at=now)
+     .where((Purchase.id == purchase.id) & (Purchase.status == Purchase.PENDING)).execute())
+
+
 def settle(checkout_request_id: str, *, success: bool, result_code: int | None,
            result_desc: str, receipt: str | None = None, amount: int | None = None,
            phone: str | None = None, via: str, now: datetime) -> str:
     """Apply an M-Pesa answer (callback or query) to its purchase; returns the outcome word.
 
     settled / late (success after failed or expired) / duplicate / failed / unknown /
-    mismatch (amount below the price, or another phone: set aside for review).
+    unconfirmed (a callback's success without its receipt, amount and phone: the query
+    confirms it) / mismatch (a callback's amount below the price, another phone, or a
+    receipt another purchase already has: the query decides; nothing is blocked).
     """
     purchase = Purchase.get_or_none(Purchase.checkout_request_id == checkout_request_id)
     if purchase is None:
@@ -99,64 +114,66 @@ def settle(checkout_request_id: str, *, success: bool, result_code: int | None,
                        & Purchase.status.in_((Purchase.PENDING, Purchase.EXPIRED)))
                 .execute())
         return FAILED if rows else DUPLICATE
-    problem = _mismatch(purchase, amount, phone)
-    if problem:
-        log.warning("purchase %s: success not credited: %s", purchase.id, problem)
-        (Purchase.update(status=Purchase.REVIEW, result_code=result_code,
-                         result_desc=f"review: {problem}", paid_amount=amount,
-                         updated_at=now, next_query_at=None)
-         .where((Purchase.id == purchase.id) & Purchase.status.in_(_CREDITABLE)).execute())
-        return MISMATCH
+    if via == "callback":
+        problem = _mismatch(purchase, amount, phone)
+        if problem:
+            log.warning("purchase %s: callback success not credited: %s", purchase.id, problem)
+            _confirm_by_query(purchase, now)
+            return MISMATCH
+        if not (receipt and amount is not None and phone):
+            _confirm_by_query(purchase, now)
+            return UNCONFIRMED
+        if Purchase.select().where((Purchase.receipt == receipt)
+                                   & (Purchase.id != purchase.id)).exists():
+            log.warning("purchase %s: receipt %s is already another purchase's",
+                        purchase.id, receipt)
+            _confirm_by_query(purchase, now)
+            return MISMATCH
     try:
         outcome = _credit(purchase, result_code=result_code, result_desc=result_desc,
                           receipt=receipt, amount=amount, via=via, now=now)
     except IntegrityError:
-        # The unique receipt is the only constraint a valid credit can break: look which
-        # row holds it rather than read the database's message.
+        # The unique receipt is the only constraint a valid credit can break (another
+        # purchase took it meanwhile): look which row holds it rather than read the
+        # database's message, and let the query decide.
         if not receipt or not Purchase.select().where(
                 (Purchase.receipt == receipt) & (Purchase.id != purchase.id)).exists():
             raise
-        # The receipt already belongs to another purchase: a replayed or forged notice.
-        log.warning("purchase %s: receipt %s is already used", purchase.id, receipt)
-        (Purchase.update(status=Purchase.REVIEW, updated_at=now, next_query_at=None,
-                         result_desc=f"review: receipt {receipt} already used")
-         .where((Purchase.id == purchase.id) & Purchase.status.in_(_CREDITABLE)).execute())
+        _confirm_by_query(purchase, now)
         return MISMATCH
     if outcome == DUPLICATE:
         _fill_receipt(Purchase.get_by_id(purchase.id), receipt, now)
     return outcome
 
 
-def _push_in_flight(phone: str | None, now: datetime) -> bool:
-    """Is a push still waiting for Daraja's answer (so its checkout id is not stored yet)?"""
-    query = Purchase.select().where(
-        (Purchase.status == Purchase.PUSHING) & (Purchase.created_at >= now - _PUSH_ANSWER_AGE))
-    if phone:
-        query = query.where(Purchase.phone == str(phone))
-    return query.exists()
+def _by_reference(result: CallbackResult, reference: str | None, now: datetime
+                  ) -> tuple[Purchase | None, str]:
+    """The purchase whose CallBackURL carried ``reference``, and why it cannot be, if not.
 
-
-def _await_push_answer(checkout_request_id: str, phone: str | None, now: datetime) -> bool:
-    """Give an in-flight push a moment to store its checkout id; True once it is there."""
-    def stored() -> bool:
-        return Purchase.select().where(
-            Purchase.checkout_request_id == checkout_request_id).exists()
-
-    # Look for a push in flight first, then for the stored answer: an answer that lands
-    # between the two looks is then found by the second (the other order missed it).
-    in_flight = _push_in_flight(phone, now)
-    if stored():
-        return True
-    if not in_flight:
-        return False
-    deadline = time.monotonic() + _PUSH_ANSWER_GRACE
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
-        if stored():
-            return True
-        if not _push_in_flight(phone, now):
-            return stored()
-    return False
+    A push whose answer never came (or was never stored: the sender died) learns its
+    CheckoutRequestID here, so settle() finds it.
+    """
+    if not reference:
+        return None, ""
+    purchase = Purchase.get_or_none(Purchase.reference == reference[:32])
+    if purchase is None:
+        return None, f"no purchase has reference {reference[:32]!r}"
+    if purchase.checkout_request_id is None:
+        with db.atomic():
+            learned = (Purchase.update(checkout_request_id=result.checkout_request_id,
+                                       merchant_request_id=result.merchant_request_id,
+                                       updated_at=now)
+                       .where((Purchase.id == purchase.id)
+                              & Purchase.checkout_request_id.is_null()).execute())
+            if learned:
+                (Purchase.update(status=Purchase.PENDING, next_query_at=now)
+                 .where((Purchase.id == purchase.id)
+                        & Purchase.status.in_(_WITHOUT_ANSWER)).execute())
+        purchase = Purchase.get_by_id(purchase.id)
+    if purchase.checkout_request_id != result.checkout_request_id:
+        return None, (f"reference of purchase {purchase.id}, which has checkout "
+                      f"{purchase.checkout_request_id}")
+    return purchase, ""
 
 
 def _orphan_for(phone: str | None, amount: int | None, now: datetime) -> Purchase | None:
@@ -172,9 +189,13 @@ def _orphan_for(phone: str | None, amount: int | None, now: datetime) -> Purchas
     return query.order_by(Purchase.created_at.desc()).first()
 
 
-def record_callback(raw_body: bytes, remote_addr: str, now: datetime
-                    ) -> tuple[str, Purchase | None]:
-    """Settle a Daraja callback and keep a record of it; returns (outcome, purchase)."""
+def record_callback(raw_body: bytes, remote_addr: str, now: datetime,
+                    reference: str | None = None) -> tuple[str, Purchase | None]:
+    """Settle a Daraja callback and keep a record of it; returns (outcome, purchase).
+
+    ``reference`` is the purchase reference from the CallBackURL. Never waits: a callback
+    that beats the push's answer finds its purchase by that reference.
+    """
     text = raw_body.decode("utf-8", errors="replace")
     try:
         result = parse_callback(raw_body)
@@ -182,38 +203,38 @@ def record_callback(raw_body: bytes, remote_addr: str, now: datetime
         CallbackRecord.create(received_at=now, remote_addr=remote_addr or "",
                               outcome=MALFORMED, detail=exc.operator_message, body=text)
         return MALFORMED, None
-    def _settle() -> str:
-        return settle(result.checkout_request_id, success=result.success,
-                      result_code=result.result_code, result_desc=result.result_desc,
-                      receipt=result.receipt, amount=result.amount, phone=result.phone,
-                      via="callback", now=now)
-
-    outcome = _settle()
-    if outcome == UNKNOWN and _await_push_answer(result.checkout_request_id, result.phone, now):
-        # A quick customer's callback can beat Daraja's answer to our own push.
-        outcome = _settle()
-    purchase = Purchase.get_or_none(
-        Purchase.checkout_request_id == result.checkout_request_id)
+    purchase = Purchase.get_or_none(Purchase.checkout_request_id == result.checkout_request_id)
     detail = result.result_desc
-    if outcome == UNKNOWN and result.success:
+    if purchase is None:
+        purchase, problem = _by_reference(result, reference, now)
+        detail = problem or detail
+    outcome = UNKNOWN if purchase is None else settle(
+        result.checkout_request_id, success=result.success, result_code=result.result_code,
+        result_desc=result.result_desc, receipt=result.receipt, amount=result.amount,
+        phone=result.phone, via="callback", now=now)
+    if outcome == UNKNOWN and result.success and not reference:
         orphan = _orphan_for(result.phone, result.amount, now)
         if orphan is not None:
-            # Never credited automatically (no checkout id to prove it is ours), but put
-            # in front of a person with everything needed to decide.
+            # A callback to a CallBackURL without a reference (sent before references
+            # existed): never credited automatically, but put in front of a person.
             (Purchase.update(status=Purchase.REVIEW, updated_at=now,
                              result_desc=f"review: callback {result.checkout_request_id} "
                                          f"receipt {result.receipt} may be this push")
              .where(Purchase.id == orphan.id).execute())
             detail = f"may belong to purchase {orphan.id} (push answer never came)"
-    elif outcome == MISMATCH and purchase is not None:
-        detail = purchase.result_desc or detail
+    elif outcome == MISMATCH:
+        detail = (_mismatch(purchase, result.amount, result.phone)
+                  or f"receipt {result.receipt} is already another purchase's") \
+            + "; confirming by query"
+    elif outcome == UNCONFIRMED:
+        detail = "success without receipt, amount or phone; confirming by query"
     elif outcome == LATE:
         detail = f"late success credited: {result.result_desc}"
     CallbackRecord.create(received_at=now, remote_addr=remote_addr or "",
                           checkout_request_id=result.checkout_request_id,
                           result_code=result.result_code, outcome=outcome,
                           detail=detail or "", body=text)
-    if outcome in (UNKNOWN, MISMATCH):
+    if outcome in (UNKNOWN, MISMATCH, UNCONFIRMED):
         log.warning("callback %s from %s: %s (%s)", result.checkout_request_id, remote_addr,
                     outcome, detail)
     return outcome, purchase

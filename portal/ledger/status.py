@@ -5,6 +5,7 @@ from datetime import datetime
 
 from ..models import Purchase
 from ..mpesa import failure_reason, result_message
+from .purchases import PROMPT_LIFETIME
 from . import grants
 from .grants import grant_for
 
@@ -21,9 +22,18 @@ _MESSAGES = {
     "online": {"en": "You are online. Enjoy!", "sw": "Uko mtandaoni. Furahia!"},
     "used_up": {"en": "Your package has ended. Buy a new one to go back online.",
                 "sw": "Kifurushi chako kimeisha. Nunua kipya kurudi mtandaoni."},
-    "no_answer": {"en": "We got no answer from M-Pesa. No money was taken. Please try again.",
-                  "sw": "Hatukupata jibu kutoka M-Pesa. Hakuna pesa iliyotolewa. "
-                        "Tafadhali jaribu tena."},
+    "confirming": {"en": "We are still confirming with M-Pesa. If you paid, you will be "
+                         "connected automatically: keep this page open, or use your M-Pesa "
+                         "code on Reconnect.",
+                   "sw": "Bado tunathibitisha na M-Pesa. Kama ulilipa, utaunganishwa wenyewe: "
+                         "acha ukurasa huu wazi, au tumia namba ya muamala ya M-Pesa kwenye "
+                         "Unganisha tena."},
+    "no_answer": {"en": "We got no answer from M-Pesa about this payment. If M-Pesa took "
+                        "money, use your M-Pesa code on Reconnect or show the staff your "
+                        "M-Pesa message.",
+                  "sw": "Hatukupata jibu kutoka M-Pesa kuhusu malipo haya. Kama M-Pesa ilikata "
+                        "pesa, tumia namba ya muamala ya M-Pesa kwenye Unganisha tena au "
+                        "onyesha wahudumu ujumbe wako wa M-Pesa."},
     "review": {"en": "We could not confirm this payment. If M-Pesa took money, show the "
                      "staff your M-Pesa message and they will connect you.",
                "sw": "Hatukuweza kuthibitisha malipo haya. Kama M-Pesa ilikata pesa, "
@@ -35,13 +45,18 @@ def purchase_state(purchase: Purchase, now: datetime) -> dict:
     """Where a purchase stands, for the customer's page and its JSON.
 
     ``status`` is one of pending, paid, online, failed, expired (a contract with the
-    waiting page's script); ``reason`` says why it failed or expired.
+    waiting page's script); ``reason`` says why it failed or expired, or that a payment
+    is still being confirmed ("confirming": never "no money was taken" without M-Pesa's
+    final word).
     """
     grant = grant_for(purchase) if purchase.status == Purchase.PAID else None
     standing = grants.grant_status(grant, now) if grant else None
     status, reason = purchase.status, None
     if purchase.status in Purchase.OPEN:
         status = "pending"
+        if now >= purchase.created_at + PROMPT_LIFETIME:
+            # The prompt has timed out on the phone and M-Pesa has not said how it ended.
+            reason = "confirming"
     elif purchase.status == Purchase.PAID:
         status = standing.status if standing else "paid"
         if status == "expired":
@@ -57,7 +72,7 @@ def purchase_state(purchase: Purchase, now: datetime) -> dict:
     else:
         message = _MESSAGES[reason or status]
     return {
-        "id": purchase.id,
+        "id": purchase.reference,
         "status": status,
         "reason": reason,
         "message": message,

@@ -22,9 +22,29 @@ log = logging.getLogger(__name__)
 ACCEPTED = {"ResultCode": 0, "ResultDesc": "Accepted"}
 
 
+#: ``CALLBACK_ALLOWED_IPS=safaricom``: the addresses Safaricom's callbacks are widely
+#: reported to come from (no official list exists: a secondary check, never the only one).
+SAFARICOM_CALLBACK_SOURCES = (
+    "196.201.214.200", "196.201.214.206", "196.201.214.207", "196.201.214.208",
+    "196.201.213.114", "196.201.213.44", "196.201.212.127", "196.201.212.128",
+    "196.201.212.129", "196.201.212.132", "196.201.212.136", "196.201.212.138",
+    "196.201.212.69", "196.201.212.74",
+)
+
+
 def source_allowed(remote_addr: str, allowed: str) -> bool:
-    """True when no list is configured, or ``remote_addr`` is in one of its networks."""
-    networks = [item.strip() for item in str(allowed or "").split(",") if item.strip()]
+    """True when no list is configured, or ``remote_addr`` is in one of its networks.
+
+    The list is comma-separated addresses or networks; the word ``safaricom`` stands for
+    :data:`SAFARICOM_CALLBACK_SOURCES`.
+    """
+    networks = []
+    for item in str(allowed or "").split(","):
+        item = item.strip()
+        if item.lower() == "safaricom":
+            networks.extend(SAFARICOM_CALLBACK_SOURCES)
+        elif item:
+            networks.append(item)
     if not networks:
         return True
     try:
@@ -41,8 +61,13 @@ def source_allowed(remote_addr: str, allowed: str) -> bool:
 
 
 @bp.post("/mpesa/callback/<secret>")
-def stk_callback(secret: str):
-    """Settle one STK callback; provision the grant it earned right away."""
+@bp.post("/mpesa/callback/<secret>/<string(maxlength=32):reference>")
+def stk_callback(secret: str, reference: str | None = None):
+    """Settle one STK callback; provision the grant it earned right away.
+
+    ``reference`` (each purchase's CallBackURL carries its own) finds the purchase even
+    when the push's answer, and so its CheckoutRequestID, never came back.
+    """
     config = current_app.config
     expected = str(config.get("CALLBACK_SECRET") or "")
     if not expected or not hmac.compare_digest(secret.encode(), expected.encode()):
@@ -53,7 +78,8 @@ def stk_callback(secret: str):
         settlement.record_refused(body, request.remote_addr or "", now,
                                   "source address not in CALLBACK_ALLOWED_IPS")
         return jsonify(ResultCode=1, ResultDesc="Rejected"), 403
-    outcome, purchase = settlement.record_callback(body, request.remote_addr or "", now)
+    outcome, purchase = settlement.record_callback(body, request.remote_addr or "", now,
+                                                   reference=reference)
     if outcome == settlement.MALFORMED:
         return jsonify(ResultCode=1, ResultDesc="Rejected: malformed body"), 400
     if outcome in (settlement.SETTLED, settlement.LATE) and purchase is not None:

@@ -169,7 +169,7 @@ def buy():
         return _landing(form_error=exc.message_for(lang), phone=phone, chosen=chosen,
                         status=exc.status)
     _own("purchases", purchase.id)
-    return redirect(url_for(".purchase_page", purchase_id=purchase.id), 303)
+    return redirect(url_for(".purchase_page", reference=purchase.reference), 303)
 
 
 # -- the waiting / result page ------------------------------------------------------------
@@ -189,12 +189,12 @@ def _grant_view(grant: Grant | None, now, *, status: str, access_code, receipt,
             "login_url": login_url, "link_orig": link_orig}
 
 
-def _purchase_and_state(purchase_id: int):
+def _purchase_and_state(reference: str):
     """Load a purchase, move it on if due (query, provisioning), and say where it stands."""
     now = utcnow()
-    purchase = Purchase.get_or_none(Purchase.id == purchase_id)
+    purchase = Purchase.get_or_none(Purchase.reference == reference)
     if purchase is None:
-        raise NotFound(f"purchase {purchase_id}")
+        raise NotFound(f"purchase {reference[:40]!r}")
     if purchase.status == Purchase.PENDING and (
             purchase.next_query_at is None or purchase.next_query_at <= now):
         purchase = purchases.poll_purchase(purchase.id, app_mpesa(), now)
@@ -210,10 +210,11 @@ def _purchase_and_state(purchase_id: int):
     return purchase, state, now
 
 
-@bp.get("/purchases/<int:purchase_id>")
-def purchase_page(purchase_id: int):
+# The reference is opaque and unguessable: ids are sequential, references are not.
+@bp.get("/purchases/<string(maxlength=32):reference>")
+def purchase_page(reference: str):
     """Waiting, connecting, online or failed: refreshes itself while it waits."""
-    purchase, state, now = _purchase_and_state(purchase_id)
+    purchase, state, now = _purchase_and_state(reference)
     lang = current_language()
     grant = grants.grant_for(purchase) if state["status"] in ("paid", "online") else None
     device = session.get("device") or {}
@@ -227,10 +228,10 @@ def purchase_page(purchase_id: int):
                    grant_view=grant_view)
 
 
-@bp.get("/purchases/<int:purchase_id>.json")
-def purchase_json(purchase_id: int):
+@bp.get("/purchases/<string(maxlength=32):reference>.json")
+def purchase_json(reference: str):
     """The purchase's state for the waiting page's script (and the agent's tests)."""
-    _purchase, state, _now = _purchase_and_state(purchase_id)
+    _purchase, state, _now = _purchase_and_state(reference)
     return jsonify(state)
 
 
