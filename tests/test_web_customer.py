@@ -171,6 +171,35 @@ def test_json_status_has_the_documented_shape(site, client):
     assert client.get("/purchases/999.json").status_code == 404
 
 
+def test_purchase_pages_are_found_by_an_unguessable_reference_not_a_counted_id(site, client):
+    """Finding 10: ids are sequential, so anyone could read every purchase by counting."""
+    ref = purchase_ref(post_buy(client))
+    purchase = bought(ref)
+    assert len(ref) >= 16 and ref != str(purchase.id)
+    for guess in (str(purchase.id), f"{purchase.id}.json", "1", "2.json"):
+        assert client.get(f"/purchases/{guess}").status_code == 404
+    assert client.get(f"/purchases/{ref}").status_code == 200
+
+
+@pytest.mark.parametrize("hostile", [
+    ("POST", "/buy", {"package": "9" * 20, "phone": PAYER}),
+    ("POST", "/buy", {"package": "1" * 5000, "phone": PAYER}),
+    ("POST", "/buy", {"package": "-1", "phone": PAYER}),
+    ("POST", "/buy", {"package": "1e999", "phone": PAYER}),
+    ("GET", "/purchases/" + "9" * 20, None),
+    ("GET", "/purchases/" + "9" * 20 + ".json", None),
+    ("GET", "/purchases/" + "x" * 4000, None),
+])
+def test_hostile_numbers_in_a_purchase_get_a_clear_answer_never_a_5xx(site, client, hostile):
+    """Finding 9: these answered 500."""
+    method, url, form = hostile
+    answer = client.open(url, method=method, data=form)
+    assert answer.status_code in (400, 404), answer.status_code
+    if method == "POST":
+        assert "Please choose a package." in answer.get_data(as_text=True)
+    assert Purchase.select().count() == 0
+
+
 def test_same_phone_and_amount_is_not_pushed_twice_within_two_minutes(site, client):
     site.daraja.decision_delay = 3600
     purchase_ref(post_buy(client))
