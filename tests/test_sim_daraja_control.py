@@ -2,6 +2,7 @@
 M-Pesa client and a callback receiver then meet."""
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
@@ -293,3 +294,14 @@ def test_expired_tokens_make_the_client_fetch_a_new_one(sim, mpesa, receiver):
     assert control(sim, "POST", "/tokens/expire") == {"expired": True}
     push(mpesa, receiver, amount=30)
     assert control(sim, "GET", "/status")["token_requests"] == 2
+
+
+def test_a_taken_control_port_stops_the_emulator_from_starting():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        sim = DarajaSim(control_port=taken.getsockname()[1])
+        with pytest.raises(OSError):
+            sim.start()
+    with pytest.raises(requests.ConnectionError):  # the Daraja port was closed again
+        requests.get(sim.base_url + "/oauth/v1/generate", timeout=1)

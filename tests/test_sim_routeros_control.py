@@ -209,3 +209,14 @@ def test_the_clock_and_traffic_age_a_session(router_sim, api):
     (session,) = tuple(api.path("ip", "hotspot", "active"))
     assert (session["uptime"], session["bytes-in"], session["bytes-out"]) == (
         "1m30s", 3000, 50000)
+
+
+def test_a_taken_control_port_stops_the_emulator_from_starting():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        sim = RouterSim(control_port=taken.getsockname()[1])
+        with pytest.raises(OSError):
+            sim.start()
+    with pytest.raises(OSError):  # the API port was closed again
+        socket.create_connection(("127.0.0.1", sim.port), timeout=1).close()

@@ -136,9 +136,14 @@ class DarajaSim:
         for thread in self._threads:
             thread.start()
         if self._requested_control_port is not None:
-            self._control = ControlServer(self.host, self._requested_control_port,
-                                          control_routes(self), "daraja-sim-control")
-            self.control_port = self._control.start().port
+            control = ControlServer(self.host, self._requested_control_port,
+                                    control_routes(self), "daraja-sim-control")
+            try:
+                self.control_port = control.start().port
+            except OSError:
+                self.stop()  # the control port is taken: do not leave the emulator running
+                raise
+            self._control = control
         return self
 
     def stop(self) -> None:

@@ -77,9 +77,14 @@ class RouterSim:
         if self.clock == "real":
             self._spawn(self._real_clock, "routeros-sim-clock")
         if self._requested_control_port is not None:
-            self._control = ControlServer(self.host, self._requested_control_port,
-                                          control_routes(self), "routeros-sim-control")
-            self.control_port = self._control.start().port
+            control = ControlServer(self.host, self._requested_control_port,
+                                    control_routes(self), "routeros-sim-control")
+            try:
+                self.control_port = control.start().port
+            except OSError:
+                self.stop()  # the control port is taken: do not leave the emulator running
+                raise
+            self._control = control
         return self
 
     def stop(self) -> None:
