@@ -3,7 +3,8 @@
 ``Site`` is what the ``site`` fixture yields: the app on a real SQLite file, the RouterOS
 emulator it talks to and, when asked, the Daraja emulator and the portal's URL. ``buy``
 starts a purchase through the ledger; ``Browser`` drives the admin pages through the test
-client; the rest are small waits, clocks and page readers.
+client; ``CallbackReceiver`` stands in for a callback endpoint; the rest are small waits,
+clocks and page readers.
 """
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ import json
 import re
 import socket
 import sys
+import threading
 import time
 from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlencode
 
 import requests
 
 from portal.models import AdminUser, Package, Purchase, Voucher, db
+from portal.mpesa import parse_callback
 from portal.timeutil import utcnow
 
 SECRET = "test-callback-secret"
@@ -309,6 +313,72 @@ def used_voucher(batch, at) -> None:
 
 
 # --- ports -------------------------------------------------------------------------------------
+
+class CallbackReceiver:
+    """A tiny HTTP server standing in for the portal's callback endpoint.
+
+    It keeps each POST's body and its request target exactly as received (``targets``),
+    and answers ``status`` (200 unless a test changes it).
+    """
+
+    def __init__(self, path: str = "/mpesa/callback/s3cret"):
+        self.bodies: list[bytes] = []
+        self.targets: list[str] = []
+        self.status = 200
+        self.arrived = threading.Condition()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                with receiver.arrived:
+                    receiver.bodies.append(body)
+                    receiver.targets.append(self.path)
+                    receiver.arrived.notify_all()
+                    status = receiver.status
+                payload = b'{"ResultCode":0,"ResultDesc":"Accepted"}'
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = False
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.url = self.base + path
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       kwargs={"poll_interval": 0.02})
+        self.thread.start()
+
+    def for_checkout(self, checkout_request_id: str) -> list:
+        """Callbacks received for one push, decoded by the client's parser."""
+        with self.arrived:
+            return self._for_checkout_locked(checkout_request_id)
+
+    def wait(self, checkout_request_id: str, count: int = 1, timeout: float = 3.0) -> list:
+        """Wait until ``count`` callbacks for the push arrived (or the timeout)."""
+        deadline = time.monotonic() + timeout
+        with self.arrived:
+            while True:
+                found = self._for_checkout_locked(checkout_request_id)
+                left = deadline - time.monotonic()
+                if len(found) >= count or left <= 0:
+                    return found
+                self.arrived.wait(left)
+
+    def _for_checkout_locked(self, checkout_request_id):
+        return [c for c in map(parse_callback, self.bodies)
+                if c.checkout_request_id == checkout_request_id]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
 
 def free_port() -> int:
     """A port nobody listens on right now."""

@@ -31,13 +31,17 @@ def sim() -> None:
 @click.option("--state", "state_file", type=click.Path(dir_okay=False), default=None,
               help="JSON file to load the router state from and save it to.")
 @click.option("--factory-defaults", is_flag=True, help="Start as a reset router: no bridge, no hotspot.")
-def router_command(host, port, user, password, version, latency_ms, state_file, factory_defaults):
+@click.option("--control-port", type=int, default=None,
+              help="Serve the HTTP control interface on this port (0: any free port); "
+                   "off by default. See docs/emulators.md.")
+def router_command(host, port, user, password, version, latency_ms, state_file, factory_defaults,
+                   control_port):
     """Run the RouterOS API emulator until Ctrl-C or SIGTERM."""
     sim = RouterSim(host=host, port=port, user=user, password=password, version=version,
                     latency_ms=latency_ms, state_file=state_file,
-                    factory_defaults=factory_defaults, clock="real")
+                    factory_defaults=factory_defaults, clock="real", control_port=control_port)
     _serve(sim, lambda: [f"RouterOS {version} API emulator listening on {host}:{sim.port} "
-                         f"(user {user!r}); Ctrl-C to stop"])
+                         f"(user {user!r}); Ctrl-C to stop", *_control_line(sim)])
 
 
 @sim.command("mpesa")
@@ -52,17 +56,28 @@ def router_command(host, port, user, password, version, latency_ms, state_file, 
               help="Seconds from push to outcome (the customer 'typing the PIN').")
 @click.option("--callback-delay", default=0.0, show_default=True, type=float,
               help="Extra seconds before the callback is POSTed.")
+@click.option("--control-port", type=int, default=None,
+              help="Serve the HTTP control interface on this port (0: any free port); "
+                   "off by default. See docs/emulators.md.")
 def mpesa_command(host, port, consumer_key, consumer_secret, shortcode, passkey,
-                  decision_delay, callback_delay):
+                  decision_delay, callback_delay, control_port):
     """Run the Daraja (M-Pesa) emulator until Ctrl-C or SIGTERM."""
     sim = DarajaSim(host=host, port=port, consumer_key=consumer_key,
                     consumer_secret=consumer_secret, shortcode=shortcode, passkey=passkey,
-                    decision_delay=decision_delay, callback_delay=callback_delay)
+                    decision_delay=decision_delay, callback_delay=callback_delay,
+                    control_port=control_port)
     _serve(sim, lambda: [
         f"Daraja emulator at {sim.base_url} (shortcode {shortcode}, consumer key "
         f"{consumer_key!r}); Ctrl-C to stop",
         f"settings: KIBANDA_MPESA_BASE_URL={sim.base_url}", "test numbers:", TEST_NUMBER_TABLE,
-        "same phone + same amount again within 2 minutes: ResultCode 17"])
+        "same phone + same amount again within 2 minutes: ResultCode 17", *_control_line(sim)])
+
+
+def _control_line(sim) -> list[str]:
+    """The banner line naming the control interface, when it is on."""
+    if sim.control_url is None:
+        return []
+    return [f"control interface at {sim.control_url} (HTTP, JSON; see docs/emulators.md)"]
 
 
 def _serve(sim, banner) -> None:

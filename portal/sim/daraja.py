@@ -3,8 +3,10 @@
 ``DarajaSim`` serves OAuth, STK Push and STK Query over HTTP and decides each push's
 outcome from the test phone number (the field rules, test numbers and payload shapes are
 in ``daraja_rules``); a ``daraja_callbacks.CallbackSender`` thread POSTs the callbacks.
-Fault injection: ``fail_next``, ``expire_tokens``, a slow push answer, lost, duplicated
-and late callbacks. The ``kibanda sim mpesa`` command is in ``portal.cli.sim``.
+Fault injection (``daraja_faults.FaultPlan``): ``fail_next``, ``expire_tokens``, push
+answers held back or never sent, per-phone callbacks lost, doubled or delayed and STK Query
+outages. With ``control_port`` the same controls answer over HTTP (``daraja_control``).
+The ``kibanda sim mpesa`` command is in ``portal.cli.sim``.
 """
 from __future__ import annotations
 
@@ -17,7 +19,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from ..timeutil import utcnow
+from .control import ControlServer
 from .daraja_callbacks import CallbackSender, callback_times
+from .daraja_control import control_routes
+from .daraja_faults import FaultPlan
 from .daraja_rules import (
     DUPLICATE_WINDOW, FAULTS, SANDBOX_PASSKEY, SANDBOX_SHORTCODE, Refusal, bad_request,
     check_credentials, check_push, decide, error_body, new_checkout_id, new_receipt,
@@ -75,7 +80,8 @@ class DarajaSim:
                  push_response_delay: float = 0.0, oauth_response_delay: float = 0.0,
                  till_number: str | None = None,
                  timestamp_window: float | None = 600.0,
-                 invalidate_previous_token: bool = False, callback_timeout: float = 5.0):
+                 invalidate_previous_token: bool = False, callback_timeout: float = 5.0,
+                 control_port: int | None = None):
         self.host, self.port = host, port
         self.consumer_key, self.consumer_secret = consumer_key, consumer_secret
         self.shortcode, self.passkey = str(shortcode), passkey
@@ -99,12 +105,19 @@ class DarajaSim:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._tokens: dict[str, float] = {}
-        self._faults: dict[str, list[str]] = {"push": [], "query": [], "oauth": []}
+        #: What goes wrong next, or for a phone (``fail_next``, ``set_phone`` ...).
+        self.fault_plan = FaultPlan()
         self._transactions: dict[str, dict] = {}
         self._callbacks = CallbackSender(self._transactions, self._wake, callback_timeout)
         self._serial = 0
         self._server: _Server | None = None
         self._threads: list[threading.Thread] = []
+        # Set by stop(): push answers held back stop waiting and close their connection.
+        self._halt = threading.Event()
+        #: The HTTP control interface's port: None is off, 0 any free port until start().
+        self.control_port = control_port
+        self._requested_control_port = control_port
+        self._control: ControlServer | None = None
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -112,6 +125,7 @@ class DarajaSim:
         """Listen and serve in background threads; returns self."""
         self._server = _Server((self.host, self.port), self)
         self.port = self._server.server_address[1]
+        self._halt.clear()
         self._callbacks.resume()
         self._threads = [
             threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
@@ -121,10 +135,23 @@ class DarajaSim:
         ]
         for thread in self._threads:
             thread.start()
+        if self._requested_control_port is not None:
+            control = ControlServer(self.host, self._requested_control_port,
+                                    control_routes(self), "daraja-sim-control")
+            try:
+                self.control_port = control.start().port
+            except OSError:
+                self.stop()  # the control port is taken: do not leave the emulator running
+                raise
+            self._control = control
         return self
 
     def stop(self) -> None:
         """Stop serving, drop callbacks not yet due, and join every thread."""
+        if self._control is not None:
+            self._control.stop()
+            self._control = None
+        self._halt.set()
         self._callbacks.halt()
         if self._server is not None:
             self._server.shutdown()
@@ -144,6 +171,13 @@ class DarajaSim:
     def base_url(self) -> str:
         """Where the emulator listens, e.g. ``http://127.0.0.1:54321``."""
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def control_url(self) -> str | None:
+        """The HTTP control interface, e.g. ``http://127.0.0.1:54321`` (None when off)."""
+        if self._control is None:
+            return None
+        return f"http://{self.host}:{self.control_port}"
 
     @property
     def callback_timeout(self) -> float:
@@ -185,12 +219,16 @@ class DarajaSim:
 
     def fail_next(self, kind: str, n: int = 1, on: str = "push") -> None:
         """Answer the next ``n`` requests to ``on`` (push, query, oauth) with fault ``kind``."""
-        if kind not in FAULTS:
-            raise ValueError(f"unknown fault {kind!r}; one of {', '.join(sorted(FAULTS))}")
-        if on not in self._faults:
-            raise ValueError("on must be push, query or oauth")
-        with self._lock:
-            self._faults[on].extend([kind] * n)
+        self.fault_plan.fail_next(kind, n, on)
+
+    def delay_next_push(self, seconds: float, n: int = 1) -> None:
+        """Take the next ``n`` pushes but answer each only ``seconds`` later (read timeouts)."""
+        self.fault_plan.delay_next_push(seconds, n)
+
+    def set_phone(self, phone: str, **rules) -> dict:
+        """Rules for every later push to ``phone``: ``push_answer``, ``callback``,
+        ``callback_delay``, ``query_outage`` (see ``FaultPlan.set_phone``)."""
+        return self.fault_plan.set_phone(phone, **rules)
 
     def wait_for_callbacks(self, checkout_request_id: str, count: int = 1,
                            timeout: float = 5.0) -> dict:
@@ -276,8 +314,7 @@ class DarajaSim:
 
     def _inject_fault(self, on: str) -> bool:
         """Raise the next queued fault for ``on``; True when the answer must be dropped."""
-        with self._lock:
-            kind = self._faults[on].pop(0) if self._faults[on] else None
+        kind = self.fault_plan.take_fault(on)
         if kind is None or kind == "drop":
             return kind == "drop"
         status, code, message = FAULTS[kind]
@@ -297,6 +334,7 @@ class DarajaSim:
                 and clock - txn["pushed_monotonic"] < DUPLICATE_WINDOW
                 for txn in self._transactions.values())
             code, delivery = decide(push, self.shortcode, self.till_number, earlier_same)
+            delivery, callback_delay = self.fault_plan.callback(push["phone"], delivery)
             self._serial += 1
             txn = {
                 **push, "serial": self._serial,
@@ -311,11 +349,14 @@ class DarajaSim:
                 "callback_errors": [], "callback_statuses": [],
             }
             self._transactions[txn["checkout_request_id"]] = txn
-            self._callbacks.plan(txn, callback_times(txn, self.callback_delay,
+            self._callbacks.plan(txn, callback_times(txn, self.callback_delay + callback_delay,
                                                      self.late_callback_delay))
-        if self.push_response_delay:
-            time.sleep(self.push_response_delay)
-        if drop:
+        held, never = self.fault_plan.push_answer(push["phone"])
+        held += self.push_response_delay
+        # stop() ends the wait: the connection then closes unanswered
+        if held and self._halt.wait(held):
+            raise _Drop()
+        if drop or never:
             raise _Drop()
         handler.answer(200, {"MerchantRequestID": txn["merchant_request_id"],
                              "CheckoutRequestID": txn["checkout_request_id"],
@@ -335,6 +376,8 @@ class DarajaSim:
             txn = dict(txn) if txn else None
         if txn is None:
             raise bad_request("CheckoutRequestID")
+        if self.fault_plan.query_outage(txn["phone"]):
+            raise Refusal(*FAULTS["busy"])
         if time.monotonic() < txn["decided_monotonic"]:
             handler.answer(500, error_body("500.001.1001", "The transaction is being processed",
                                            request_id=checkout))

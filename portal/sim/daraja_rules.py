@@ -66,7 +66,7 @@ TEST_NUMBERS: dict[str, tuple[int, str]] = {
     "254700009030": (0, LATE),
 }
 
-#: The table printed by ``kibanda sim mpesa`` and copied into docs/mpesa-emulator.md.
+#: The table printed by ``kibanda sim mpesa`` and copied into docs/emulators.md.
 TEST_NUMBER_TABLE = """\
 | phone | outcome |
 |---|---|

@@ -4,8 +4,9 @@
 (``routeros_session.ApiSession``: login, dispatch, timed replies), speaking the
 emulator's own wire codec (``routeros_wire``). The menus and their rows are a
 ``RouterState``. Test controls here: reply latency, dropped connections, refused logins,
-max-sessions, reboot, factory reset, the router clock and hotspot traffic. The
-``kibanda sim router`` command is in ``portal.cli.sim``.
+max-sessions, reboot, factory reset, the router clock, devices joining and leaving the
+hotspot and their traffic; with ``control_port`` the same controls answer over HTTP
+(``routeros_control``). The ``kibanda sim router`` command is in ``portal.cli.sim``.
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import socket
 import threading
 import time
 
+from portal.sim.control import ControlServer
+from portal.sim.routeros_control import control_routes
 from portal.sim.routeros_session import BAD_LOGIN, ApiSession
 from portal.sim.routeros_state import RouterState
 
@@ -26,7 +29,7 @@ class RouterSim:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, user: str = "admin",
                  password: str = "", version: str = "7.16", latency_ms: float = 0,
                  state_file: str | os.PathLike | None = None, factory_defaults: bool = False,
-                 clock: str | None = None):
+                 clock: str | None = None, control_port: int | None = None):
         if clock not in (None, "real"):
             raise ValueError("clock must be None (manual) or 'real'")
         self.host = host
@@ -49,6 +52,10 @@ class RouterSim:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self.port = 0
+        #: The HTTP control interface's port: None is off, 0 any free port until start().
+        self.control_port = control_port
+        self._requested_control_port = control_port
+        self._control: ControlServer | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -69,10 +76,22 @@ class RouterSim:
         self._spawn(self._accept_loop, "routeros-sim-accept")
         if self.clock == "real":
             self._spawn(self._real_clock, "routeros-sim-clock")
+        if self._requested_control_port is not None:
+            control = ControlServer(self.host, self._requested_control_port,
+                                    control_routes(self), "routeros-sim-control")
+            try:
+                self.control_port = control.start().port
+            except OSError:
+                self.stop()  # the control port is taken: do not leave the emulator running
+                raise
+            self._control = control
         return self
 
     def stop(self) -> None:
         """Close the listener and every client connection, join threads, save state."""
+        if self._control is not None:
+            self._control.stop()
+            self._control = None
         self._stopping.set()
         if self._listener is not None:
             try:
@@ -96,6 +115,13 @@ class RouterSim:
     def address(self) -> tuple[str, int]:
         """``(host, port)`` the emulator listens on."""
         return self.host, self.port
+
+    @property
+    def control_url(self) -> str | None:
+        """The HTTP control interface, e.g. ``http://127.0.0.1:54321`` (None when off)."""
+        if self._control is None:
+            return None
+        return f"http://{self.host}:{self.control_port}"
 
     def _spawn(self, target, name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -135,7 +161,7 @@ class RouterSim:
                 last += whole
                 self.advance(whole)
 
-    def _drop_connections(self) -> None:
+    def _drop_connections(self) -> int:
         with self.lock:
             sessions = list(self._sessions)
         for session in sessions:
@@ -144,6 +170,7 @@ class RouterSim:
         for session in sessions:
             if session.thread is not None and session.thread is not current:
                 session.thread.join(timeout=5)
+        return len(sessions)
 
     def save_state(self) -> None:
         """Write the state file, if there is one and the state changed."""
@@ -152,6 +179,16 @@ class RouterSim:
                 self.state.save(self.state_file)
 
     # --- fault injection and inspection -----------------------------------------------------
+
+    def drop_connections(self) -> int:
+        """Cut every open API connection now; returns how many there were."""
+        return self._drop_connections()
+
+    @property
+    def open_connections(self) -> int:
+        """API connections open now, logged in or not."""
+        with self.lock:
+            return len(self._sessions)
 
     def drop_after(self, n: int) -> None:
         """One shot: the connection sending the next replies closes after ``n`` more sentences."""
@@ -199,6 +236,24 @@ class RouterSim:
             matched = self.state.add_traffic(user_or_mac, int(bytes_in), int(bytes_out))
         self.save_state()
         return matched
+
+    def device_joins(self, ip: str, mac: str) -> dict:
+        """A phone got a DHCP lease: it appears in ``/ip/hotspot/host``, not authorized.
+
+        Returns the host row as the API prints it; ValueError for a malformed ip or mac or
+        when no hotspot server runs.
+        """
+        with self.lock:
+            row = self.state.host_joins(ip, mac)
+        self.save_state()
+        return row
+
+    def device_leaves(self, ip_or_mac: str) -> int:
+        """A device left: its ``/ip/hotspot/host`` rows and sessions go; returns rows removed."""
+        with self.lock:
+            removed = self.state.host_leaves(ip_or_mac)
+        self.save_state()
+        return removed
 
     def rows(self, path: str) -> list[dict]:
         """A menu's rows as the API prints them (dicts of strings), e.g. ``/ip/hotspot/user``."""

@@ -1,0 +1,118 @@
+"""Devices joining and leaving the emulated hotspot, seen through /ip/hotspot/host.
+
+``RouterSim.device_joins(ip, mac)`` is what a real router does when a phone gets a DHCP
+lease: a row in /ip/hotspot/host, not authorized. A client reads it back with librouteros
+or with a raw API sentence (``?address=`` query, ``.proplist``).
+"""
+from __future__ import annotations
+
+import socket
+
+import librouteros
+import pytest
+from librouteros.exceptions import ConnectionClosed
+from librouteros.query import Key
+
+from portal.routeros.wire import SocketReader, encode_sentence
+from portal.sim.routeros import RouterSim
+from portal.sim.routeros_hotspot import NoHotspotServer
+
+IP, MAC = "10.5.50.23", "AA:BB:CC:DD:EE:01"
+OTHER_IP, OTHER_MAC = "10.5.50.24", "AA:BB:CC:DD:EE:02"
+
+
+@pytest.fixture
+def api(router_sim):
+    connection = librouteros.connect("127.0.0.1", "admin", "", port=router_sim.port, timeout=5)
+    yield connection
+    connection.close()
+
+
+def raw_call(port: int, *words: str) -> list[list[str]]:
+    """Log in on a bare socket, send one command, return every reply sentence."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        reader = SocketReader(sock)
+        sock.sendall(encode_sentence(["/login", "=name=admin", "=password="]))
+        assert reader.read_sentence() == ["!done"]
+        sock.sendall(encode_sentence(list(words)))
+        replies = []
+        while not replies or replies[-1][0] != "!done":
+            replies.append(reader.read_sentence())
+        return replies
+
+
+def hosts_at(api, ip: str) -> tuple:
+    """What a portal asks to check a claimed MAC: the host rows for a claimed ip."""
+    return tuple(api.path("ip", "hotspot", "host")
+                 .select(Key("mac-address"), Key("authorized"), Key("found-by"))
+                 .where(Key("address") == ip))
+
+
+def test_a_joining_device_is_a_host_not_authorized(router_sim, api):
+    row = router_sim.device_joins(IP, "aa-bb-cc-dd-ee-01")
+    assert row["mac-address"] == MAC and row["address"] == row["to-address"] == IP
+    assert row["server"] == "hotspot1" and row["authorized"] == "false"
+    assert hosts_at(api, IP) == ({"mac-address": MAC, "authorized": False,
+                                  "found-by": f"DHCP {IP}"},)
+    assert hosts_at(api, OTHER_IP) == ()
+
+
+def test_raw_print_with_an_address_query_and_proplist(router_sim):
+    router_sim.device_joins(IP, MAC)
+    router_sim.device_joins(OTHER_IP, OTHER_MAC)
+    replies = raw_call(router_sim.port, "/ip/hotspot/host/print",
+                       "=.proplist=mac-address,authorized", f"?address={OTHER_IP}")
+    assert replies == [["!re", f"=mac-address={OTHER_MAC}", "=authorized=false"], ["!done"]]
+
+
+def test_logging_in_authorizes_the_same_host_row(router_sim, api):
+    joined = router_sim.device_joins(IP, MAC)
+    api.path("ip", "hotspot", "user").add(name="K7P2QX", password="4839")
+    tuple(api("/ip/hotspot/active/login", user="K7P2QX", password="4839", ip=IP,
+              **{"mac-address": MAC}))
+    (host,) = router_sim.rows("/ip/hotspot/host")
+    assert host[".id"] == joined[".id"] and host["authorized"] == "true"
+
+
+def test_joining_again_changes_nothing_and_a_reused_ip_belongs_to_the_new_device(router_sim):
+    first = router_sim.device_joins(IP, MAC)
+    assert router_sim.device_joins(IP, MAC) == first
+    router_sim.device_joins(IP, OTHER_MAC)
+    assert [(h["address"], h["mac-address"]) for h in router_sim.rows("/ip/hotspot/host")] \
+        == [(IP, OTHER_MAC)]
+
+
+def test_a_leaving_device_takes_its_host_row_and_its_session(router_sim, api):
+    router_sim.device_joins(IP, MAC)
+    router_sim.device_joins(OTHER_IP, OTHER_MAC)
+    api.path("ip", "hotspot", "user").add(name="K7P2QX", password="4839")
+    tuple(api("/ip/hotspot/active/login", user="K7P2QX", password="4839", ip=IP,
+              **{"mac-address": MAC}))
+    assert router_sim.device_leaves(MAC.lower()) == 1
+    assert hosts_at(api, IP) == () and tuple(api.path("ip", "hotspot", "active")) == ()
+    assert router_sim.device_leaves(OTHER_IP) == 1
+    assert router_sim.device_leaves(OTHER_IP) == 0 and router_sim.rows("/ip/hotspot/host") == []
+
+
+@pytest.mark.parametrize("ip, mac", [
+    ("10.5.50", MAC), ("fe80::1", MAC), (IP, "AA:BB:CC:DD:EE"), (IP, "AA:BB-CC:DD:EE:01"),
+    (IP, "not a mac"),
+])
+def test_malformed_addresses_are_refused(router_sim, ip, mac):
+    with pytest.raises(ValueError):
+        router_sim.device_joins(ip, mac)
+    assert router_sim.rows("/ip/hotspot/host") == []
+
+
+def test_no_hotspot_no_host():
+    with RouterSim(factory_defaults=True) as sim:
+        with pytest.raises(NoHotspotServer):
+            sim.device_joins(IP, MAC)
+
+
+def test_a_reboot_forgets_the_hosts(router_sim, api):
+    router_sim.device_joins(IP, MAC)
+    router_sim.reboot()
+    with pytest.raises((ConnectionClosed, ConnectionError)):
+        hosts_at(api, IP)
+    assert router_sim.rows("/ip/hotspot/host") == []
