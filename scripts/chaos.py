@@ -209,11 +209,12 @@ class Chaos(threading.Thread):
         self.done: Counter = Counter()
 
     def run(self) -> None:
-        actions = [self.kill_portal, self.kill_agent, self.reboot_router,
-                   self.refuse_router_logins, self.cut_queries, self.drop_pushes,
-                   self.replay_callback]
+        # Kills are the point: they come three times as often as each other fault.
+        actions = {self.kill_portal: 3, self.kill_agent: 3, self.reboot_router: 1,
+                   self.refuse_router_logins: 1, self.cut_queries: 1, self.drop_pushes: 1,
+                   self.replay_callback: 1}
         while not self.stop_event.wait(self.rng.uniform(0.5, 1.5) * self.every):
-            action = self.rng.choice(actions)
+            action = self.rng.choices(list(actions), weights=list(actions.values()))[0]
             action()
             self.done[action.__name__] += 1
 
