@@ -182,6 +182,16 @@ def test_source_address_check_when_configured(site):
     assert fresh(purchase).status == Purchase.PAID and len(grants(purchase)) == 1
 
 
+def test_safaricom_stands_for_the_documented_callback_addresses():
+    from portal.web.callback import source_allowed
+
+    assert source_allowed("196.201.214.200", "safaricom")
+    assert source_allowed("196.201.212.74", " Safaricom ,10.0.0.0/8")
+    assert source_allowed("10.1.2.3", "safaricom, 10.0.0.0/8")
+    assert not source_allowed("127.0.0.1", "safaricom")
+    assert not source_allowed("not an address", "safaricom")
+
+
 def test_failure_callback_is_recorded_once_with_the_reason(site):
     purchase = buy(site, CANCELS)
     assert wait_for(lambda: fresh(purchase).status == Purchase.FAILED)
