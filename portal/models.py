@@ -18,7 +18,7 @@ from .timeutil import utcnow
 #: Deferred: ``init_db`` points it at the instance's file.
 db = SqliteDatabase(None)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 PRAGMAS = {
     "journal_mode": "wal",
     "foreign_keys": 1,
@@ -213,6 +213,8 @@ class AdminUser(BaseModel):
     role = CharField(max_length=12, default=OWNER)
     created_at = DateTimeField(default=utcnow)
     last_login_at = DateTimeField(null=True)
+    #: Bumped on sign-out and password change: a session signed with an older value is over.
+    session_version = IntegerField(default=0)
 
 
 class LoginFailure(BaseModel):
@@ -332,8 +334,17 @@ def _explicit_purchase_states(migrator) -> None:
         Purchase.update(last_query_at=last).where(Purchase.id == row.id).execute()
 
 
+def _admin_session_versions(migrator) -> None:
+    """v3: each admin user has a session version, so signing out ends a copied cookie too."""
+    from playhouse.migrate import migrate
+
+    columns = {column.name for column in db.get_columns("admin_user")}
+    if "session_version" not in columns:
+        migrate(migrator.add_column("admin_user", "session_version", IntegerField(default=0)))
+
+
 #: Migrations by target version: ``{2: fn(migrator)}`` using playhouse.migrate.
-MIGRATIONS = {2: _explicit_purchase_states}
+MIGRATIONS = {2: _explicit_purchase_states, 3: _admin_session_versions}
 
 
 def create_schema() -> int:
