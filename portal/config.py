@@ -78,8 +78,11 @@ def _write_private(path: Path, content: bytes) -> bool:
 
 
 def ensure_instance(path: Path) -> list[str]:
-    """Create the instance folder and any missing key file; return the names created."""
-    path.mkdir(parents=True, exist_ok=True)
+    """Create the instance folder (mode 0700) and any missing key file; return the names created."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # The folder holds the database, the keys and the settings: its owner only, also for
+    # a folder an older release made (or a technician made by hand).
+    os.chmod(path, 0o700)
     created = []
     generators = {
         "secret_key": lambda: secrets.token_hex(32).encode(),

@@ -5,6 +5,7 @@ Money is whole KES in integer fields; every DateTimeField holds naive UTC.
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from datetime import timedelta
 
@@ -298,9 +299,31 @@ ALL_MODELS = [Package, Purchase, VoucherBatch, Voucher, Grant, OutboxEvent, Call
 
 
 def init_db(path: str) -> SqliteDatabase:
-    """Point the deferred database at ``path`` with WAL, foreign keys and a busy timeout."""
+    """Point the deferred database at ``path`` with WAL, foreign keys and a busy timeout.
+
+    The file is made private (0600) before SQLite opens it; SQLite gives the -wal and -shm
+    files it creates the database file's mode.
+    """
+    if path != ":memory:" and not path.startswith("file:"):
+        make_private(path)
     db.init(path, pragmas=PRAGMAS, check_same_thread=False)
     return db
+
+
+def make_private(path: str) -> None:
+    """Create the database file with mode 0600, or set 0600 on it and its -wal and -shm.
+
+    They hold live access codes, phone numbers and password hashes.
+    """
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    for name in (path, path + "-wal", path + "-shm"):
+        try:
+            os.chmod(name, 0o600)
+        except FileNotFoundError:
+            continue
 
 
 def _explicit_purchase_states(migrator) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 from portal.config import ensure_instance, load_settings, write_config_values
 
@@ -31,3 +32,50 @@ def test_configuration_layers_defaults_file_environment_test(tmp_path):
     assert settings["ROUTER_PORT"] == 1
     assert settings["DATABASE"] == str(tmp_path / "kibanda.db")
     assert len(settings["SECRET_KEY"]) == 64
+
+
+def mode_of(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def database_files(folder) -> list:
+    return [folder / name for name in ("kibanda.db", "kibanda.db-wal", "kibanda.db-shm")]
+
+
+def test_instance_folder_and_database_files_are_private_new_and_existing(make_site, tmp_path):
+    import sqlite3
+
+    from agent.worker import Agent
+    from portal.models import db
+    from portal.timeutil import utcnow
+
+    old_umask = os.umask(0o022)
+    try:
+        # An instance an older release left world-readable, its database open in WAL mode.
+        existing = tmp_path / "instance-2"
+        existing.mkdir(mode=0o755)
+        older = sqlite3.connect(existing / "kibanda.db")
+        older.execute("PRAGMA journal_mode=wal")
+        older.execute("CREATE TABLE leftover (x)")
+        older.execute("INSERT INTO leftover VALUES (1)")
+        older.commit()
+        assert all(mode_of(f) == 0o644 for f in database_files(existing))
+
+        for _ in ("new", "existing"):
+            site = make_site(users=True)
+            folder = Path(site.app.instance_path)
+            assert site.app.test_client().get("/admin/login").status_code == 200
+            worker = Agent(site.app.config)
+            try:
+                assert worker.loop(utcnow()).ok
+            finally:
+                worker.close()
+            db.connect(reuse_if_open=True)  # the -wal and -shm files exist while it is open
+            db.execute_sql("SELECT count(*) FROM admin_user")
+            assert mode_of(folder) == 0o700, folder
+            for file in database_files(folder):
+                assert mode_of(file) == 0o600, file
+            db.close()
+        older.close()
+    finally:
+        os.umask(old_umask)
