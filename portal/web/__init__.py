@@ -7,6 +7,7 @@ request (``current_branding``) live here because only views need them in that fo
 from __future__ import annotations
 
 import logging
+import secrets
 
 from flask import Flask, current_app, g, jsonify, render_template, request
 from peewee import DatabaseError
@@ -62,6 +63,28 @@ def forget_branding() -> None:
     g.pop(_BRANDING, None)
 
 
+def csp_nonce() -> str:
+    """This response's nonce: the admin pages' own <script> and <style> elements carry it."""
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(16)
+    return g.csp_nonce
+
+
+def admin_policy(nonce: str) -> str:
+    """The admin pages' Content-Security-Policy: their own files and nonce-marked elements."""
+    return (f"default-src 'self'; script-src 'self' 'nonce-{nonce}'; "
+            f"style-src 'self' 'nonce-{nonce}'; img-src 'self'; object-src 'none'; "
+            f"base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+def _security_headers(response):
+    # No page of the portal is ever shown inside another site's frame (clickjacking).
+    response.headers["X-Frame-Options"] = "DENY"
+    if request.path == "/admin" or request.path.startswith("/admin/"):
+        response.headers["Content-Security-Policy"] = admin_policy(csp_nonce())
+    return response
+
+
 def register(app: Flask) -> None:
     """Register every blueprint, the template helpers and the domain error handlers."""
     from . import admin, callback, customer, health
@@ -70,6 +93,8 @@ def register(app: Flask) -> None:
     i18n.init_app(app)
     # Every page that names the venue (customer, admin, error) asks this, once per request.
     app.add_template_global(current_branding, "site_branding")
+    app.add_template_global(csp_nonce, "csp_nonce")
+    app.after_request(_security_headers)
     for blueprint in (health.bp, admin.bp, customer.bp, callback.bp):
         app.register_blueprint(blueprint)
 

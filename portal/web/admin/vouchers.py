@@ -9,7 +9,7 @@ from ...models import AuditLog, Package
 from ...timeutil import utcnow
 from ...venue import vouchers
 from ...venue.printing import LAYOUTS, batch_csv, render_sheet
-from .. import app_router, current_branding
+from .. import app_router, csp_nonce, current_branding
 from ..i18n import current_language, gettext as _
 from . import OWNER, bp, client_address, flash_error, login_required
 
@@ -96,7 +96,7 @@ def voucher_print(batch_id: int):
                    client_address())
     html = render_sheet(batch, codes, layout=layout, venue=current_branding()["name"],
                         dns_name=current_app.config["HOTSPOT_DNS_NAME"],
-                        lang=current_language())
+                        lang=current_language(), nonce=csp_nonce())
     return Response(html, mimetype="text/html")
 
 
