@@ -22,9 +22,12 @@ from system_tools import require
 from portal.venue.hotspot_files import (
     HOTSPOT_DIR,
     HOTSPOT_FILES,
+    ROUTER_ERRORS,
     render_directory,
     render_file,
     render_zip,
+    router_error_key,
+    router_error_message,
 )
 
 PORTAL = "http://10.5.50.2:8080"
@@ -218,6 +221,29 @@ def test_alogin_continues_to_the_original_page_or_the_portal():
 def test_error_page_shows_the_router_error():
     page = router_page("error.html", error="no more sessions", **{"link-login": "http://10.5.50.1/login"})
     assert "no more sessions" in page and 'href="http://10.5.50.1/login"' in page
+
+
+def errors_txt() -> dict[str, str]:
+    """Kibanda's errors.txt as {key: message}."""
+    lines = (HOTSPOT_DIR / "errors.txt").read_text(encoding="utf-8").splitlines()
+    return {key.strip(): message.strip() for key, sep, message in
+            (line.partition("=") for line in lines if not line.startswith("#")) if sep}
+
+
+def test_every_router_error_is_recognised_as_the_router_fills_it_in():
+    messages = errors_txt()
+    assert set(messages) - {"radius-reply"} == set(ROUTER_ERRORS)
+    for key, message in messages.items():
+        filled = ros_template_render(message, {"username": "84120037", "ip": "10.5.50.23",
+                                               "error-orig": "no ip pool"})
+        if key == "radius-reply":  # whatever a RADIUS server said: never repeated
+            assert router_error_key(filled) is None
+            continue
+        assert router_error_key(filled) == key, filled
+        english, swahili = ROUTER_ERRORS[key]
+        assert router_error_message(filled, "en") == english
+        assert router_error_message(filled, "sw") == swahili
+        assert "84120037" not in english + swahili
 
 
 # --- the renderer ---------------------------------------------------------------------------

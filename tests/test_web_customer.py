@@ -95,6 +95,44 @@ def test_router_post_fields_survive_in_the_session(client):
     assert "javascript:" not in hostile
 
 
+def router_notice(page: str) -> str | None:
+    """The router's error as the landing page shows it (None when it shows none)."""
+    match = re.search(r'<p class="notice" role="alert">([^<]*)</p>', page)
+    return match.group(1) if match else None
+
+
+@pytest.mark.parametrize("sent, lang, shown", [
+    # Kibanda's own errors.txt, as the router fills it in and login.html posts it.
+    ("Wrong or unknown code. Check it and try again. / Msimbo si sahihi. Angalia na ujaribu "
+     "tena.", "en", "Wrong or unknown code. Check it and try again."),
+    ("Wrong or unknown code. Check it and try again. / Msimbo si sahihi. Angalia na ujaribu "
+     "tena.", "sw", "Msimbo si sahihi. Angalia na ujaribu tena."),
+    # The username the router fills in is never shown back.
+    ("The time on code CALL 0700 000 000 NOW is used up. Buy a new package. / Muda wa msimbo "
+     "CALL 0700 000 000 NOW umekwisha. Nunua kifurushi kipya.", "en",
+     "The time on this code is used up. Buy a new package."),
+    # A router still on its stock pages, and the bare key.
+    ("invalid username or password", "en", "Wrong or unknown code. Check it and try again."),
+    ("user $(username) has reached uptime limit".replace("$(username)", "8412"), "sw",
+     "Muda wa msimbo huu umekwisha. Nunua kifurushi kipya."),
+    ("ippool-empty", "en", "The WiFi is full right now. Try again later."),
+    # Anything else: a plain "could not log you in", never the words sent.
+    ("Your WiFi is blocked. Pay KES 500 to 0700 000 000 to unblock it.", "en",
+     "The router could not log you in. Please try again."),
+    ("<b>Win a prize</b>", "sw", "Ruta haikuweza kukuingiza. Tafadhali jaribu tena."),
+    ("Wrong or unknown code. " * 400, "en", "The router could not log you in. Please try again."),
+    ("", "en", None),
+], ids=["kibanda-en", "kibanda-sw", "username-not-echoed", "stock-page", "stock-page-sw",
+        "bare-key", "unknown", "unknown-sw", "too-long", "none"])
+def test_router_error_shows_only_known_router_messages_in_the_customers_language(
+        client, sent, lang, shown):
+    answer = client.get("/", query_string={"error": sent, "lang": lang})
+    assert answer.status_code == 200
+    assert router_notice(text(answer)) == shown
+    posted = client.post("/", data={**DEVICE, "error": sent, "lang": lang})
+    assert router_notice(text(posted)) == shown
+
+
 # -- buying --------------------------------------------------------------------------------
 
 def test_bad_phone_shows_the_error_by_the_field_and_records_nothing(site, client):

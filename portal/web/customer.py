@@ -21,6 +21,7 @@ from ..ledger import codes, grants, purchases, status
 from ..models import Grant, Package, Purchase, db
 from ..phone import display_phone
 from ..timeutil import format_local, utcnow
+from ..venue.hotspot_files import router_error_message
 from ..venue.packages import format_size
 from ..venue.wording import devices_words, duration_words, speed_words
 from . import app_mpesa, app_router, current_branding
@@ -125,7 +126,8 @@ def _landing(*, errors=None, form_error=None, phone="", chosen=None, voucher_cod
              status=200):
     lang = current_language()
     device = _device()
-    router_error = (request.values.get("error") or "").strip()[:200]
+    # Anyone can put words in ?error=: show only what the router's errors.txt can say.
+    router_error = router_error_message(request.values.get("error", "")[:1000], lang)
     try:
         chosen = int(chosen) if chosen not in (None, "") else None
     except ValueError:
