@@ -262,6 +262,16 @@ def test_site_values_are_html_escaped():
     assert parse(text).title == "<script>alert(1)</script> & Co WiFi"
 
 
+@pytest.mark.parametrize("name", [n for n in HOTSPOT_FILES if n.endswith(".html")])
+def test_router_syntax_in_the_venue_name_is_shown_not_run_by_the_router(name):
+    venue = "Free $(link-login-only) $(if chap-id)WiFi $ 5"
+    text = render_file(name, PORTAL, venue).decode()
+    assert "$(link-login-only) $(if" not in text
+    page = ros_template_render(text, ROUTER_VALUES)  # no unbalanced $(if from the name
+    assert parse(page).title == venue + " WiFi"  # what the phone shows: the name as typed
+    assert f"Free {ROUTER_VALUES['link-login-only']}" not in page
+
+
 @pytest.mark.parametrize("kwargs", [
     {"portal_url": "javascript:alert(1)"},
     {"portal_url": 'http://x" onmouseover="y'},

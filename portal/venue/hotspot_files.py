@@ -3,7 +3,8 @@
 The files in ``hotspot-html/`` carry two kinds of markers. ``{{PORTAL_URL}}``,
 ``{{SITE_NAME}}`` and ``{{PRIMARY_COLOR}}`` are filled in here, once per site, before
 the files are uploaded to (or fetched by) the router. ``$(...)`` belongs to the
-router, which expands it on every request; the renderer never touches it.
+router, which expands it on every request; the renderer never touches it, and a ``$`` in
+a site value is written ``&#36;`` so the router never reads the venue's name as its own.
 """
 
 from __future__ import annotations
@@ -63,9 +64,18 @@ def _site_values(portal_url: str, site_name: str, primary_color: str) -> dict[st
     return {
         # Pages append "/..." themselves; a trailing slash here would double it.
         "PORTAL_URL": html.escape(portal_url.rstrip("/"), quote=True),
-        "SITE_NAME": html.escape(site_name.strip(), quote=True),
+        "SITE_NAME": router_text(site_name.strip()),
         "PRIMARY_COLOR": html.escape(primary_color, quote=True),
     }
+
+
+def router_text(value: str) -> str:
+    """``value`` HTML-escaped for a hotspot page, its ``$`` too.
+
+    The router expands every ``$(...)`` in the pages it serves; ``&#36;`` is a dollar sign
+    to the phone's browser and nothing to the router.
+    """
+    return html.escape(value, quote=True).replace("$", "&#36;")
 
 
 #: The head every page shares (meta tags, title, base styles), kept in one file so a
