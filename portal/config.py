@@ -41,6 +41,8 @@ DEFAULTS: dict[str, object] = {
     "ROUTER_LOGIN_METHOD": "plain",
     "HOTSPOT_SERVER": "hotspot1",
     "HOTSPOT_DNS_NAME": "wifi.kibanda.lan",
+    # The hotspot's gateway address(es) on the router, e.g. 10.5.50.1 (comma-separated).
+    "HOTSPOT_ADDRESS": "",
     # M-Pesa (Daraja)
     "MPESA_BASE_URL": "https://sandbox.safaricom.co.ke",
     "MPESA_CONSUMER_KEY": "",

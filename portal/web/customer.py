@@ -31,6 +31,11 @@ bp = Blueprint("customer", __name__)
 
 DEVICE_FIELDS = ("mac", "ip", "link-login-only", "link-orig")
 _MAC = re.compile(r"^[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}$")
+# No user part, no backslash, no spaces: what a browser and this check read as the host
+# must be the same host.
+_ROUTER_LINK = re.compile(r"^https?://(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?"
+                          r"(?:[/?#][^\s\\]*)?$", re.I)
+_LINK = re.compile(r"^https?://[^\s\\]+$", re.I)
 _OWNED_MAX = 20
 
 
@@ -95,15 +100,29 @@ def _clean(name: str, value: str) -> str:
             return str(ipaddress.ip_address(value))
         except ValueError:
             return ""
-    # Links end up as a form action and a link: never a javascript: or data: URL.
-    return value if re.match(r"^https?://", value, re.I) and len(value) <= 2000 else ""
+    if len(value) > 2000:
+        return ""
+    if name == "link-login-only":
+        # The router-login form posts the customer's access code here: only ever to the
+        # hotspot itself (its DNS name or gateway address) or the router's own address.
+        match = _ROUTER_LINK.fullmatch(value)
+        config = current_app.config
+        allowed = {str(config.get("HOTSPOT_DNS_NAME") or ""), str(config.get("ROUTER_HOST") or ""),
+                   *str(config.get("HOTSPOT_ADDRESS") or "").split(",")}
+        allowed = {host.strip().strip("[]").lower() for host in allowed} - {""}
+        host = match.group("host").strip("[]").lower() if match else ""
+        return value if host in allowed else ""
+    # link-orig: where the customer wanted to go, any http(s) address; only ever a plain
+    # link (and the router's dst), never where a form sends the code.
+    return value if _LINK.fullmatch(value) else ""
 
 
 def _device() -> dict:
     """Device fields from this request (query or form), else those kept in the session."""
     kept = session.get("device") or {}
     given = {name: request.values[name] for name in DEVICE_FIELDS if name in request.values}
-    device = {name: _clean(name, given[name]) if name in given else kept.get(name, "")
+    # What the session kept is checked again: it may predate a stricter rule.
+    device = {name: _clean(name, given[name] if name in given else kept.get(name, ""))
               for name in DEVICE_FIELDS}
     if given and device != kept:
         session["device"] = device
