@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from datetime import timedelta
 
@@ -26,6 +27,18 @@ PRAGMAS = {
     "busy_timeout": 5000,
     "synchronous": "normal",
 }
+
+
+#: The largest row id taken from a form or a URL: SQLite integers are 64-bit, and Python's
+#: int() refuses strings of more than 4,300 digits.
+MAX_ID = 10**18 - 1
+_ID = re.compile(r"[0-9]{1,18}")
+
+
+def parse_id(value) -> int | None:
+    """A row id as typed in a form or a URL (1 to 18 ASCII digits), else None."""
+    text = str(value if value is not None else "").strip()
+    return int(text) if _ID.fullmatch(text) else None
 
 
 class BaseModel(Model):

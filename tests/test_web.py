@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from helpers import IP, LOGIN_URL, MAC, PAYER, Browser, make_users, package
+from helpers import IP, LOGIN_URL, MAC, PAYER, Browser, make_users, package, visible_text
 from peewee import DatabaseError
 
 from portal.models import AuditLog, Purchase, db
@@ -134,3 +134,102 @@ def test_admin_pages_work_in_a_browser_under_their_policy(site, browser):
     finally:
         context.close()
     assert refused == []
+
+
+# -- hostile numbers: a clear 4xx, never a 500 ----------------------------------------------
+
+HUGE = "9" * 5000          # Python's int() refuses it (more than 4,300 digits)
+BIG = "9" * 30             # fits Python's int, not SQLite's 64-bit integer
+SUPERSCRIPT = "\u00b2"     # "²": str.isdigit() says yes, int() says no
+
+
+def hostile_callback(checkout: str, amount=1, phone="254708374149", code="0") -> str:
+    """A success callback for ``checkout`` with raw JSON values put in as written."""
+    return ('{"Body": {"stkCallback": {"MerchantRequestID": "1", "CheckoutRequestID": "%s", '
+            '"ResultCode": %s, "ResultDesc": "ok", "CallbackMetadata": {"Item": ['
+            '{"Name": "Amount", "Value": %s}, {"Name": "MpesaReceiptNumber", "Value": "NLJ7RT61SV"}, '
+            '{"Name": "PhoneNumber", "Value": %s}]}}}}' % (checkout, code, amount, phone))
+
+
+def test_hostile_numbers_get_a_4xx_never_a_500(site):
+    from helpers import LOST, buy
+
+    from portal.models import CallbackRecord
+
+    site.app.config["PROPAGATE_EXCEPTIONS"] = False  # a crash answers 500, as in production
+    owner = signed_in_owner(site)
+    package_form = {"name_en": "Hostile", "name_sw": "", "price": "10", "validity": "1h",
+                    "rate_limit": "", "devices": "1", "data_cap": "", "sort_order": "0"}
+    voucher_form = {"package": "1", "count": "5", "alphabet": "numeric", "length": "8",
+                    "prefix": ""}
+    served = []
+
+    def post(url, data=None):
+        changed = {k: v[:12] for k, v in (data or {}).items()
+                   if v != {**package_form, **voucher_form}.get(k)}
+        served.append(("POST", url[:60], changed, owner.post(url, data).status_code))
+
+    def get(url):
+        served.append(("GET", url[:60], {}, owner.get(url).status_code))
+
+    for value in (HUGE, BIG, SUPERSCRIPT, "-1", "1e999", "abc", "1.5"):
+        for field in ("price", "devices", "sort_order", "data_cap", "validity"):
+            for url in ("/admin/packages/new", "/admin/packages/1/edit"):
+                post(url, {**package_form, field: value})
+        post("/admin/packages/new", {**package_form, "data_cap": value + "GB"})
+        for field in ("package", "count", "length"):
+            post("/admin/vouchers", {**voucher_form, field: value})
+        post("/admin/grant", {"package": value, "note": "compensation"})
+        for query in ("/admin/audit?page=", "/admin/dashboard?days=", "/?package=",
+                      "/admin/search?q="):
+            get(query + value)
+    for number in (HUGE, BIG, "0"):
+        for url in (f"/admin/vouchers/{number}", f"/admin/vouchers/{number}/print",
+                    f"/admin/vouchers/{number}.csv", f"/admin/packages/{number}/edit",
+                    f"/purchases/{number}", f"/purchases/{number}.json"):
+            get(url)
+        for url in (f"/admin/vouchers/{number}/push", f"/admin/vouchers/{number}/void",
+                    f"/admin/packages/{number}/retire", f"/admin/packages/{number}/activate",
+                    f"/admin/packages/{number}/sync"):
+            post(url)
+    crashed = [s for s in served if s[3] >= 500]
+    assert crashed == [], "\n".join(str(s) for s in crashed)
+    refused = [s for s in served if s[3] == 400]
+    assert refused, "nothing was refused"
+    assert "Price must be a whole number" in visible_text(
+        owner.post("/admin/packages/new", {**package_form, "price": HUGE}).get_data(as_text=True))
+    no_page = owner.get("/admin/audit?page=" + BIG + "&lang=sw")
+    assert no_page.status_code == 400
+    assert "Hakuna ukurasa kama huo." in visible_text(no_page.get_data(as_text=True))
+
+    # M-Pesa callbacks: recorded as malformed, answered 400, never a 500.
+    # LOST: the emulator sends no callback of its own; "1 hour" was renamed above.
+    purchase = buy(site, LOST, name="1 day")
+    checkout = purchase.checkout_request_id
+    url = f"/mpesa/callback/{site.app.config['CALLBACK_SECRET']}"
+    bodies = [hostile_callback(checkout, amount="1e999"),
+              hostile_callback(checkout, amount="NaN"),
+              hostile_callback(checkout, amount="Infinity"),
+              hostile_callback(checkout, amount="-Infinity"),
+              hostile_callback(checkout, amount=BIG),
+              hostile_callback(checkout, phone="2" * 400),
+              hostile_callback(checkout, phone='"' + "2" * 400 + '"'),
+              hostile_callback(checkout, code=BIG),
+              hostile_callback(checkout, code="NaN"),
+              hostile_callback(checkout, code="1e999"),
+              "[" * 10_000 + "]" * 10_000,
+              '{"Body": ' * 3_000 + "1" + "}" * 3_000,
+              hostile_callback(checkout) + " " * 100_000]
+    client = site.app.test_client()
+    answered = []
+    for body in bodies:
+        before = CallbackRecord.select().order_by(CallbackRecord.id.desc()).first()
+        status = client.post(url, data=body, content_type="application/json").status_code
+        record = CallbackRecord.select().order_by(CallbackRecord.id.desc()).first()
+        recorded = record.outcome if record and record != before else None
+        answered.append((body[:40] + "..." + body[-150:-60], status, recorded))
+    assert [(status, recorded) for _body, status, recorded in answered] == [
+        (400, "malformed")] * len(bodies), "\n".join(map(str, answered))
+    too_big = client.post(url, data="{" + " " * 300_000 + "}", content_type="application/json")
+    assert too_big.status_code == 413
+    assert Purchase.get_by_id(purchase.id).status == Purchase.PENDING  # nothing was paid

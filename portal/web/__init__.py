@@ -11,6 +11,7 @@ import secrets
 
 from flask import Flask, current_app, g, jsonify, render_template, request
 from peewee import DatabaseError
+from werkzeug.routing import IntegerConverter
 
 from .. import clients
 from ..errors import KibandaError, StorageUnavailable
@@ -85,11 +86,23 @@ def _security_headers(response):
     return response
 
 
+class RowIdConverter(IntegerConverter):
+    """``<int:...>`` in every route: 1 to 18 digits, so a hostile id is a plain 404.
+
+    Python's int() refuses more than 4,300 digits and SQLite's integers are 64-bit: a
+    longer id never reaches either.
+    """
+
+    regex = r"[0-9]{1,18}"
+
+
 def register(app: Flask) -> None:
     """Register every blueprint, the template helpers and the domain error handlers."""
     from . import admin, callback, customer, health
     from . import files  # noqa: F401 - adds the logo and hotspot-file routes to customer.bp
 
+    # Before the blueprints: their rules take the converter when they are registered.
+    app.url_map.converters["int"] = RowIdConverter
     i18n.init_app(app)
     # Every page that names the venue (customer, admin, error) asks this, once per request.
     app.add_template_global(current_branding, "site_branding")

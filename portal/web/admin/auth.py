@@ -8,6 +8,9 @@ from ...models import AdminUser, AuditLog
 from ...timeutil import utcnow
 from ...venue import accounts
 from ..i18n import current_language, gettext as _
+
+#: A million entries: far more than any site writes, and the offset stays a small number.
+MAX_AUDIT_PAGE = 10_000
 from . import (
     AUDIT_PAGE, OWNER, TECHNICIAN, audit, bp, client_address, flash_error, login_required,
     safe_next, start_session,
@@ -108,6 +111,8 @@ def password():
 def audit_log():
     """Every admin action, newest first."""
     page = max(1, request.args.get("page", 1, type=int))
+    if page > MAX_AUDIT_PAGE:
+        return render_template("error.html", message=_("There is no such page.")), 400
     entries = list(AuditLog.select().order_by(AuditLog.at.desc(), AuditLog.id.desc())
                    .paginate(page, AUDIT_PAGE))
     return render_template("admin/audit.html", entries=entries, page=page,

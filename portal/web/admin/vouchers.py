@@ -5,7 +5,7 @@ from flask import (Response, current_app, flash, g, redirect, render_template, r
                    url_for)
 
 from ...errors import KibandaError, ValidationError
-from ...models import AuditLog, Package
+from ...models import AuditLog, Package, parse_id
 from ...timeutil import utcnow
 from ...venue import vouchers
 from ...venue.printing import LAYOUTS, batch_csv, render_sheet
@@ -26,8 +26,9 @@ def voucher_batches():
     if request.method == "POST":
         form.update({k: request.form.get(k, "") for k in form})
         try:
-            package = Package.get_or_none(Package.id == form["package"]) \
-                if form["package"].isdigit() else None
+            package_id = parse_id(form["package"])
+            package = (Package.get_or_none(Package.id == package_id)
+                       if package_id is not None else None)
             if package is None:
                 raise ValidationError("no package", field="package",
                                       en="Choose a package.", sw="Chagua kifurushi.")
