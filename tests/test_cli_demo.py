@@ -126,3 +126,16 @@ def test_demo_instance_keeps_the_router_and_mpesa_secrets_encrypted(site):
     settings = load_settings(instance, environ={})
     assert [settings[name] for name in ("ROUTER_PASSWORD", "MPESA_CONSUMER_KEY",
                                         "MPESA_CONSUMER_SECRET", "MPESA_PASSKEY")] == secrets
+
+
+@pytest.mark.site(demo=True)
+def test_demo_request_log_hides_the_callback_secret(site, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="werkzeug")
+    secret = site.app.config["CALLBACK_SECRET"]
+    answer = requests.post(f"{site.url}/mpesa/callback/{secret}", data=b"not json", timeout=10)
+    assert answer.status_code == 400
+    lines = [record.getMessage() for record in caplog.records if record.name == "werkzeug"]
+    assert any("POST /mpesa/callback/*** HTTP/1.1" in line for line in lines), lines
+    assert not any(secret in line for line in lines)

@@ -123,7 +123,8 @@ def register(app: Flask) -> None:
         # A full disk or a locked database: the transaction rolled back, so nothing was
         # recorded, charged or granted. Say so plainly; a callback gets a non-2xx answer
         # so Safaricom sends it again later.
-        log.error("database error on %s %s: %s", request.method, request.path, exc)
+        log.error("database error on %s %s: %s", request.method,
+                  callback.redact_secret(request.path), exc)
         return _domain_error(StorageUnavailable(f"database error: {exc}"))
 
 
