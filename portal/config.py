@@ -58,6 +58,8 @@ DEFAULTS: dict[str, object] = {
     "MPESA_ACCOUNT_REFERENCE": "WIFI",
     "CALLBACK_BASE_URL": "",
     "CALLBACK_ALLOWED_IPS": "",
+    # Days a received M-Pesa callback is kept for review before the agent deletes it.
+    "CALLBACK_RETENTION_DAYS": 90,
     # Upstream sync
     "UPSTREAM_URL": "",
 }
