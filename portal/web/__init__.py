@@ -7,6 +7,7 @@ request (``current_branding``) live here because only views need them in that fo
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 
 from flask import Flask, current_app, g, jsonify, render_template, request
@@ -21,6 +22,7 @@ from . import i18n
 log = logging.getLogger("kibanda")
 
 _BRANDING = "kibanda_branding"
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-]+(?::[0-9]{1,5})?(?=/|$)")
 
 
 def app_router(app: Flask | None = None):
@@ -71,10 +73,16 @@ def csp_nonce() -> str:
     return g.csp_nonce
 
 
-def admin_policy(nonce: str) -> str:
-    """The admin pages' Content-Security-Policy: their own files and nonce-marked elements."""
+def admin_policy(nonce: str, portal_url: str = "") -> str:
+    """The admin pages' Content-Security-Policy: their own files and nonce-marked elements.
+
+    Images may also come from PORTAL_URL (a configured logo), as the owner may reach the
+    admin pages by another address than the phones reach the portal.
+    """
+    portal = _ORIGIN.match(portal_url or "")
+    images = "'self'" + (f" {portal.group(0)}" if portal else "")
     return (f"default-src 'self'; script-src 'self' 'nonce-{nonce}'; "
-            f"style-src 'self' 'nonce-{nonce}'; img-src 'self'; object-src 'none'; "
+            f"style-src 'self' 'nonce-{nonce}'; img-src {images}; object-src 'none'; "
             f"base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
@@ -82,7 +90,8 @@ def _security_headers(response):
     # No page of the portal is ever shown inside another site's frame (clickjacking).
     response.headers["X-Frame-Options"] = "DENY"
     if request.path == "/admin" or request.path.startswith("/admin/"):
-        response.headers["Content-Security-Policy"] = admin_policy(csp_nonce())
+        response.headers["Content-Security-Policy"] = admin_policy(
+            csp_nonce(), str(current_app.config.get("PORTAL_URL") or ""))
     return response
 
 
