@@ -149,9 +149,3 @@ def end_sessions(user_id: int) -> None:
     """Sign the user out everywhere: every session signed in before now is over."""
     (AdminUser.update(session_version=AdminUser.session_version + 1)
      .where(AdminUser.id == user_id).execute())
-
-
-def session_version(user_id: int) -> int | None:
-    """The user's current session version (None when the user is gone)."""
-    row = AdminUser.select(AdminUser.session_version).where(AdminUser.id == user_id).first()
-    return row.session_version if row else None
