@@ -1,4 +1,5 @@
-"""The agent's cycle: settle by STK query, expire stale purchases, provision, expire grants.
+"""The agent's cycle: settle by STK query, expire stale purchases, provision, expire grants,
+run queued jobs, prune what strangers' traffic leaves behind.
 
 Huey-style: ``loop(now)`` does one cycle with ``now`` passed in (tests never patch time),
 ``run(stop)`` repeats it and waits on ``stop.wait(interval)``, and the signal handlers of
@@ -10,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable
 
 from peewee import DatabaseError
@@ -18,9 +19,8 @@ from peewee import DatabaseError
 from portal import clients, jobs
 from portal.errors import KibandaError, RouterUnreachable
 from portal.ledger import grants, purchases
-from portal.models import Job
+from portal.models import CallbackRecord, CodeAttempt, Job, LoginFailure, db
 from portal.venue import vouchers
-from portal.models import db
 from portal.timeutil import utcnow
 
 log = logging.getLogger("kibanda.agent")
@@ -28,6 +28,8 @@ log = logging.getLogger("kibanda.agent")
 Step = Callable[[datetime], int]
 #: At most this many queued jobs per cycle, so settling payments never waits long.
 JOBS_PER_CYCLE = 5
+#: Sign-in failures and code attempts are kept this long: every limit looks at minutes.
+ATTEMPTS_KEPT = timedelta(days=1)
 
 
 @dataclass
@@ -59,7 +61,11 @@ class Agent:
             ("provision", self.provision_waiting),
             ("remove_expired", self.remove_expired_grants),
             ("jobs", self.run_jobs),
+            ("prune", self.prune),
         ]
+        #: Rows deleted per statement, and statements per table per cycle: a backlog of
+        #: millions is worked off over many cycles, never one long write lock.
+        self.prune_batch, self.prune_batches = 500, 10
         self.job_handlers: dict[str, Callable[[Job, datetime], None]] = {
             vouchers.PUSH_JOB: self.push_vouchers,
         }
@@ -164,6 +170,27 @@ class Agent:
         if due is None:
             return interval
         return min(interval, max(0.1, (due - now).total_seconds()))
+
+    def prune(self, now: datetime) -> int:
+        """Delete old sign-in failures, code attempts and callback records; returns how many.
+
+        Anyone can add these rows without signing in or paying; nothing reads them once
+        the limits' windows (minutes) and the review period (``CALLBACK_RETENTION_DAYS``)
+        are past.
+        """
+        days = max(1, int(self.config.get("CALLBACK_RETENTION_DAYS") or 90))
+        old = [(LoginFailure, LoginFailure.at < now - ATTEMPTS_KEPT),
+               (CodeAttempt, CodeAttempt.at < now - ATTEMPTS_KEPT),
+               (CallbackRecord, CallbackRecord.received_at < now - timedelta(days=days))]
+        removed = 0
+        for model, condition in old:
+            for _ in range(self.prune_batches):
+                batch = model.select(model.id).where(condition).limit(self.prune_batch)
+                count = model.delete().where(model.id.in_(batch)).execute()
+                removed += count
+                if count < self.prune_batch:
+                    break
+        return removed
 
     # --- the cycle --------------------------------------------------------------------------
 

@@ -3,6 +3,10 @@
 The instance folder (``KIBANDA_INSTANCE``, default ``./instance``) holds the database,
 ``kibanda.toml`` (settings a technician edits) and the key files, created with mode 0600.
 Every setting can be overridden by ``KIBANDA_<NAME>``, e.g. ``KIBANDA_ROUTER_HOST``.
+
+The secrets in ``kibanda.toml`` (``SECRET_SETTINGS``) are stored encrypted with the
+instance's ``fernet.key`` as ``"fernet:<token>"``; a value a technician typed in plain text
+still works, and the next write of the file (``kibanda init`` does one) encrypts it.
 """
 from __future__ import annotations
 
@@ -12,6 +16,9 @@ import tomllib
 from pathlib import Path
 
 from cryptography.fernet import Fernet
+
+from .crypto import decrypt, encrypt
+from .errors import ConfigurationError
 
 DEFAULTS: dict[str, object] = {
     # The site
@@ -34,6 +41,8 @@ DEFAULTS: dict[str, object] = {
     "ROUTER_LOGIN_METHOD": "plain",
     "HOTSPOT_SERVER": "hotspot1",
     "HOTSPOT_DNS_NAME": "wifi.kibanda.lan",
+    # The hotspot's gateway address(es) on the router, e.g. 10.5.50.1 (comma-separated).
+    "HOTSPOT_ADDRESS": "",
     # M-Pesa (Daraja)
     "MPESA_BASE_URL": "https://sandbox.safaricom.co.ke",
     "MPESA_CONSUMER_KEY": "",
@@ -49,6 +58,8 @@ DEFAULTS: dict[str, object] = {
     "MPESA_ACCOUNT_REFERENCE": "WIFI",
     "CALLBACK_BASE_URL": "",
     "CALLBACK_ALLOWED_IPS": "",
+    # Days a received M-Pesa callback is kept for review before the agent deletes it.
+    "CALLBACK_RETENTION_DAYS": 90,
     # Upstream sync
     "UPSTREAM_URL": "",
 }
@@ -59,6 +70,10 @@ SECRET_FILES = {
     "CALLBACK_SECRET": "callback_secret",
 }
 CONFIG_FILE = "kibanda.toml"
+#: Settings stored encrypted in kibanda.toml (environment variables stay as they are).
+SECRET_SETTINGS = ("ROUTER_PASSWORD", "MPESA_CONSUMER_KEY", "MPESA_CONSUMER_SECRET",
+                   "MPESA_PASSKEY")
+ENCRYPTED_PREFIX = "fernet:"
 
 
 def instance_path(explicit: str | os.PathLike | None = None) -> Path:
@@ -78,8 +93,11 @@ def _write_private(path: Path, content: bytes) -> bool:
 
 
 def ensure_instance(path: Path) -> list[str]:
-    """Create the instance folder and any missing key file; return the names created."""
-    path.mkdir(parents=True, exist_ok=True)
+    """Create the instance folder (mode 0700) and any missing key file; return the names created."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # The folder holds the database, the keys and the settings: its owner only, also for
+    # a folder an older release made (or a technician made by hand).
+    os.chmod(path, 0o700)
     created = []
     generators = {
         "secret_key": lambda: secrets.token_hex(32).encode(),
@@ -116,10 +134,54 @@ def read_config_file(path: Path) -> dict[str, object]:
     return {str(k).upper(): v for k, v in data.items()}
 
 
-def write_config_values(path: Path, values: dict[str, object]) -> None:
-    """Merge ``values`` into ``kibanda.toml`` (used by init, provision and enroll)."""
+def _instance_key(path: Path, environ=None) -> bytes | None:
+    """The instance's Fernet key (``KIBANDA_FERNET_KEY`` first, then ``fernet.key``)."""
+    environ = os.environ if environ is None else environ
+    if environ.get("KIBANDA_FERNET_KEY"):
+        return environ["KIBANDA_FERNET_KEY"].encode()
+    file = path / SECRET_FILES["FERNET_KEY"]
+    return file.read_bytes().strip() if file.exists() else None
+
+
+def _plain_secrets(values: dict[str, object]) -> list[str]:
+    """Names of the secret settings in ``values`` that are not encrypted yet."""
+    return [name for name in SECRET_SETTINGS
+            if isinstance(values.get(name), str) and values[name]
+            and not str(values[name]).startswith(ENCRYPTED_PREFIX)]
+
+
+def _decrypt_secrets(path: Path, values: dict[str, object], environ) -> None:
+    """Decrypt, in place, the encrypted secrets read from kibanda.toml."""
+    encrypted = [name for name in SECRET_SETTINGS
+                 if str(values.get(name) or "").startswith(ENCRYPTED_PREFIX)]
+    key = _instance_key(path, environ) if encrypted else None
+    for name in encrypted:
+        try:
+            if key is None:
+                raise ValueError("no fernet.key")
+            values[name] = decrypt(key, str(values[name])[len(ENCRYPTED_PREFIX):])
+        except ValueError as exc:
+            # Name the setting, never its value.
+            raise ConfigurationError(
+                f"{CONFIG_FILE}: {name.lower()} was encrypted with another fernet.key "
+                f"(was the file copied from another site?). Type it again in plain text, "
+                f"then run `kibanda init` to encrypt it with this site's key") from exc
+
+
+def write_config_values(path: Path, values: dict[str, object]) -> list[str]:
+    """Merge ``values`` into ``kibanda.toml`` (used by init, provision and enroll).
+
+    Every secret in the file ends up encrypted with the instance's Fernet key, also one a
+    technician typed there in plain text; returns the names of the secrets it encrypted.
+    """
     current = read_config_file(path)
     current.update({k.upper(): v for k, v in values.items()})
+    plain = _plain_secrets(current)
+    if plain:
+        ensure_instance(path)
+        key = _instance_key(path)
+        for name in plain:
+            current[name] = ENCRYPTED_PREFIX + encrypt(key, str(current[name]))
     lines = ["# Kibanda site settings. KIBANDA_<NAME> environment variables override these."]
     for key in sorted(current):
         value = current[key]
@@ -131,9 +193,20 @@ def write_config_values(path: Path, values: dict[str, object]) -> None:
             text = '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
         lines.append(f"{key.lower()} = {text}")
     tmp = path / (CONFIG_FILE + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.chmod(tmp, 0o600)
+    tmp.unlink(missing_ok=True)
+    # Created 0600: never readable by others, not even for the moment before a chmod.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
     os.replace(tmp, path / CONFIG_FILE)
+    return [name.lower() for name in plain]
+
+
+def encrypt_config_secrets(path: Path) -> list[str]:
+    """Encrypt the secrets typed into kibanda.toml in plain text; returns their names."""
+    if not _plain_secrets(read_config_file(path)):
+        return []
+    return write_config_values(path, {})
 
 
 def load_settings(path: Path, test_config: dict | None = None,
@@ -141,7 +214,9 @@ def load_settings(path: Path, test_config: dict | None = None,
     """Defaults, then the instance file, then ``KIBANDA_*`` variables, then ``test_config``."""
     environ = os.environ if environ is None else environ
     settings: dict[str, object] = dict(DEFAULTS)
-    for name, value in read_config_file(path).items():
+    from_file = read_config_file(path)
+    _decrypt_secrets(path, from_file, environ)
+    for name, value in from_file.items():
         settings[name] = _coerce(name, value)
     for key, value in environ.items():
         if key.startswith("KIBANDA_") and key != "KIBANDA_INSTANCE":

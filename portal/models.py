@@ -5,6 +5,8 @@ Money is whole KES in integer fields; every DateTimeField holds naive UTC.
 from __future__ import annotations
 
 import json
+import os
+import re
 import secrets
 import uuid
 from datetime import timedelta
@@ -26,6 +28,18 @@ PRAGMAS = {
     "busy_timeout": 5000,
     "synchronous": "normal",
 }
+
+
+#: The largest row id taken from a form or a URL: SQLite integers are 64-bit, and Python's
+#: int() refuses strings of more than 4,300 digits.
+MAX_ID = 10**18 - 1
+_ID = re.compile(r"[0-9]{1,18}")
+
+
+def parse_id(value) -> int | None:
+    """A row id as typed in a form or a URL (1 to 18 ASCII digits), else None."""
+    text = str(value if value is not None else "").strip()
+    return int(text) if _ID.fullmatch(text) else None
 
 
 class BaseModel(Model):
@@ -217,6 +231,8 @@ class AdminUser(BaseModel):
     role = CharField(max_length=12, default=OWNER)
     created_at = DateTimeField(default=utcnow)
     last_login_at = DateTimeField(null=True)
+    #: Bumped on sign-out and password change: a session signed with an older value is over.
+    session_version = IntegerField(default=0)
 
 
 class LoginFailure(BaseModel):
@@ -300,9 +316,31 @@ ALL_MODELS = [Package, Purchase, VoucherBatch, Voucher, Grant, OutboxEvent, Call
 
 
 def init_db(path: str) -> SqliteDatabase:
-    """Point the deferred database at ``path`` with WAL, foreign keys and a busy timeout."""
+    """Point the deferred database at ``path`` with WAL, foreign keys and a busy timeout.
+
+    The file is made private (0600) before SQLite opens it; SQLite gives the -wal and -shm
+    files it creates the database file's mode.
+    """
+    if path != ":memory:" and not path.startswith("file:"):
+        make_private(path)
     db.init(path, pragmas=PRAGMAS, check_same_thread=False)
     return db
+
+
+def make_private(path: str) -> None:
+    """Create the database file with mode 0600, or set 0600 on it and its -wal and -shm.
+
+    They hold live access codes, phone numbers and password hashes.
+    """
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    for name in (path, path + "-wal", path + "-shm"):
+        try:
+            os.chmod(name, 0o600)
+        except FileNotFoundError:
+            continue
 
 
 def _explicit_purchase_states(migrator) -> None:
@@ -336,6 +374,15 @@ def _explicit_purchase_states(migrator) -> None:
         Purchase.update(last_query_at=last).where(Purchase.id == row.id).execute()
 
 
+def _admin_session_versions(migrator) -> None:
+    """v3: each admin user has a session version, so signing out ends a copied cookie too."""
+    from playhouse.migrate import migrate
+
+    columns = {column.name for column in db.get_columns("admin_user")}
+    if "session_version" not in columns:
+        migrate(migrator.add_column("admin_user", "session_version", IntegerField(default=0)))
+
+
 def _purchase_references(migrator) -> None:
     """v5: every purchase gets an opaque reference (its page's URL, its CallBackURL)."""
     from playhouse.migrate import migrate
@@ -348,7 +395,7 @@ def _purchase_references(migrator) -> None:
 
 
 #: Migrations by target version: ``{2: fn(migrator)}`` using playhouse.migrate.
-MIGRATIONS = {2: _explicit_purchase_states, 5: _purchase_references}
+MIGRATIONS = {2: _explicit_purchase_states, 3: _admin_session_versions, 5: _purchase_references}
 
 
 def create_schema() -> int:

@@ -62,6 +62,7 @@ def site_config(instance, router, daraja=None, url: str = "") -> dict:
         "ROUTER_HOST": "127.0.0.1", "ROUTER_PORT": router.port, "ROUTER_USER": router.user,
         "ROUTER_PASSWORD": router.password, "ROUTER_TIMEOUT": 2.0,
         "SITE_NAME": "Mama Njeri Cafe", "HOTSPOT_DNS_NAME": "wifi.mamanjeri.co.ke",
+        "HOTSPOT_ADDRESS": "10.5.50.1",
         "CALLBACK_SECRET": SECRET, "PORTAL_URL": url or "http://127.0.0.1:8080",
         "CALLBACK_BASE_URL": url or "http://127.0.0.1:9",
     }

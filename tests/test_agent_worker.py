@@ -207,3 +207,44 @@ def test_mpesa_unusable_router_work_still_happens(site, agent):
     report = agent.loop(utcnow())
     assert report.done["provision"] == 1
     assert [s["user"] for s in sessions_for(router)] == [grant.username]
+
+
+def test_old_login_failures_code_attempts_and_callbacks_are_pruned_in_batches(site, agent):
+    from portal.models import CallbackRecord, CodeAttempt, LoginFailure
+
+    now = utcnow()
+    with db.connection_context():
+        for age in (timedelta(days=2), timedelta(hours=25), timedelta(minutes=5)):
+            LoginFailure.create(username="mama", address="10.5.50.9", at=now - age)
+            CodeAttempt.create(device="AA:BB:CC:00:00:09", at=now - age)
+        for age in (timedelta(days=200), timedelta(days=91), timedelta(days=89)):
+            CallbackRecord.create(received_at=now - age, outcome="unknown", body="{}")
+        # A flood of strangers' failed sign-ins, two days ago.
+        LoginFailure.insert_many([{"username": f"guess{i}", "address": "10.5.50.66",
+                                   "at": now - timedelta(days=2)} for i in range(450)]).execute()
+    agent.prune_batch, agent.prune_batches = 100, 2  # at most 200 rows a table per cycle
+    first = agent.loop(now)
+    assert first.ok and first.done["prune"] == 200 + 2 + 2
+    with db.connection_context():
+        assert LoginFailure.select().count() == 453 - 200
+    while agent.loop(now).done["prune"]:
+        pass
+    with db.connection_context():
+        # Kept: what the limits still look at, and callbacks younger than 90 days.
+        assert [r.at for r in LoginFailure.select()] == [now - timedelta(minutes=5)]
+        assert [r.at for r in CodeAttempt.select()] == [now - timedelta(minutes=5)]
+        assert [r.received_at for r in CallbackRecord.select()] == [now - timedelta(days=89)]
+
+
+@pytest.mark.site(daraja=True, CALLBACK_RETENTION_DAYS=30)
+def test_callback_retention_is_a_setting(site, agent):
+    from portal.models import CallbackRecord
+
+    now = utcnow()
+    with db.connection_context():
+        for days in (31, 29):
+            CallbackRecord.create(received_at=now - timedelta(days=days), outcome="unknown",
+                                  body="{}")
+    assert agent.loop(now).done["prune"] == 1
+    with db.connection_context():
+        assert [r.received_at for r in CallbackRecord.select()] == [now - timedelta(days=29)]

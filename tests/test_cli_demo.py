@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -111,3 +112,30 @@ def test_demo_runs_again_in_the_same_folder_and_reports_a_busy_port(tmp_path):
     finally:
         code, rest, _took = stop_demo(second)
     assert code == 0, rest
+
+
+@pytest.mark.site(demo=True)
+def test_demo_instance_keeps_the_router_and_mpesa_secrets_encrypted(site):
+    from portal.config import load_settings
+
+    instance = Path(site.app.instance_path)
+    text = (instance / "kibanda.toml").read_text()
+    secrets = [site.router.password, site.daraja.consumer_key, site.daraja.consumer_secret,
+               site.app.config["MPESA_PASSKEY"]]
+    assert all(secret and secret not in text for secret in secrets)
+    settings = load_settings(instance, environ={})
+    assert [settings[name] for name in ("ROUTER_PASSWORD", "MPESA_CONSUMER_KEY",
+                                        "MPESA_CONSUMER_SECRET", "MPESA_PASSKEY")] == secrets
+
+
+@pytest.mark.site(demo=True)
+def test_demo_request_log_hides_the_callback_secret(site, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="werkzeug")
+    secret = site.app.config["CALLBACK_SECRET"]
+    answer = requests.post(f"{site.url}/mpesa/callback/{secret}", data=b"not json", timeout=10)
+    assert answer.status_code == 400
+    lines = [record.getMessage() for record in caplog.records if record.name == "werkzeug"]
+    assert any("POST /mpesa/callback/*** HTTP/1.1" in line for line in lines), lines
+    assert not any(secret in line for line in lines)

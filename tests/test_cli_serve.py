@@ -37,3 +37,31 @@ def test_serve_runs_the_portal_under_gunicorn_with_instance_and_environment(tmp_
     # One access-log line per request, on stdout.
     assert re.search(r'127\.0\.0\.1 "GET /\?mac=AA:BB:CC:00:00:09\S* HTTP/1\.1" 200 ', out), out
     assert not listening(port)
+
+
+def test_serve_access_log_hides_the_callback_secret(tmp_path, kibanda):
+    assert kibanda("packages", "list").exit_code == 0  # makes the instance and its keys
+    secret = (tmp_path / "site" / "callback_secret").read_text().strip()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KIBANDA_")}
+    proc = subprocess.Popen([*KIBANDA, "--instance", str(tmp_path / "site"), "serve",
+                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not listening(port):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.1)
+        answer = requests.post(f"http://127.0.0.1:{port}/mpesa/callback/{secret}?x=1",
+                               data=b"not json", timeout=10)
+        assert answer.status_code == 400  # it reached the callback: the secret was right
+        assert requests.post(f"http://127.0.0.1:{port}/mpesa/callback/a-guess", data=b"{}",
+                             timeout=10).status_code == 404
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert re.search(r'"POST /mpesa/callback/\*\*\*\S* HTTP/1\.1" 400 ', out), out
+    assert re.search(r'"POST /mpesa/callback/\*\*\* HTTP/1\.1" 404 ', out), out
+    assert secret not in out and secret not in err
+    assert "a-guess" not in out

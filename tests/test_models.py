@@ -7,8 +7,8 @@ import pytest
 from peewee import IntegrityError
 
 from portal import models
-from portal.models import (Grant, Package, Purchase, SchemaVersion, Voucher, VoucherBatch,
-                           create_schema, db, init_db)
+from portal.models import (AdminUser, Grant, Package, Purchase, SchemaVersion, Voucher,
+                           VoucherBatch, create_schema, db, init_db)
 
 
 def _package(**kw):
@@ -139,3 +139,15 @@ def test_v1_database_is_migrated_to_explicit_states_and_keeps_every_sale(tmp_pat
         assert [v.version for v in SchemaVersion.select().order_by(SchemaVersion.id)] == [
             1, *sorted(models.MIGRATIONS)]
         assert Purchase.select().count() == 5
+
+
+def test_v2_database_gets_admin_session_versions_and_keeps_its_accounts(tmp_path):
+    make_v1_database(tmp_path / "kibanda.db")
+    with db.connection_context():
+        db.execute_sql("ALTER TABLE admin_user DROP COLUMN session_version")
+        db.execute_sql("INSERT INTO admin_user (username, password_hash, role, created_at) "
+                       "VALUES ('mama', 'scrypt$x', 'owner', ?)", (T,))
+    assert create_schema() == models.SCHEMA_VERSION >= 3
+    with db.connection_context():
+        assert "session_version" in {c.name for c in db.get_columns("admin_user")}
+        assert [(u.username, u.session_version) for u in AdminUser.select()] == [("mama", 0)]

@@ -71,7 +71,18 @@ def test_a_short_payment_is_rounded_down_so_the_mismatch_shows():
     callback_with([{"Value": 1}]),
     callback_with([{"Name": "Amount", "Value": "lots"}]),
     callback_with("not a list"),
-])
+    # Hostile numbers and shapes: refused here, never a crash further on.
+    SUCCESS_CALLBACK.replace('"Value":1.00', '"Value":1e999'),
+    SUCCESS_CALLBACK.replace('"Value":1.00', '"Value":' + "9" * 30),
+    SUCCESS_CALLBACK.replace('"Value":1.00', '"Value":-5'),
+    SUCCESS_CALLBACK.replace('"Value":1.00', '"Value":NaN'),
+    SUCCESS_CALLBACK.replace('"Value":1.00', '"Value":Infinity'),
+    SUCCESS_CALLBACK.replace('"ResultCode":0', '"ResultCode":' + "9" * 400),
+    SUCCESS_CALLBACK.replace('"ResultCode":0', '"ResultCode":1e999'),
+    SUCCESS_CALLBACK.replace("254708374149", "2" * 400),
+    "[" * 5000 + "]" * 5000,
+    SUCCESS_CALLBACK + " " * 40_000,
+], ids=lambda body: str(body)[:30])
 def test_malformed_callbacks_are_refused(body):
     with pytest.raises(MalformedCallback) as caught:
         parse_callback(body)

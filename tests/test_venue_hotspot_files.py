@@ -22,9 +22,12 @@ from system_tools import require
 from portal.venue.hotspot_files import (
     HOTSPOT_DIR,
     HOTSPOT_FILES,
+    ROUTER_ERRORS,
     render_directory,
     render_file,
     render_zip,
+    router_error_key,
+    router_error_message,
 )
 
 PORTAL = "http://10.5.50.2:8080"
@@ -220,6 +223,29 @@ def test_error_page_shows_the_router_error():
     assert "no more sessions" in page and 'href="http://10.5.50.1/login"' in page
 
 
+def errors_txt() -> dict[str, str]:
+    """Kibanda's errors.txt as {key: message}."""
+    lines = (HOTSPOT_DIR / "errors.txt").read_text(encoding="utf-8").splitlines()
+    return {key.strip(): message.strip() for key, sep, message in
+            (line.partition("=") for line in lines if not line.startswith("#")) if sep}
+
+
+def test_every_router_error_is_recognised_as_the_router_fills_it_in():
+    messages = errors_txt()
+    assert set(messages) - {"radius-reply"} == set(ROUTER_ERRORS)
+    for key, message in messages.items():
+        filled = ros_template_render(message, {"username": "84120037", "ip": "10.5.50.23",
+                                               "error-orig": "no ip pool"})
+        if key == "radius-reply":  # whatever a RADIUS server said: never repeated
+            assert router_error_key(filled) is None
+            continue
+        assert router_error_key(filled) == key, filled
+        english, swahili = ROUTER_ERRORS[key]
+        assert router_error_message(filled, "en") == english
+        assert router_error_message(filled, "sw") == swahili
+        assert "84120037" not in english + swahili
+
+
 # --- the renderer ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["../pyproject.toml", "/etc/passwd", "login.html/../md5.js",
@@ -234,6 +260,16 @@ def test_site_values_are_html_escaped():
     assert "<script>alert(1)" not in text
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co" in text
     assert parse(text).title == "<script>alert(1)</script> & Co WiFi"
+
+
+@pytest.mark.parametrize("name", [n for n in HOTSPOT_FILES if n.endswith(".html")])
+def test_router_syntax_in_the_venue_name_is_shown_not_run_by_the_router(name):
+    venue = "Free $(link-login-only) $(if chap-id)WiFi $ 5"
+    text = render_file(name, PORTAL, venue).decode()
+    assert "$(link-login-only) $(if" not in text
+    page = ros_template_render(text, ROUTER_VALUES)  # no unbalanced $(if from the name
+    assert parse(page).title == venue + " WiFi"  # what the phone shows: the name as typed
+    assert f"Free {ROUTER_VALUES['link-login-only']}" not in page
 
 
 @pytest.mark.parametrize("kwargs", [

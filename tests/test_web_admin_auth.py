@@ -160,3 +160,41 @@ def test_owner_adds_a_technician_and_reads_the_audit_log(app):
     assert "admin.create technician wanjiku" in page
     assert "admin.login" in page and LAN in page
     assert csrf_of(owner.text("/admin/users"))
+
+
+def copied_cookie(browser: Browser) -> str:
+    """The session cookie as someone who copied it off the browser would hold it."""
+    return browser.client.get_cookie("kibanda_session").value
+
+
+def browser_with(app, cookie: str, address: str = "192.168.88.99") -> Browser:
+    """Another browser carrying a copied session cookie."""
+    thief = Browser(app, address)
+    thief.client.set_cookie("kibanda_session", cookie)
+    return thief
+
+
+def test_sign_out_ends_the_session_even_for_a_copied_cookie(app):
+    make_users(app)
+    owner = Browser(app)
+    owner.login()
+    stolen = copied_cookie(owner)
+    assert browser_with(app, stolen).get("/admin/dashboard").status_code == 200
+    owner.post("/admin/logout")
+    replayed = browser_with(app, stolen).get("/admin/dashboard")
+    assert replayed.status_code == 302 and replayed.location.startswith("/admin/login")
+    # Signing in again works, and the old cookie stays dead.
+    assert owner.login().status_code == 302
+    assert owner.get("/admin/dashboard").status_code == 200
+    assert browser_with(app, stolen).get("/admin/dashboard").status_code == 302
+
+
+def test_password_change_keeps_this_session_and_kills_copies_of_the_old_one(app):
+    make_users(app)
+    owner = Browser(app)
+    owner.login()
+    stolen = copied_cookie(owner)
+    owner.post("/admin/password", {"current": OWNER_PASSWORD, "new": "a brand new one",
+                                   "confirm": "a brand new one"})
+    assert owner.get("/admin/dashboard").status_code == 200
+    assert browser_with(app, stolen).get("/admin/dashboard").status_code == 302

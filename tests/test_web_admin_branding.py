@@ -116,6 +116,7 @@ def test_owner_changes_name_colour_and_phone_and_every_page_shows_them(app, tmp_
     ({"support_phone": "hello"}, "support_phone", "The help phone must be a Kenyan mobile"),
     ({"name": "   "}, "name", "Give the venue a name (up to 60 characters)."),
     ({"name": "W" * 61}, "name", "Give the venue a name (up to 60 characters)."),
+    ({"name": "Free WiFi $(link-login-only)"}, "name", "The name cannot contain $("),
 ])
 def test_bad_input_gets_the_fields_message_and_changes_nothing(app, change, field, message):
     browser = owner(app)

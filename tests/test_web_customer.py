@@ -44,6 +44,11 @@ def status_of(page: str) -> str:
     return re.search(r'id="status"[^>]*data-status="([a-z]+)"', page).group(1)
 
 
+def app_client(site):
+    """Another phone (a new browser) on the same site."""
+    return site.app.test_client()
+
+
 def make_voucher(code: str, name: str = "1 hour", **fields) -> Voucher:
     batch = VoucherBatch.create(package=package(name), count=1, created_by="owner")
     return Voucher.create(code=code, batch=batch, package=package(name), **fields)
@@ -99,6 +104,44 @@ def test_router_post_fields_survive_in_the_session(client):
     assert f'name="mac" value="{MAC}"' in page and f'name="ip" value="{IP}"' in page
     hostile = text(client.get("/", query_string={"link-login-only": "javascript:alert(1)"}))
     assert "javascript:" not in hostile
+
+
+def router_notice(page: str) -> str | None:
+    """The router's error as the landing page shows it (None when it shows none)."""
+    match = re.search(r'<p class="notice" role="alert">([^<]*)</p>', page)
+    return match.group(1) if match else None
+
+
+@pytest.mark.parametrize("sent, lang, shown", [
+    # Kibanda's own errors.txt, as the router fills it in and login.html posts it.
+    ("Wrong or unknown code. Check it and try again. / Msimbo si sahihi. Angalia na ujaribu "
+     "tena.", "en", "Wrong or unknown code. Check it and try again."),
+    ("Wrong or unknown code. Check it and try again. / Msimbo si sahihi. Angalia na ujaribu "
+     "tena.", "sw", "Msimbo si sahihi. Angalia na ujaribu tena."),
+    # The username the router fills in is never shown back.
+    ("The time on code CALL 0700 000 000 NOW is used up. Buy a new package. / Muda wa msimbo "
+     "CALL 0700 000 000 NOW umekwisha. Nunua kifurushi kipya.", "en",
+     "The time on this code is used up. Buy a new package."),
+    # A router still on its stock pages, and the bare key.
+    ("invalid username or password", "en", "Wrong or unknown code. Check it and try again."),
+    ("user $(username) has reached uptime limit".replace("$(username)", "8412"), "sw",
+     "Muda wa msimbo huu umekwisha. Nunua kifurushi kipya."),
+    ("ippool-empty", "en", "The WiFi is full right now. Try again later."),
+    # Anything else: a plain "could not log you in", never the words sent.
+    ("Your WiFi is blocked. Pay KES 500 to 0700 000 000 to unblock it.", "en",
+     "The router could not log you in. Please try again."),
+    ("<b>Win a prize</b>", "sw", "Ruta haikuweza kukuingiza. Tafadhali jaribu tena."),
+    ("Wrong or unknown code. " * 400, "en", "The router could not log you in. Please try again."),
+    ("", "en", None),
+], ids=["kibanda-en", "kibanda-sw", "username-not-echoed", "stock-page", "stock-page-sw",
+        "bare-key", "unknown", "unknown-sw", "too-long", "none"])
+def test_router_error_shows_only_known_router_messages_in_the_customers_language(
+        client, sent, lang, shown):
+    answer = client.get("/", query_string={"error": sent, "lang": lang})
+    assert answer.status_code == 200
+    assert router_notice(text(answer)) == shown
+    posted = client.post("/", data={**DEVICE, "error": sent, "lang": lang})
+    assert router_notice(text(posted)) == shown
 
 
 # -- buying --------------------------------------------------------------------------------
@@ -234,6 +277,46 @@ def test_router_login_form_when_the_portal_cannot_log_the_device_in(site, client
     assert f'name="username" value="{code}"' in page
     assert f'name="password" value="{code}"' in page
     assert 'type="submit"' in page  # works without JavaScript
+
+
+@pytest.mark.parametrize("sent, kept", [
+    ("http://10.5.50.1/login", True),                        # the hotspot's address
+    ("https://WIFI.mamanjeri.co.ke/login?x=1", True),        # its DNS name, any case
+    ("http://127.0.0.1:64872/login", True),                  # the router's own address
+    ("https://evil.example/collect", False),
+    ("http://10.5.50.1@evil.example/login", False),
+    ("http://evil.example\\@10.5.50.1/login", False),
+    ("http://10.5.50.1.evil.example/login", False),
+    ("http://wifi.mamanjeri.co.ke.evil.example/login", False),
+    ("//evil.example/login", False),
+    ("http://10.5.50.1/login\nhttps://evil.example", False),
+    ("javascript:alert(1)", False),
+])
+def test_only_the_routers_own_login_link_is_kept(client, sent, kept):
+    page = text(client.get("/", query_string={**DEVICE, "link-login-only": sent}))
+    field = re.search(r'name="link-login-only" value="([^"]*)"', page).group(1)
+    assert field == (sent if kept else "")
+
+
+def router_form_target(page: str) -> str | None:
+    match = re.search(r'<form id="router-login" method="post" action="([^"]+)"', page)
+    return match.group(1) if match else None
+
+
+def test_access_code_is_never_sent_to_a_stranger_host(site, client):
+    make_voucher("48213378")
+    make_voucher("48213379")
+    no_ip = {**DEVICE, "ip": ""}  # the portal cannot log this device in: the router form is due
+    evil = {**no_ip, "link-login-only": "https://evil.example/collect",
+            "link-orig": "https://evil.example/landing"}
+    page = text(client.post("/voucher", data={"code": "48213378", **evil}))
+    assert 'id="access-code"' in page
+    assert "evil.example/collect" not in page and router_form_target(page) is None
+    # Where the customer wanted to go stays a plain link: never where a form posts the code.
+    assert not re.search(r'<form[^>]+action="https://evil', page)
+    other = app_client(site)
+    page = text(other.post("/voucher", data={"code": "48213379", **no_ip}))
+    assert router_form_target(page) == LOGIN_URL
 
 
 # -- vouchers and reconnect -----------------------------------------------------------------

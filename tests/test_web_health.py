@@ -52,3 +52,63 @@ def test_router_refusing_the_api_login_is_named(app):
     report = app.test_client().get("/healthz").get_json()
     assert report["router"]["ok"] is False
     assert "invalid user name or password" in report["router"]["error"]
+
+
+PHONE_ON_HOTSPOT = "10.5.50.23"
+
+
+def health_from(app, address: str, browser=None):
+    """GET /healthz as a client at ``address`` (or as a signed-in Browser)."""
+    if browser is not None:
+        return browser.get("/healthz")
+    return app.test_client().get("/healthz", environ_base={"REMOTE_ADDR": address})
+
+
+def assert_public(report: dict, body: str) -> None:
+    """Only ok / not ok and the backlog counts: nothing about the router or M-Pesa."""
+    assert set(report) == {"ok", "database", "router", "mpesa", "backlog"}
+    assert set(report["database"]) == {"ok"} and set(report["router"]) == {"ok"}
+    assert set(report["mpesa"]) == {"configured"}
+    for words in ("7.16", "127.0.0.1", "8728", "RouterOS", "board", "identity", "sandbox",
+                  "cafe-router", "MPESA_"):
+        assert words not in body, words
+
+
+@pytest.mark.site(MPESA_CONSUMER_KEY="key-value", MPESA_CONSUMER_SECRET="s3cret-value",
+                  MPESA_PASSKEY="passkey-value")
+def test_a_phone_on_the_hotspot_sees_only_ok_and_counts(app):
+    with db.connection_context():
+        package = Package.create(name_en="1 hour", price=10, validity_seconds=3600,
+                                 profile_name="kb-1-hour")
+        Purchase.create(phone="254712345678", package=package, amount=10)
+    answer = health_from(app, PHONE_ON_HOTSPOT)
+    report = answer.get_json()
+    assert answer.status_code == 200 and report["ok"] is True
+    assert report["router"] == {"ok": True} and report["mpesa"] == {"configured": True}
+    assert report["backlog"] == {"pending_purchases": 1, "grants_waiting_for_router": 0,
+                                 "events_not_sent": 0}
+    assert_public(report, answer.get_data(as_text=True))
+    # From the appliance itself (a technician's curl), everything.
+    local = health_from(app, "127.0.0.1").get_json()
+    assert local["router"]["version"].startswith("7.16") and local["mpesa"]["missing"] == []
+    assert health_from(app, "::1").get_json()["router"]["identity"]
+
+
+def test_router_errors_and_mpesa_gaps_only_for_the_owner_or_loopback(make_site):
+    from helpers import TECH_NAME, TECH_PASSWORD, Browser, make_users
+
+    app = make_site(ROUTER_PORT=_closed_port(), ROUTER_NAME="cafe-router", MPESA_TYPE="till").app
+    make_users(app)
+    answer = health_from(app, PHONE_ON_HOTSPOT)
+    assert answer.status_code == 503 and answer.get_json()["router"] == {"ok": False}
+    assert answer.get_json()["mpesa"] == {"configured": False}
+    assert_public(answer.get_json(), answer.get_data(as_text=True))
+    technician = Browser(app)
+    technician.login(TECH_NAME, TECH_PASSWORD)
+    assert_public(health_from(app, "", technician).get_json(),
+                  health_from(app, "", technician).get_data(as_text=True))
+    owner = Browser(app)
+    owner.login()
+    report = health_from(app, "", owner).get_json()
+    assert "cafe-router" in report["router"]["error"]
+    assert "MPESA_PARTYB" in report["mpesa"]["missing"]

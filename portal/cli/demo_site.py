@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from urllib.parse import urlencode
 
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from agent.worker import Agent
 
@@ -29,6 +29,7 @@ from ..sim.routeros import RouterSim
 from ..venue.accounts import create_admin
 from ..venue.packages import create_package, sync_profile
 from ..web import close_clients
+from ..web.callback import redact_secret
 
 DEMO_OWNER = "owner"
 #: The phone the demo pretends to be, as the router's login page would send it.
@@ -124,7 +125,8 @@ class DemoSite:
             self.daraja = DarajaSim(host=self.host, decision_delay=self.decision_delay).start()
             # Bind first: the callback URL and PORTAL_URL need the real port.
             ensure_instance(self.instance)
-            self.server = make_server(self.host, self.requested_port, _LateApp(), threaded=True)
+            self.server = make_server(self.host, self.requested_port, _LateApp(), threaded=True,
+                                      request_handler=_RedactingHandler)
             self.port = self.server.server_port
             settings = self.settings()
             # Written for a technician to read; passed again below so KIBANDA_* variables
@@ -185,6 +187,15 @@ class DemoSite:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class _RedactingHandler(WSGIRequestHandler):
+    """werkzeug's request log (``kibanda demo --verbose``) without the callback secret."""
+
+    def log(self, type: str, message: str, *args) -> None:
+        """Log as werkzeug does, with ``/mpesa/callback/***`` in place of the secret."""
+        super().log(type, redact_secret(message),
+                    *(redact_secret(a) if isinstance(a, str) else a for a in args))
 
 
 class _LateApp:

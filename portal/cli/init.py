@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from ..config import ensure_instance
+from ..config import CONFIG_FILE, encrypt_config_secrets, ensure_instance
 from ..venue.accounts import create_first_owner, owner_exists
 from .instance import open_instance
 
@@ -17,14 +17,21 @@ from .instance import open_instance
               help="Password for the first owner (default: asked, or generated when no terminal).")
 @click.pass_context
 def init_command(ctx: click.Context, owner_name: str, owner_password: str | None) -> None:
-    """Create the instance folder, its keys (mode 0600), the database and the first owner."""
+    """Create the instance folder, its keys (mode 0600), the database and the first owner.
+
+    Safe to run again: it also encrypts secrets typed into kibanda.toml in plain text.
+    """
     path = ctx.find_root().obj["instance"]
     created = ensure_instance(path)
+    # Secrets a technician typed into kibanda.toml in plain text: encrypted with fernet.key.
+    encrypted = encrypt_config_secrets(path)
     settings = open_instance(ctx)
     for name in created:
         click.echo(f"created {path / name}")
     if not created:
         click.echo(f"instance {path}: keys already present, left unchanged")
+    if encrypted:
+        click.echo(f"{CONFIG_FILE}: encrypted {', '.join(encrypted)} with fernet.key")
     click.echo(f"database {settings['DATABASE']}")
     # Never prompt without a terminal, so scripts and containers never hang.
     interactive = sys.stdin is not None and sys.stdin.isatty()

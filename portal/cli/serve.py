@@ -3,8 +3,20 @@ from __future__ import annotations
 
 import click
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 
+from ..web.callback import redact_secret
 from .instance import open_instance
+
+
+class RedactingLogger(Logger):
+    """Gunicorn's logger with the M-Pesa callback secret cut out of every access-log line."""
+
+    def atoms(self, resp, req, environ, request_time):
+        """The access-log fields, the request line and path showing ``/mpesa/callback/***``."""
+        atoms = super().atoms(resp, req, environ, request_time)
+        return {key: redact_secret(value) if isinstance(value, str) else value
+                for key, value in atoms.items()}
 
 
 class PortalServer(BaseApplication):
@@ -52,6 +64,8 @@ def gunicorn_options(host: str, port: int, workers: int, threads: int,
         "errorlog": "-",
         "loglevel": "info",
         "proc_name": "kibanda-portal",
+        # The callback URL carries its secret: never written to a log.
+        "logger_class": RedactingLogger,
     }
     if access_log:
         options["accesslog"] = "-"

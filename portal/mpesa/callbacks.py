@@ -12,6 +12,15 @@ from typing import Any
 
 from ..errors import MalformedCallback
 
+#: Daraja's callbacks are about a kilobyte; anything much bigger is not one.
+MAX_BODY_BYTES = 32 * 1024
+#: Far above any M-Pesa payment (KES 250,000 at most), far below SQLite's 64-bit integers.
+MAX_AMOUNT = 10**9
+#: Daraja's ResultCodes are small numbers (0, 1, 17, 1032, 2001 ...).
+MAX_RESULT_CODE = 10**9
+#: A phone number has at most 15 digits (E.164); room for a masked or formatted one.
+MAX_PHONE_CHARS = 20
+
 
 @dataclass(frozen=True)
 class CallbackResult:
@@ -36,7 +45,13 @@ class CallbackResult:
 
 
 def parse_callback(body: bytes | str | dict) -> CallbackResult:
-    """Decode an STK callback body; raises MalformedCallback when it is not one."""
+    """Decode an STK callback body; raises MalformedCallback when it is not one.
+
+    Hostile bodies (oversize, nested thousands deep, numbers with hundreds of digits,
+    NaN or Infinity) are malformed too: nothing here may raise anything else.
+    """
+    if isinstance(body, (bytes, bytearray, str)) and len(body) > MAX_BODY_BYTES:
+        raise MalformedCallback(f"callback body of {len(body)} bytes is too big")
     if isinstance(body, (bytes, bytearray)):
         try:
             body = body.decode("utf-8")
@@ -46,7 +61,7 @@ def parse_callback(body: bytes | str | dict) -> CallbackResult:
         try:
             # Decimal keeps the Amount exactly as sent ("1.00"), never a binary float.
             body = json.loads(body, parse_float=Decimal)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise MalformedCallback(f"callback body is not JSON: {body[:200]!r}") from exc
     if not isinstance(body, dict):
         raise MalformedCallback("callback body is not a JSON object")
@@ -57,13 +72,18 @@ def parse_callback(body: bytes | str | dict) -> CallbackResult:
     checkout = callback.get("CheckoutRequestID")
     if not isinstance(checkout, str) or not checkout.strip():
         raise MalformedCallback("callback has no CheckoutRequestID")
+    raw_code = str(callback.get("ResultCode")).strip()[:40]
     try:
-        code = int(str(callback.get("ResultCode")).strip())
-    except ValueError as exc:
-        raise MalformedCallback(f"callback ResultCode {callback.get('ResultCode')!r} is not "
-                                "a number") from exc
+        code = int(raw_code) if len(raw_code) < 20 else None
+    except ValueError:
+        code = None
+    if code is None or abs(code) > MAX_RESULT_CODE:
+        raise MalformedCallback(f"callback ResultCode {raw_code!r} is not a result code")
     items = _metadata_items(callback.get("CallbackMetadata"))
     amount_text = _text(items.get("Amount"))
+    phone = _text(items.get("PhoneNumber"))
+    if phone is not None and len(phone) > MAX_PHONE_CHARS:
+        raise MalformedCallback(f"callback PhoneNumber of {len(phone)} characters")
     return CallbackResult(
         checkout_request_id=checkout.strip(),
         merchant_request_id=str(callback.get("MerchantRequestID") or ""),
@@ -71,7 +91,7 @@ def parse_callback(body: bytes | str | dict) -> CallbackResult:
         result_desc=str(callback.get("ResultDesc") or ""),
         amount=_whole_kes(amount_text),
         receipt=_text(items.get("MpesaReceiptNumber")),
-        phone=_text(items.get("PhoneNumber")),
+        phone=phone,
         transaction_date=_text(items.get("TransactionDate")),
         balance=_text(items.get("Balance")),
         amount_text=amount_text,
@@ -108,6 +128,8 @@ def _text(value: Any) -> str | None:
         return None
     if isinstance(value, (float, Decimal)) and not isinstance(value, bool):
         number = Decimal(str(value))
+        if number.is_finite() and abs(number.adjusted()) > 30:
+            return str(number)  # 1e999: never turned into a 1,000-digit integer
         if number.is_finite() and number == number.to_integral_value() and abs(number) >= 10**6:
             return str(int(number))  # phone numbers and dates sent as floats
         return str(number)
@@ -125,4 +147,6 @@ def _whole_kes(amount_text: str | None) -> int | None:
         raise MalformedCallback(f"callback Amount {amount_text!r} is not a number") from exc
     if not value.is_finite():
         raise MalformedCallback(f"callback Amount {amount_text!r} is not a number")
+    if not 0 <= value <= MAX_AMOUNT:
+        raise MalformedCallback(f"callback Amount {amount_text[:40]!r} is not a payment")
     return int(value.to_integral_value(rounding="ROUND_FLOOR"))

@@ -137,6 +137,15 @@ def change_password(user_id: int, current: str, new: str, confirm: str, address:
                               sw="Manenosiri mapya mawili hayafanani.")
     validate_new_password(new)
     with db.atomic():
-        AdminUser.update(password_hash=hash_password(new)).where(AdminUser.id == user_id).execute()
+        # A new session version ends every session signed in with the old password.
+        AdminUser.update(password_hash=hash_password(new),
+                         session_version=AdminUser.session_version + 1
+                         ).where(AdminUser.id == user_id).execute()
         AuditLog.create(at=now, actor=user.username, action="admin.password_change",
                         address=address)
+
+
+def end_sessions(user_id: int) -> None:
+    """Sign the user out everywhere: every session signed in before now is over."""
+    (AdminUser.update(session_version=AdminUser.session_version + 1)
+     .where(AdminUser.id == user_id).execute())

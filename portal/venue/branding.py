@@ -92,6 +92,13 @@ def save_branding(actor: str, address: str, *, name: str, color: str,
         raise ValidationError("venue name empty or too long", field="name",
                               en="Give the venue a name (up to 60 characters).",
                               sw="Andika jina la biashara (hadi herufi 60).")
+    if "$(" in name:
+        # The router would run it in its hotspot pages (the renderer escapes it anyway).
+        raise ValidationError("venue name with $(", field="name",
+                              en="The name cannot contain $( : the WiFi router would read it "
+                                 "as a command.",
+                              sw="Jina haliwezi kuwa na $( : ruta ya WiFi ingelisoma kama "
+                                 "amri.")
     color = (color or "").strip().lower()
     if not _OWNER_COLOR.match(color):
         raise ValidationError(f"invalid colour {color!r}", field="color",

@@ -6,19 +6,21 @@ import re
 from peewee import IntegrityError
 
 from ..errors import NotFound, RouterError, ValidationError
-from ..models import AuditLog, Package, db
+from ..models import AuditLog, Package, db, parse_id
 from ..timeutil import format_duration, parse_duration, utcnow
 
 MIN_PRICE, MAX_PRICE = 1, 250_000
 MIN_DEVICES, MAX_DEVICES = 1, 10
 MIN_VALIDITY, MAX_VALIDITY = 60, 366 * 86400
+MAX_DATA_CAP = 1000**5  # 1,000 TB: far above any package, far below SQLite's 64-bit limit
+MIN_SORT, MAX_SORT = -1_000_000, 1_000_000
 
 _RATE = r"\d+(?:\.\d+)?[kKMG]?"
 _PAIR = rf"{_RATE}(?:/{_RATE})?"
 _TIME = r"\d+s?"
 _RATE_LIMIT = re.compile(
     rf"^{_PAIR}(?: {_PAIR}(?: {_PAIR}(?: {_TIME}(?:/{_TIME})?(?: [1-8](?: {_PAIR})?)?)?)?)?$")
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?$", re.I)
+_SIZE = re.compile(r"^([0-9]{1,16}(?:\.[0-9]{1,6})?)\s*([kmgt]?i?b?)?$", re.I)
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2,
                "g": 1000**3, "gb": 1000**3, "t": 1000**4, "tb": 1000**4,
                "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
@@ -43,10 +45,14 @@ def parse_size(text: str | int | None) -> int | None:
     match = _SIZE.match(str(text).strip())
     unit = (match.group(2) or "").lower() if match else None
     if not match or unit not in _SIZE_UNITS:
-        raise ValidationError(f"invalid data cap {text!r}", field="data_cap",
+        raise ValidationError(f"invalid data cap {str(text)[:40]!r}", field="data_cap",
                               en="Data cap must look like 500MB or 2GB.",
                               sw="Kikomo cha data kiandikwe kama 500MB au 2GB.")
     size = int(float(match.group(1)) * _SIZE_UNITS[unit])
+    if size > MAX_DATA_CAP:
+        raise ValidationError(f"data cap {size} too big", field="data_cap",
+                              en="Data cap must look like 500MB or 2GB (at most 1000TB).",
+                              sw="Kikomo cha data kiandikwe kama 500MB au 2GB (hadi 1000TB).")
     return size if size > 0 else None
 
 
@@ -61,11 +67,17 @@ def format_size(size: int | None) -> str:
     return f"{size} B"
 
 
-def _whole_number(value, field: str, low: int, high: int, en: str, sw: str) -> int:
-    text = str(value).strip().replace(",", "")
-    if not re.fullmatch(r"\d+", text) or not low <= int(text) <= high:
-        raise ValidationError(f"{field}={value!r} out of range {low}-{high}", field=field,
-                              en=en, sw=sw)
+def whole_number(value, field: str, low: int, high: int, en: str, sw: str) -> int:
+    """A whole number from a form or the CLI in ``low..high``, else ValidationError.
+
+    At most 18 ASCII digits (and a minus sign when ``low`` is negative): Python's int()
+    refuses 4,300 digits and SQLite's integers are 64-bit, so bound the text first.
+    """
+    text = str(value if value is not None else "").strip().replace(",", "")
+    sign = "-?" if low < 0 else ""
+    if not re.fullmatch(sign + r"[0-9]{1,18}", text) or not low <= int(text) <= high:
+        raise ValidationError(f"{field}={str(value)[:40]!r} out of range {low}-{high}",
+                              field=field, en=en, sw=sw)
     return int(text)
 
 
@@ -77,7 +89,7 @@ def clean_package_fields(name_en, price, validity, name_sw="", rate_limit="", de
         raise ValidationError("package name empty or too long", field="name_en",
                               en="Give the package a name (up to 60 characters).",
                               sw="Kipe kifurushi jina (hadi herufi 60).")
-    price = _whole_number(price, "price", MIN_PRICE, MAX_PRICE,
+    price = whole_number(price, "price", MIN_PRICE, MAX_PRICE,
                           en=f"Price must be a whole number of shillings from {MIN_PRICE} to {MAX_PRICE:,}.",
                           sw=f"Bei iwe shilingi nzima kati ya {MIN_PRICE} na {MAX_PRICE:,}.")
     try:
@@ -88,7 +100,7 @@ def clean_package_fields(name_en, price, validity, name_sw="", rate_limit="", de
         raise ValidationError(f"invalid validity {validity!r}", field="validity",
                               en="Validity must look like 1h, 1d, 7d or 30d (1 minute to 1 year).",
                               sw="Muda uandikwe kama 1h, 1d, 7d au 30d (dakika 1 hadi mwaka 1).")
-    devices = _whole_number(devices, "devices", MIN_DEVICES, MAX_DEVICES,
+    devices = whole_number(devices, "devices", MIN_DEVICES, MAX_DEVICES,
                             en=f"Devices must be from {MIN_DEVICES} to {MAX_DEVICES}.",
                             sw=f"Idadi ya vifaa iwe kati ya {MIN_DEVICES} na {MAX_DEVICES}.")
     return {
@@ -99,7 +111,10 @@ def clean_package_fields(name_en, price, validity, name_sw="", rate_limit="", de
         "rate_limit": parse_rate_limit(rate_limit),
         "devices": devices,
         "data_cap_bytes": parse_size(data_cap),
-        "sort_order": int(sort_order or 0),
+        "sort_order": whole_number(
+            sort_order if sort_order not in (None, "") else 0, "sort_order", MIN_SORT, MAX_SORT,
+            en=f"The order must be a whole number from {MIN_SORT:,} to {MAX_SORT:,}.",
+            sw=f"Mpangilio uwe namba nzima kati ya {MIN_SORT:,} na {MAX_SORT:,}."),
     }
 
 
@@ -165,8 +180,8 @@ def find_package(name_or_id: str) -> Package:
     """A package by id, English name or profile name (for the CLI)."""
     text = str(name_or_id).strip()
     query = Package.select().where((Package.name_en == text) | (Package.profile_name == text))
-    if text.isdigit():
-        query = Package.select().where(Package.id == int(text)) | query
+    if parse_id(text) is not None:
+        query = Package.select().where(Package.id == parse_id(text)) | query
     package = query.first()
     if package is None:
         raise NotFound(f"no package named {text!r}", en=f"No package named {text}.",

@@ -83,8 +83,11 @@ def _environment() -> Environment:
 
 
 def render_sheet(batch: VoucherBatch, vouchers: list[Voucher], *, layout: str = "a4",
-                 venue: str, dns_name: str, lang: str = "en", now=None) -> str:
-    """The printable HTML page for ``vouchers`` of ``batch`` in one of LAYOUTS."""
+                 venue: str, dns_name: str, lang: str = "en", now=None, nonce: str = "") -> str:
+    """The printable HTML page for ``vouchers`` of ``batch`` in one of LAYOUTS.
+
+    ``nonce`` marks the page's own <style> and <script> for the admin pages' policy.
+    """
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
     package: Package = batch.package
@@ -97,7 +100,7 @@ def render_sheet(batch: VoucherBatch, vouchers: list[Voucher], *, layout: str = 
         package_name=package.name(lang), price=package.price,
         validity=duration_words(package.validity_seconds, lang),
         data_cap=format_size(package.data_cap_bytes), dns_name=dns_name,
-        made=format_local(batch.created_at))
+        made=format_local(batch.created_at), nonce=nonce)
 
 
 def batch_csv(batch: VoucherBatch, vouchers) -> str:

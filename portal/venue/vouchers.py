@@ -15,7 +15,8 @@ from peewee import IntegrityError, fn
 
 from .. import jobs
 from ..errors import NotFound, RouterError, ValidationError
-from ..models import AuditLog, Job, Package, Voucher, VoucherBatch, db
+from ..models import AuditLog, Job, Package, Voucher, VoucherBatch, db, parse_id
+from .packages import whole_number
 
 log = logging.getLogger(__name__)
 
@@ -63,26 +64,22 @@ def generate_codes(count: int, alphabet: str = "numeric", length: int = DEFAULT_
 def clean_batch_options(count, alphabet: str = "numeric", length=DEFAULT_LENGTH,
                         prefix: str = "") -> dict:
     """Validate batch options from a form or the CLI."""
-    text = str(count).strip()
-    if not text.isdigit() or not MIN_COUNT <= int(text) <= MAX_COUNT:
-        raise ValidationError(f"count {count!r}", field="count",
-                              en=f"Make from {MIN_COUNT} to {MAX_COUNT:,} vouchers at a time.",
-                              sw=f"Tengeneza vocha {MIN_COUNT} hadi {MAX_COUNT:,} kwa wakati mmoja.")
+    count = whole_number(count, "count", MIN_COUNT, MAX_COUNT,
+                         en=f"Make from {MIN_COUNT} to {MAX_COUNT:,} vouchers at a time.",
+                         sw=f"Tengeneza vocha {MIN_COUNT} hadi {MAX_COUNT:,} kwa wakati mmoja.")
     if alphabet not in ALPHABETS:
         raise ValidationError(f"alphabet {alphabet!r}", field="alphabet",
                               en="Choose numbers only, or letters and numbers.",
                               sw="Chagua namba pekee, au herufi na namba.")
-    length_text = str(length if length not in (None, "") else DEFAULT_LENGTH).strip()
-    if not length_text.isdigit() or not MIN_LENGTH <= int(length_text) <= MAX_LENGTH:
-        raise ValidationError(f"length {length!r}", field="length",
-                              en=f"Code length must be {MIN_LENGTH} to {MAX_LENGTH} characters.",
-                              sw=f"Urefu wa namba ya siri uwe herufi {MIN_LENGTH} hadi {MAX_LENGTH}.")
+    length = whole_number(length if length not in (None, "") else DEFAULT_LENGTH, "length",
+                          MIN_LENGTH, MAX_LENGTH,
+                          en=f"Code length must be {MIN_LENGTH} to {MAX_LENGTH} characters.",
+                          sw=f"Urefu wa namba ya siri uwe herufi {MIN_LENGTH} hadi {MAX_LENGTH}.")
     prefix = (prefix or "").strip().upper()
     if len(prefix) > 4 or any(ch not in NUMERIC + ALNUM for ch in prefix):
         raise ValidationError(f"prefix {prefix!r}", field="prefix",
                               en="Prefix: up to 4 letters or numbers (no O, I or L).",
                               sw="Kiambishi: hadi herufi au namba 4 (bila O, I au L).")
-    count, length = int(text), int(length_text)
     space = (9 * 10 ** (length - 1)) if alphabet == "numeric" else len(ALNUM) ** length
     if count * 20 > space:
         raise ValidationError("code space too small", field="length",
@@ -139,10 +136,12 @@ def _insert_codes(batch: VoucherBatch, codes: list[str], options: dict, now: dat
 
 def get_batch(batch_id) -> VoucherBatch:
     """A batch by id, or NotFound."""
-    batch = VoucherBatch.get_or_none(VoucherBatch.id == batch_id) if str(batch_id).isdigit() else None
+    number = parse_id(batch_id)
+    batch = VoucherBatch.get_or_none(VoucherBatch.id == number) if number is not None else None
     if batch is None:
-        raise NotFound(f"batch {batch_id}", en=f"No voucher batch {batch_id}.",
-                       sw=f"Hakuna kundi la vocha {batch_id}.")
+        shown = str(batch_id)[:20]
+        raise NotFound(f"batch {shown}", en=f"No voucher batch {shown}.",
+                       sw=f"Hakuna kundi la vocha {shown}.")
     return batch
 
 

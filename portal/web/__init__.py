@@ -7,9 +7,12 @@ request (``current_branding``) live here because only views need them in that fo
 from __future__ import annotations
 
 import logging
+import re
+import secrets
 
 from flask import Flask, current_app, g, jsonify, render_template, request
 from peewee import DatabaseError
+from werkzeug.routing import IntegerConverter
 
 from .. import clients
 from ..errors import KibandaError, StorageUnavailable
@@ -19,6 +22,7 @@ from . import i18n
 log = logging.getLogger("kibanda")
 
 _BRANDING = "kibanda_branding"
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-]+(?::[0-9]{1,5})?(?=/|$)")
 
 
 def app_router(app: Flask | None = None):
@@ -62,14 +66,57 @@ def forget_branding() -> None:
     g.pop(_BRANDING, None)
 
 
+def csp_nonce() -> str:
+    """This response's nonce: the admin pages' own <script> and <style> elements carry it."""
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(16)
+    return g.csp_nonce
+
+
+def admin_policy(nonce: str, portal_url: str = "") -> str:
+    """The admin pages' Content-Security-Policy: their own files and nonce-marked elements.
+
+    Images may also come from PORTAL_URL (a configured logo), as the owner may reach the
+    admin pages by another address than the phones reach the portal.
+    """
+    portal = _ORIGIN.match(portal_url or "")
+    images = "'self'" + (f" {portal.group(0)}" if portal else "")
+    return (f"default-src 'self'; script-src 'self' 'nonce-{nonce}'; "
+            f"style-src 'self' 'nonce-{nonce}'; img-src {images}; object-src 'none'; "
+            f"base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+def _security_headers(response):
+    # No page of the portal is ever shown inside another site's frame (clickjacking).
+    response.headers["X-Frame-Options"] = "DENY"
+    if request.path == "/admin" or request.path.startswith("/admin/"):
+        response.headers["Content-Security-Policy"] = admin_policy(
+            csp_nonce(), str(current_app.config.get("PORTAL_URL") or ""))
+    return response
+
+
+class RowIdConverter(IntegerConverter):
+    """``<int:...>`` in every route: 1 to 18 digits, so a hostile id is a plain 404.
+
+    Python's int() refuses more than 4,300 digits and SQLite's integers are 64-bit: a
+    longer id never reaches either.
+    """
+
+    regex = r"[0-9]{1,18}"
+
+
 def register(app: Flask) -> None:
     """Register every blueprint, the template helpers and the domain error handlers."""
     from . import admin, callback, customer, health
     from . import files  # noqa: F401 - adds the logo and hotspot-file routes to customer.bp
 
+    # Before the blueprints: their rules take the converter when they are registered.
+    app.url_map.converters["int"] = RowIdConverter
     i18n.init_app(app)
     # Every page that names the venue (customer, admin, error) asks this, once per request.
     app.add_template_global(current_branding, "site_branding")
+    app.add_template_global(csp_nonce, "csp_nonce")
+    app.after_request(_security_headers)
     for blueprint in (health.bp, admin.bp, customer.bp, callback.bp):
         app.register_blueprint(blueprint)
 
@@ -85,7 +132,8 @@ def register(app: Flask) -> None:
         # A full disk or a locked database: the transaction rolled back, so nothing was
         # recorded, charged or granted. Say so plainly; a callback gets a non-2xx answer
         # so Safaricom sends it again later.
-        log.error("database error on %s %s: %s", request.method, request.path, exc)
+        log.error("database error on %s %s: %s", request.method,
+                  callback.redact_secret(request.path), exc)
         return _domain_error(StorageUnavailable(f"database error: {exc}"))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+import re
 
 from flask import Blueprint, abort, current_app, jsonify, request
 
@@ -20,6 +21,12 @@ bp = Blueprint("mpesa_callback", __name__)
 log = logging.getLogger(__name__)
 
 ACCEPTED = {"ResultCode": 0, "ResultDesc": "Accepted"}
+_SECRET_IN_PATH = re.compile(r"/mpesa/callback/[^\s?\"']+")
+
+
+def redact_secret(text: str) -> str:
+    """``text`` (a request line, a path, a log message) with the callback secret as ``***``."""
+    return _SECRET_IN_PATH.sub("/mpesa/callback/***", text)
 
 
 #: ``CALLBACK_ALLOWED_IPS=safaricom``: the addresses Safaricom's callbacks are widely

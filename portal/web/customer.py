@@ -21,6 +21,7 @@ from ..ledger import codes, grants, purchases, status
 from ..models import Grant, Package, Purchase, db
 from ..phone import display_phone
 from ..timeutil import format_local, utcnow
+from ..venue.hotspot_files import router_error_message
 from ..venue.packages import format_size
 from ..venue.wording import devices_words, duration_words, speed_words
 from . import app_mpesa, app_router, current_branding
@@ -30,6 +31,11 @@ bp = Blueprint("customer", __name__)
 
 DEVICE_FIELDS = ("mac", "ip", "link-login-only", "link-orig")
 _MAC = re.compile(r"^[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}$")
+# No user part, no backslash, no spaces: what a browser and this check read as the host
+# must be the same host.
+_ROUTER_LINK = re.compile(r"^https?://(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?"
+                          r"(?:[/?#][^\s\\]*)?$", re.I)
+_LINK = re.compile(r"^https?://[^\s\\]+$", re.I)
 _OWNED_MAX = 20
 
 
@@ -94,15 +100,29 @@ def _clean(name: str, value: str) -> str:
             return str(ipaddress.ip_address(value))
         except ValueError:
             return ""
-    # Links end up as a form action and a link: never a javascript: or data: URL.
-    return value if re.match(r"^https?://", value, re.I) and len(value) <= 2000 else ""
+    if len(value) > 2000:
+        return ""
+    if name == "link-login-only":
+        # The router-login form posts the customer's access code here: only ever to the
+        # hotspot itself (its DNS name or gateway address) or the router's own address.
+        match = _ROUTER_LINK.fullmatch(value)
+        config = current_app.config
+        allowed = {str(config.get("HOTSPOT_DNS_NAME") or ""), str(config.get("ROUTER_HOST") or ""),
+                   *str(config.get("HOTSPOT_ADDRESS") or "").split(",")}
+        allowed = {host.strip().strip("[]").lower() for host in allowed} - {""}
+        host = match.group("host").strip("[]").lower() if match else ""
+        return value if host in allowed else ""
+    # link-orig: where the customer wanted to go, any http(s) address; only ever a plain
+    # link (and the router's dst), never where a form sends the code.
+    return value if _LINK.fullmatch(value) else ""
 
 
 def _device() -> dict:
     """Device fields from this request (query or form), else those kept in the session."""
     kept = session.get("device") or {}
     given = {name: request.values[name] for name in DEVICE_FIELDS if name in request.values}
-    device = {name: _clean(name, given[name]) if name in given else kept.get(name, "")
+    # What the session kept is checked again: it may predate a stricter rule.
+    device = {name: _clean(name, given[name] if name in given else kept.get(name, ""))
               for name in DEVICE_FIELDS}
     if given and device != kept:
         session["device"] = device
@@ -125,7 +145,8 @@ def _landing(*, errors=None, form_error=None, phone="", chosen=None, voucher_cod
              status=200):
     lang = current_language()
     device = _device()
-    router_error = (request.values.get("error") or "").strip()[:200]
+    # Anyone can put words in ?error=: show only what the router's errors.txt can say.
+    router_error = router_error_message(request.values.get("error", "")[:1000], lang)
     try:
         chosen = int(chosen) if chosen not in (None, "") else None
     except ValueError:
@@ -221,8 +242,11 @@ def purchase_page(reference: str):
     grant_view = _grant_view(
         grant, now, status=state["status"], access_code=state["access_code"],
         receipt=state["receipt"], login_needed=state["login_needed"],
-        login_url=purchase.link_login_only or device.get("link-login-only", ""),
-        link_orig=purchase.link_orig or device.get("link-orig", ""), lang=lang)
+        # Checked again on the way out: a row may predate the stricter rule.
+        login_url=_clean("link-login-only",
+                         purchase.link_login_only or device.get("link-login-only", "")),
+        link_orig=_clean("link-orig", purchase.link_orig or device.get("link-orig", "")),
+        lang=lang)
     return _render("customer/purchase.html", state=state, purchase=purchase,
                    package_name=purchase.package.name(lang), phone_local=state["phone"],
                    grant_view=grant_view)

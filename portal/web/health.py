@@ -1,11 +1,19 @@
-"""``GET /healthz``: database, router, M-Pesa configuration and backlog, as JSON."""
+"""``GET /healthz``: database, router, M-Pesa configuration and backlog, as JSON.
+
+Anyone (a phone on the hotspot too) learns only ok / not ok and the backlog counts. The
+details (the router's address, identity, version and board, errors, which M-Pesa settings
+are missing) are for a signed-in owner, or a request from the appliance itself.
+"""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+import ipaddress
+
+from flask import Blueprint, current_app, jsonify, request
 
 from ..errors import RouterError
-from ..models import Grant, OutboxEvent, Purchase, db
+from ..models import AdminUser, Grant, OutboxEvent, Purchase, db
 from . import app_router
+from .admin import session_user
 
 bp = Blueprint("health", __name__)
 
@@ -39,7 +47,31 @@ def healthz():
     report["mpesa"] = mpesa_configured(current_app.config)
     ok = report["database"]["ok"] and report["router"].get("ok", False)
     report["ok"] = bool(ok)
+    if not may_see_details():
+        report = public_report(report)
     return jsonify(report), 200 if ok else 503
+
+
+def public_report(report: dict) -> dict:
+    """What anyone may know: ok or not per part, and the backlog counts."""
+    return {"ok": report["ok"], "database": {"ok": report["database"]["ok"]},
+            "router": {"ok": bool(report["router"].get("ok"))},
+            "mpesa": {"configured": report["mpesa"]["configured"]},
+            "backlog": report.get("backlog", {})}
+
+
+def may_see_details() -> bool:
+    """A request from the appliance itself (loopback), or from a signed-in owner."""
+    try:
+        address = ipaddress.ip_address(request.remote_addr or "")
+    except ValueError:
+        address = None
+    if address is not None:
+        mapped = getattr(address, "ipv4_mapped", None)
+        if (mapped or address).is_loopback:
+            return True
+    user = session_user()
+    return user is not None and user.role == AdminUser.OWNER
 
 
 def _router_health() -> dict:

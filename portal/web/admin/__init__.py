@@ -54,21 +54,30 @@ def _check_csrf():
 
 @bp.before_request
 def _load_user():
-    g.admin = None
+    g.admin = session_user()
+
+
+def session_user() -> AdminUser | None:
+    """The admin user this session is signed in as, or None (an ended session is cleared).
+
+    The session holds the user's session version from when it signed in; signing out and
+    changing the password bump the version, so a copy of an older cookie opens nothing.
+    """
     user_id = session.get("admin_id")
     if user_id is None:
-        return
+        return None
     user = AdminUser.get_or_none(AdminUser.id == user_id)
-    # A password change ends every other session of that user.
-    if user is None or session.get("admin_pw") != fingerprint(user):
+    if user is None or session.get("admin_sv") != user.session_version:
         session.pop("admin_id", None)
-        return
-    g.admin = user
+        session.pop("admin_sv", None)
+        return None
+    return user
 
 
-def fingerprint(user: AdminUser) -> str:
-    """What ties a session to the password it signed in with."""
-    return user.password_hash[-16:]
+def start_session(user: AdminUser) -> None:
+    """Sign this browser in as ``user`` (at the user's current session version)."""
+    session["admin_id"] = user.id
+    session["admin_sv"] = user.session_version
 
 
 @bp.context_processor

@@ -8,9 +8,12 @@ from ...models import AdminUser, AuditLog
 from ...timeutil import utcnow
 from ...venue import accounts
 from ..i18n import current_language, gettext as _
+
+#: A million entries: far more than any site writes, and the offset stays a small number.
+MAX_AUDIT_PAGE = 10_000
 from . import (
-    AUDIT_PAGE, OWNER, TECHNICIAN, audit, bp, client_address, fingerprint, flash_error,
-    login_required, safe_next,
+    AUDIT_PAGE, OWNER, TECHNICIAN, audit, bp, client_address, flash_error, login_required,
+    safe_next, start_session,
 )
 
 
@@ -34,8 +37,7 @@ def login():
             session.clear()
             if keep_lang:
                 session["lang"] = keep_lang
-            session["admin_id"] = user.id
-            session["admin_pw"] = fingerprint(user)
+            start_session(user)
             home = "admin.dashboard" if user.role == OWNER else "admin.router"
             return redirect(safe_next(request.args.get("next")) or url_for(home))
     status = 200 if error is None else 401
@@ -44,8 +46,9 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    """Sign out."""
+    """Sign out: this browser, and every copy of its session cookie, everywhere."""
     if g.get("admin") is not None:
+        accounts.end_sessions(g.admin.id)
         audit("admin.logout")
     session.clear()
     flash(_("You are signed out."), "ok")
@@ -68,8 +71,7 @@ def setup():
         except KibandaError as exc:
             error = exc.message_for(current_language())
         else:
-            session["admin_id"] = user.id
-            session["admin_pw"] = fingerprint(user)
+            start_session(user)
             flash(_("Welcome! Your owner account is ready."), "ok")
             return redirect(url_for("admin.dashboard"))
     return render_template("admin/setup.html", error=error,
@@ -95,7 +97,8 @@ def password():
         except KibandaError as exc:
             flash_error(exc)
         else:
-            session["admin_pw"] = fingerprint(AdminUser.get_by_id(g.admin.id))
+            # Every other session of this user is over; this one goes on.
+            start_session(AdminUser.get_by_id(g.admin.id))
             flash(_("Your password is changed."), "ok")
             return redirect(url_for("admin.index"))
     return render_template("admin/password.html")
@@ -108,6 +111,8 @@ def password():
 def audit_log():
     """Every admin action, newest first."""
     page = max(1, request.args.get("page", 1, type=int))
+    if page > MAX_AUDIT_PAGE:
+        return render_template("error.html", message=_("There is no such page.")), 400
     entries = list(AuditLog.select().order_by(AuditLog.at.desc(), AuditLog.id.desc())
                    .paginate(page, AUDIT_PAGE))
     return render_template("admin/audit.html", entries=entries, page=page,

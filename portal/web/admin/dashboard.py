@@ -5,7 +5,7 @@ from flask import flash, g, redirect, render_template, request, url_for
 
 from ...errors import KibandaError, RouterError
 from ...ledger import grants
-from ...models import Grant, Package
+from ...models import Grant, Package, parse_id
 from ...timeutil import utcnow
 from ...venue import reports
 from .. import app_router
@@ -93,9 +93,11 @@ def grant():
     form = {"package": request.form.get("package", ""), "note": request.form.get("note", "")}
     if request.method == "POST":
         try:
-            created = grants.manual_grant(form["package"], form["note"], app_router(),
-                                             utcnow(), actor=g.admin.username,
-                                             address=client_address())
+            # Only a row id reaches the ledger's query (SQLite integers are 64-bit).
+            package_id = parse_id(form["package"])
+            created = grants.manual_grant(package_id if package_id is not None else "",
+                                          form["note"], app_router(), utcnow(),
+                                          actor=g.admin.username, address=client_address())
         except KibandaError as exc:
             error = exc
             flash_error(exc)

@@ -5,11 +5,11 @@ from flask import (Response, current_app, flash, g, redirect, render_template, r
                    url_for)
 
 from ...errors import KibandaError, ValidationError
-from ...models import AuditLog, Package
+from ...models import AuditLog, Package, parse_id
 from ...timeutil import utcnow
 from ...venue import vouchers
 from ...venue.printing import LAYOUTS, batch_csv, render_sheet
-from .. import app_router, current_branding
+from .. import app_router, csp_nonce, current_branding
 from ..i18n import current_language, gettext as _
 from . import OWNER, bp, client_address, flash_error, login_required
 
@@ -26,8 +26,9 @@ def voucher_batches():
     if request.method == "POST":
         form.update({k: request.form.get(k, "") for k in form})
         try:
-            package = Package.get_or_none(Package.id == form["package"]) \
-                if form["package"].isdigit() else None
+            package_id = parse_id(form["package"])
+            package = (Package.get_or_none(Package.id == package_id)
+                       if package_id is not None else None)
             if package is None:
                 raise ValidationError("no package", field="package",
                                       en="Choose a package.", sw="Chagua kifurushi.")
@@ -96,7 +97,7 @@ def voucher_print(batch_id: int):
                    client_address())
     html = render_sheet(batch, codes, layout=layout, venue=current_branding()["name"],
                         dns_name=current_app.config["HOTSPOT_DNS_NAME"],
-                        lang=current_language())
+                        lang=current_language(), nonce=csp_nonce())
     return Response(html, mimetype="text/html")
 
 
