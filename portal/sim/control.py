@@ -134,6 +134,40 @@ class ControlServer:
         return 200, result
 
 
+class Controllable:
+    """Mixed into an emulator: its optional control interface, started and stopped with it.
+
+    The emulator sets ``host``, ``_requested_control_port`` (None: off, 0: any free port)
+    and ``_control = None`` in its constructor, and has ``stop()``.
+    """
+
+    control_port: int | None = None
+
+    def _start_control(self, routes: list, name: str) -> None:
+        """Serve ``routes`` when a control port was asked for; a taken port stops the emulator."""
+        if self._requested_control_port is None:
+            return
+        control = ControlServer(self.host, self._requested_control_port, routes, name)
+        try:
+            self.control_port = control.start().port
+        except OSError:
+            self.stop()  # the control port is taken: do not leave the emulator running
+            raise
+        self._control = control
+
+    def _stop_control(self) -> None:
+        if self._control is not None:
+            self._control.stop()
+            self._control = None
+
+    @property
+    def control_url(self) -> str | None:
+        """The HTTP control interface, e.g. ``http://127.0.0.1:54321`` (None when off)."""
+        if self._control is None:
+            return None
+        return f"http://{self.host}:{self.control_port}"
+
+
 class _Server(ThreadingHTTPServer):
     # Non-daemon request threads, so server_close() waits for the requests in hand.
     daemon_threads = False

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from ..timeutil import utcnow
-from .control import ControlServer
+from .control import ControlServer, Controllable
 from .daraja_callbacks import CallbackSender, callback_times
 from .daraja_control import control_routes
 from .daraja_faults import FaultPlan
@@ -68,7 +68,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
-class DarajaSim:
+class DarajaSim(Controllable):
     """In-process Daraja emulator; ``start()`` it, or use it as a context manager."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0,
@@ -115,7 +115,6 @@ class DarajaSim:
         # Set by stop(): push answers held back stop waiting and close their connection.
         self._halt = threading.Event()
         #: The HTTP control interface's port: None is off, 0 any free port until start().
-        self.control_port = control_port
         self._requested_control_port = control_port
         self._control: ControlServer | None = None
 
@@ -135,22 +134,12 @@ class DarajaSim:
         ]
         for thread in self._threads:
             thread.start()
-        if self._requested_control_port is not None:
-            control = ControlServer(self.host, self._requested_control_port,
-                                    control_routes(self), "daraja-sim-control")
-            try:
-                self.control_port = control.start().port
-            except OSError:
-                self.stop()  # the control port is taken: do not leave the emulator running
-                raise
-            self._control = control
+        self._start_control(control_routes(self), "daraja-sim-control")
         return self
 
     def stop(self) -> None:
         """Stop serving, drop callbacks not yet due, and join every thread."""
-        if self._control is not None:
-            self._control.stop()
-            self._control = None
+        self._stop_control()
         self._halt.set()
         self._callbacks.halt()
         if self._server is not None:
@@ -171,13 +160,6 @@ class DarajaSim:
     def base_url(self) -> str:
         """Where the emulator listens, e.g. ``http://127.0.0.1:54321``."""
         return f"http://{self.host}:{self.port}"
-
-    @property
-    def control_url(self) -> str | None:
-        """The HTTP control interface, e.g. ``http://127.0.0.1:54321`` (None when off)."""
-        if self._control is None:
-            return None
-        return f"http://{self.host}:{self.control_port}"
 
     @property
     def callback_timeout(self) -> float:

@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 
-from portal.sim.control import ControlServer
+from portal.sim.control import ControlServer, Controllable
 from portal.sim.routeros_control import control_routes
 from portal.sim.routeros_session import BAD_LOGIN, ApiSession
 from portal.sim.routeros_state import RouterState
@@ -23,7 +23,7 @@ from portal.sim.routeros_state import RouterState
 __all__ = ["BAD_LOGIN", "RouterSim"]
 
 
-class RouterSim:
+class RouterSim(Controllable):
     """In-process RouterOS API emulator; ``start()`` it, or use it as a context manager."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, user: str = "admin",
@@ -53,7 +53,6 @@ class RouterSim:
         self._threads: list[threading.Thread] = []
         self.port = 0
         #: The HTTP control interface's port: None is off, 0 any free port until start().
-        self.control_port = control_port
         self._requested_control_port = control_port
         self._control: ControlServer | None = None
 
@@ -76,22 +75,12 @@ class RouterSim:
         self._spawn(self._accept_loop, "routeros-sim-accept")
         if self.clock == "real":
             self._spawn(self._real_clock, "routeros-sim-clock")
-        if self._requested_control_port is not None:
-            control = ControlServer(self.host, self._requested_control_port,
-                                    control_routes(self), "routeros-sim-control")
-            try:
-                self.control_port = control.start().port
-            except OSError:
-                self.stop()  # the control port is taken: do not leave the emulator running
-                raise
-            self._control = control
+        self._start_control(control_routes(self), "routeros-sim-control")
         return self
 
     def stop(self) -> None:
         """Close the listener and every client connection, join threads, save state."""
-        if self._control is not None:
-            self._control.stop()
-            self._control = None
+        self._stop_control()
         self._stopping.set()
         if self._listener is not None:
             try:
@@ -115,13 +104,6 @@ class RouterSim:
     def address(self) -> tuple[str, int]:
         """``(host, port)`` the emulator listens on."""
         return self.host, self.port
-
-    @property
-    def control_url(self) -> str | None:
-        """The HTTP control interface, e.g. ``http://127.0.0.1:54321`` (None when off)."""
-        if self._control is None:
-            return None
-        return f"http://{self.host}:{self.control_port}"
 
     def _spawn(self, target, name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
