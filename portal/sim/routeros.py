@@ -200,6 +200,20 @@ class RouterSim:
         self.save_state()
         return matched
 
+    def device_joins(self, ip: str, mac: str) -> None:
+        """A phone gets a DHCP lease on the hotspot: the router lists it in
+        ``/ip/hotspot/host`` (not authorized until it logs in). Joining twice is one row."""
+        mac = mac.upper()
+        with self.lock:
+            state = self.state
+            if not state.find("/ip/hotspot/host", **{"mac-address": mac, "address": ip}):
+                server = state.hotspot_server_for(ip)
+                state.insert("/ip/hotspot/host", {
+                    "mac-address": mac, "address": ip, "to-address": ip,
+                    "server": server["name"] if server else "", "found-by": f"DHCP {ip}",
+                    "authorized": "false"})
+        self.save_state()
+
     def rows(self, path: str) -> list[dict]:
         """A menu's rows as the API prints them (dicts of strings), e.g. ``/ip/hotspot/user``."""
         with self.lock:
