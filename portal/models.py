@@ -9,7 +9,7 @@ import uuid
 from datetime import timedelta
 
 from peewee import (
-    AutoField, BigIntegerField, BooleanField, CharField, DateTimeField, ForeignKeyField,
+    SQL, AutoField, BigIntegerField, BooleanField, CharField, DateTimeField, ForeignKeyField,
     IntegerField, Model, SqliteDatabase, TextField,
 )
 
@@ -18,7 +18,7 @@ from .timeutil import utcnow
 #: Deferred: ``init_db`` points it at the instance's file.
 db = SqliteDatabase(None)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
 PRAGMAS = {
     "journal_mode": "wal",
     "foreign_keys": 1,
@@ -84,6 +84,10 @@ class Purchase(BaseModel):
     amount = IntegerField()
     mac = CharField(max_length=17, default="", index=True)
     ip = CharField(max_length=45, default="")
+    # The request's own address, and whether the router confirmed the mac at that ip
+    # (the push limits count what a client cannot choose; see ledger/limits.py).
+    source = CharField(max_length=45, default="", constraints=[SQL("DEFAULT ''")])
+    verified = BooleanField(default=False, constraints=[SQL("DEFAULT 0")])
     link_login_only = TextField(default="")
     link_orig = TextField(default="")
     checkout_request_id = CharField(max_length=80, unique=True, null=True)
@@ -196,9 +200,15 @@ class CallbackRecord(BaseModel):
 
 
 class CodeAttempt(BaseModel):
-    """A voucher / access-code / receipt attempt from a device (for abuse limits)."""
+    """A wrong voucher / access-code / receipt guess that was checked (for abuse limits).
 
-    device = CharField(max_length=64, index=True)  # mac, or ip when no mac
+    Only what the limits need: the request's address and the device the router confirmed
+    (its MAC; '' when the claim was not confirmed). Rows older than a day may be pruned.
+    """
+
+    device = CharField(max_length=64, index=True)  # the verified device's MAC, or ''
+    source = CharField(max_length=45, default="",  # the request's own address
+                       constraints=[SQL("DEFAULT ''")])
     at = DateTimeField(default=utcnow, index=True)
     ok = BooleanField(default=False)
 
@@ -332,8 +342,27 @@ def _explicit_purchase_states(migrator) -> None:
         Purchase.update(last_query_at=last).where(Purchase.id == row.id).execute()
 
 
+def _limit_keys(migrator) -> None:
+    """v4: limits keyed on what a client cannot choose.
+
+    A code guess and a push record the request's own address; a push also records whether
+    the router confirmed the device (CodeAttempt.device now holds only a confirmed MAC).
+    Safe to run again: a column already there is left alone.
+    """
+    from playhouse.migrate import migrate
+
+    steps = []
+    for model, name in ((CodeAttempt, "source"), (Purchase, "source"), (Purchase, "verified")):
+        table = model._meta.table_name
+        if name not in {column.name for column in db.get_columns(table)}:
+            # NOT NULL with the column's own DEFAULT: one ALTER, no copy of the table.
+            steps.append(migrator.add_column(table, name, model._meta.fields[name],
+                                             allow_not_null=True))
+    migrate(*steps)
+
+
 #: Migrations by target version: ``{2: fn(migrator)}`` using playhouse.migrate.
-MIGRATIONS = {2: _explicit_purchase_states}
+MIGRATIONS = {2: _explicit_purchase_states, 4: _limit_keys}
 
 
 def create_schema() -> int:
