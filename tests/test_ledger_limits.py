@@ -61,7 +61,8 @@ def test_a_device_is_verified_only_when_the_router_lists_that_mac_at_that_addres
     for mac, ip in [("AA:BB:CC:00:00:41", "10.5.50.40"),   # another phone's MAC here
                     ("AA:BB:CC:00:00:40", "10.5.50.41"),   # this MAC at another address
                     ("AA:BB:CC:00:00:42", "10.5.50.42"),   # a phone the router never saw
-                    ("", "10.5.50.40"), ("AA:BB:CC:00:00:40", ""), ("", "")]:
+                    ("", "10.5.50.40"), ("AA:BB:CC:00:00:40", ""), ("", ""),
+                    ("AA:BB:CC:00:00:40" * 50, "10.5.50.40")]:
         claim = identify(gateway, mac, ip, NAT)
         assert not claim.verified and claim.key == "", (mac, ip)
     assert not identify(None, "AA:BB:CC:00:00:40", "10.5.50.40", NAT).verified

@@ -147,6 +147,7 @@ def identify(gateway, mac: str | None, ip: str | None, source: str | None) -> De
     """The device behind a request: verified when the router's hotspot host table lists
     the claimed MAC at the claimed address. Never raises for a router that is down."""
     mac, ip = normalise_mac(mac), (ip or "").strip()
+    mac, ip = (mac if len(mac) <= 17 else ""), (ip if len(ip) <= 45 else "")  # not a claim
     source = (source or "").strip()[:45]
     verified = bool(gateway is not None and mac and ip and mac in _router_macs(gateway, ip))
     return Device(mac=mac, ip=ip, source=source, verified=verified)
@@ -184,7 +185,7 @@ def _unverified_wait(operator: str, seconds: float) -> RateLimited:
 
 _BUSY = {
     "wrong codes": ("Too many wrong codes on this WiFi right now",
-              "Namba nyingi mno zisizo sahihi kwenye WiFi hii sasa hivi"),
+                    "Namba nyingi mno zisizo sahihi kwenye WiFi hii sasa hivi"),
     "pushes": ("Too many payment requests on this WiFi right now",
                "Maombi mengi mno ya malipo kwenye WiFi hii sasa hivi"),
 }
