@@ -12,7 +12,7 @@ import uuid
 from datetime import timedelta
 
 from peewee import (
-    AutoField, BigIntegerField, BooleanField, CharField, DateTimeField, ForeignKeyField,
+    SQL, AutoField, BigIntegerField, BooleanField, CharField, DateTimeField, ForeignKeyField,
     IntegerField, Model, SqliteDatabase, TextField,
 )
 
@@ -102,6 +102,10 @@ class Purchase(BaseModel):
     amount = IntegerField()
     mac = CharField(max_length=17, default="", index=True)
     ip = CharField(max_length=45, default="")
+    # The request's own address, and whether the router confirmed the mac at that ip
+    # (the push limits count what a client cannot choose; see ledger/limits.py).
+    source = CharField(max_length=45, default="", constraints=[SQL("DEFAULT ''")])
+    verified = BooleanField(default=False, constraints=[SQL("DEFAULT 0")])
     link_login_only = TextField(default="")
     link_orig = TextField(default="")
     checkout_request_id = CharField(max_length=80, unique=True, null=True)
@@ -214,9 +218,15 @@ class CallbackRecord(BaseModel):
 
 
 class CodeAttempt(BaseModel):
-    """A voucher / access-code / receipt attempt from a device (for abuse limits)."""
+    """A wrong voucher / access-code / receipt guess that was checked (for abuse limits).
 
-    device = CharField(max_length=64, index=True)  # mac, or ip when no mac
+    Only what the limits need: the request's address and the device the router confirmed
+    (its MAC; '' when the claim was not confirmed). Rows older than a day may be pruned.
+    """
+
+    device = CharField(max_length=64, index=True)  # the verified device's MAC, or ''
+    source = CharField(max_length=45, default="",  # the request's own address
+                       constraints=[SQL("DEFAULT ''")])
     at = DateTimeField(default=utcnow, index=True)
     ok = BooleanField(default=False)
 
@@ -383,6 +393,25 @@ def _admin_session_versions(migrator) -> None:
         migrate(migrator.add_column("admin_user", "session_version", IntegerField(default=0)))
 
 
+def _limit_keys(migrator) -> None:
+    """v4: limits keyed on what a client cannot choose.
+
+    A code guess and a push record the request's own address; a push also records whether
+    the router confirmed the device (CodeAttempt.device now holds only a confirmed MAC).
+    Safe to run again: a column already there is left alone.
+    """
+    from playhouse.migrate import migrate
+
+    steps = []
+    for model, name in ((CodeAttempt, "source"), (Purchase, "source"), (Purchase, "verified")):
+        table = model._meta.table_name
+        if name not in {column.name for column in db.get_columns(table)}:
+            # NOT NULL with the column's own DEFAULT: one ALTER, no copy of the table.
+            steps.append(migrator.add_column(table, name, model._meta.fields[name],
+                                             allow_not_null=True))
+    migrate(*steps)
+
+
 def _purchase_references(migrator) -> None:
     """v5: every purchase gets an opaque reference (its page's URL, its CallBackURL)."""
     from playhouse.migrate import migrate
@@ -395,7 +424,8 @@ def _purchase_references(migrator) -> None:
 
 
 #: Migrations by target version: ``{2: fn(migrator)}`` using playhouse.migrate.
-MIGRATIONS = {2: _explicit_purchase_states, 3: _admin_session_versions, 5: _purchase_references}
+MIGRATIONS = {2: _explicit_purchase_states, 3: _admin_session_versions, 4: _limit_keys,
+              5: _purchase_references}
 
 
 def create_schema() -> int:

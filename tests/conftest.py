@@ -151,8 +151,9 @@ def _demo_site(instance):
     except BaseException:
         close()
         raise
+    # The demo has joined its own phone (DEMO_DEVICE) to the hotspot.
     site = Site(demo.app, demo.router, demo.daraja, demo.url, settings=demo.settings(),
-                login_url=DEMO_DEVICE["link-login-only"])
+                login_url=DEMO_DEVICE["link-login-only"], device=None)
     return site, close
 
 

@@ -25,7 +25,10 @@ from portal.mpesa import parse_callback
 from portal.timeutil import utcnow
 
 SECRET = "test-callback-secret"
+#: The customer's phone: the router lists it as a hotspot host (``Site`` joins it).
 MAC, IP = "AA:BB:CC:DD:EE:01", "10.5.50.23"
+#: Where the customer's requests come from, as the portal sees them (the test client's).
+SOURCE = "127.0.0.1"
 LOGIN_URL = "http://10.5.50.1/login"
 PAYER = "254708374149"          # success, one callback
 LOST = "254700009001"           # success, callback lost (query says success)
@@ -80,11 +83,13 @@ class Site:
     """The running pieces of one test site."""
 
     def __init__(self, app, router, daraja=None, url: str = "", settings: dict | None = None,
-                 login_url: str = LOGIN_URL):
+                 login_url: str = LOGIN_URL, device: tuple[str, str] | None = (IP, MAC)):
         self.app, self.router, self.daraja, self.url = app, router, daraja, url
         #: What the app was created with (a restarted app or a subprocess can reuse it).
         self.settings = settings or {}
         self.login_url = login_url
+        if device is not None:
+            self.device_joins(*device)
 
     @property
     def mpesa(self):
@@ -132,8 +137,15 @@ class Site:
 
     # --- what a phone or Safaricom does ------------------------------------------------------
 
+    def device_joins(self, ip: str, mac: str) -> None:
+        """A phone joins the hotspot: the router lists it, so its device fields check out."""
+        self.router.device_joins(ip, mac)
+
     def customer_url(self, mac: str, ip: str, **extra) -> str:
-        """The landing page as the router's login.html opens it for one device."""
+        """The landing page as the router's login.html opens it for one device (which has
+        joined the hotspot)."""
+        if mac and ip:
+            self.device_joins(ip, mac)
         query = {"mac": mac, "ip": ip, "link-login-only": self.login_url,
                  "link-orig": "http://example.com/", **extra}
         return f"{self.url}/?{urlencode(query, safe=':/')}"
@@ -171,17 +183,21 @@ def package(name: str = "1 hour") -> Package:
 
 def buy(site: Site, phone: str = PAYER, name: str = "1 hour", now=None, *,
         answered: bool = False, **device) -> Purchase:
-    """Start a purchase through the ledger, as ``POST /buy`` does.
+    """Start a purchase through the ledger, as ``POST /buy`` does, from a phone that has
+    joined the hotspot (``mac`` and ``ip``, default the standard device).
 
     With ``answered``, wait until the emulated customer has answered the prompt.
     """
     from portal.ledger import purchases
 
     device = {"mac": MAC, "ip": IP, **device}
+    if device["mac"] and device["ip"]:
+        site.device_joins(device["ip"], device["mac"])
     purchase = purchases.start_purchase(
         package(name).id, phone, mac=device["mac"], ip=device["ip"],
         link_login_only=LOGIN_URL, link_orig="http://example.com/", mpesa=site.mpesa,
-        callback_url=purchases.callback_url(site.app.config), now=now or utcnow())
+        callback_url=purchases.callback_url(site.app.config), now=now or utcnow(),
+        gateway=site.gateway, source=SOURCE)
     assert purchase.checkout_request_id, purchase.result_desc
     if answered:
         txn = site.daraja.transaction(purchase.checkout_request_id)

@@ -136,8 +136,34 @@ def test_v1_database_is_migrated_to_explicit_states_and_keeps_every_sale(tmp_pat
     # Once is enough: a second start changes nothing.
     assert create_schema() == models.SCHEMA_VERSION
     with db.connection_context():
+        # Each migration once, in order (on a branch the numbers may have gaps).
         assert [v.version for v in SchemaVersion.select().order_by(SchemaVersion.id)] == [
-            1, *sorted(models.MIGRATIONS)]
+            1, *sorted(v for v in models.MIGRATIONS if v > 1)]
+        assert Purchase.select().count() == 5
+
+
+# -- schema v4: the limits' keys (the request's address, a confirmed device) --------------
+
+V4_COLUMNS = [("code_attempt", "source"), ("purchase", "source"), ("purchase", "verified")]
+
+
+def test_v1_database_gets_the_limit_columns_once(tmp_path):
+    from playhouse.migrate import SqliteMigrator
+
+    make_v1_database(tmp_path / "kibanda.db")
+    with db.connection_context():
+        for table, column in V4_COLUMNS:  # release 1 had none of them
+            db.execute_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
+        db.execute_sql("INSERT INTO code_attempt (device, at, ok) VALUES ('AA:BB', ?, 0)", (T,))
+    assert create_schema() == models.SCHEMA_VERSION >= 4
+    with db.connection_context():
+        for table, column in V4_COLUMNS:
+            assert column in {c.name for c in db.get_columns(table)}, (table, column)
+        assert [(p.source, p.verified) for p in Purchase.select()] == [("", False)] * 5
+        assert db.execute_sql("SELECT device, source FROM code_attempt").fetchall() == [
+            ("AA:BB", "")]
+        # Safe to run again (another branch's migration may have added a column first).
+        models.MIGRATIONS[4](SqliteMigrator(db))
         assert Purchase.select().count() == 5
 
 

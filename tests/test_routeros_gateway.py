@@ -232,6 +232,31 @@ def test_login_with_a_wrong_password_is_a_named_trap(sim, gateway):
     assert sim.rows("/ip/hotspot/active") == []
 
 
+def test_hotspot_hosts_are_the_routers_own_rows_for_an_address(sim, gateway):
+    sim.device_joins("10.5.50.23", "aa:bb:cc:dd:ee:01")
+    sim.device_joins("10.5.50.24", "AA:BB:CC:DD:EE:02")
+    before = len(sim.command_log)
+    assert gateway.hotspot_hosts("10.5.50.23") == [
+        {"mac-address": "AA:BB:CC:DD:EE:01", "address": "10.5.50.23", "authorized": "false"}]
+    assert sim.command_log[before:] == ["/login", "/ip/hotspot/host/print"]
+    assert gateway.hotspot_hosts("10.5.50.99") == []
+    gateway.add_user("123456", "123456", "default")
+    gateway.login("123456", "123456", "10.5.50.24", "AA:BB:CC:DD:EE:02")
+    [host] = gateway.hotspot_hosts("10.5.50.24")
+    assert host["authorized"] == "true" and isinstance(host["authorized"], str)
+
+
+def test_hotspot_hosts_of_an_unreachable_router_raise_like_every_call():
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    with RouterGateway("127.0.0.1", port, name="site-router", timeout=TIMEOUT) as gw:
+        with pytest.raises(RouterUnreachable) as caught:
+            gw.hotspot_hosts("10.5.50.23")
+    assert f'router "site-router" (127.0.0.1:{port}): connect:' in str(caught.value)
+
+
 def test_walled_garden_ip_is_idempotent(sim, gateway):
     first = gateway.walled_garden_ip("10.5.50.2", comment="portal")
     assert gateway.walled_garden_ip("10.5.50.2", comment="portal") == first

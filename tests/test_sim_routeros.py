@@ -530,6 +530,20 @@ def test_active_login_creates_session_host_and_cookie(api, sim):
     assert sim.rows("/ip/hotspot/active") == active
 
 
+def test_a_device_joining_is_listed_as_a_host_not_yet_authorized(api, sim):
+    sim.device_joins("10.5.50.10", MAC.lower())
+    sim.device_joins("10.5.50.10", MAC)  # the same lease again: still one host
+    hosts = tuple(api.path("ip", "hotspot", "host").select(
+        "mac-address", "address", "authorized").where(Key("address") == "10.5.50.10"))
+    assert hosts == ({"mac-address": MAC, "address": "10.5.50.10", "authorized": False},)
+    host = sim.rows("/ip/hotspot/host")[0]
+    assert (host["to-address"], host["server"], host["found-by"]) == (
+        "10.5.50.10", "hotspot1", "DHCP 10.5.50.10")
+    hotspot_user(api, name="J1", password="pw")
+    login(api, "J1", "pw")
+    assert [h["authorized"] for h in sim.rows("/ip/hotspot/host")] == ["true"]
+
+
 def test_login_refusals(api):
     hotspot_user(api, name="V2", password="pw")
     hotspot_user(api, name="OFF", password="pw", disabled=True)

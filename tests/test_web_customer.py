@@ -3,12 +3,14 @@ RouterOS and Daraja emulators: what a customer sees, and whether they end up onl
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+import requests
 from helpers import CANCELS, IP, LOGIN_URL, MAC, PAYER, package, wait_for
 
-from portal.models import CodeAttempt, Grant, Purchase, Voucher, VoucherBatch
+from portal.models import CodeAttempt, Grant, Package, Purchase, Voucher, VoucherBatch
 from portal.timeutil import utcnow
 
 pytestmark = pytest.mark.site(live_http=True, daraja=True, packages=True)
@@ -265,6 +267,45 @@ def test_one_device_gets_at_most_five_pushes_in_ten_minutes(site, client):
     assert "subiri dakika" in text(sw)
 
 
+def test_empty_or_forged_device_fields_get_the_strictest_push_limit(site, client):
+    """With ``mac`` and ``ip`` empty there was no device limit: 40 prompts to 40 numbers
+    in a second."""
+    site.daraja.decision_delay = 3600
+    answers = []
+    for n in range(40):
+        device = {"mac": "", "ip": ""} if n % 2 else {"mac": f"02:00:00:00:00:{n:02X}",
+                                                      "ip": f"10.5.51.{n + 1}"}
+        answers.append(post_buy(client, phone=f"07121000{n:02d}", device=device).status_code)
+    assert answers[:3] == [303, 303, 303] and set(answers[3:]) == {429}
+    assert site.daraja.push_requests == 3 and Purchase.select().count() == 3
+
+
+def test_one_phone_gets_three_prompts_at_most_whatever_the_price(site):
+    """One client sent 8 prompts at once to one victim, one per price."""
+    from portal.venue.packages import create_package
+
+    site.daraja.decision_delay = 3600
+    for price in (20, 30, 100, 500, 1000):
+        create_package(name_en=f"KES {price}", name_sw=f"KES {price}", price=price,
+                       validity="1h", rate_limit="2M/5M", devices=1)
+    package_ids = [p.id for p in Package.select()]
+    assert len(package_ids) == 8
+
+    def push(package_id):
+        return requests.post(f"{site.url}/buy", data={"package": package_id,
+                                                      "phone": "0712345678", **DEVICE},
+                             allow_redirects=False, timeout=15).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = sorted(pool.map(push, package_ids))
+    assert answers == [303] * 3 + [429] * 5
+    assert site.daraja.push_requests == 3
+    refused = requests.post(
+        f"{site.url}/buy?lang=sw", data={"package": package_ids[0], "phone": "0712345678",
+                                         **DEVICE}, allow_redirects=False, timeout=15)
+    assert refused.status_code == 429 and "subiri dakika" in refused.text
+
+
 def test_router_login_form_when_the_portal_cannot_log_the_device_in(site, client):
     no_ip = {**DEVICE, "ip": ""}  # the router did not tell us the device's address
     pid = purchase_ref(post_buy(client, device=no_ip))
@@ -362,6 +403,56 @@ def test_ten_wrong_codes_then_the_device_must_wait(site, client):
                                                   data={"code": "55556666", **OTHER_DEVICE})
     assert other.status_code == 200 and site.online("55556666", OTHER_DEVICE["ip"])
     assert CodeAttempt.select().where(CodeAttempt.ok == False).count() == 10  # noqa: E712
+
+
+@pytest.mark.parametrize("path", ["/voucher", "/reconnect"])
+def test_rotating_device_fields_buys_no_more_guesses(site, client, path):
+    """The limit was keyed on the ``mac`` field, which the client chooses: rotating it gave
+    an attacker 1,999 unthrottled guesses of 2,000. Claims the router does not confirm
+    share the strictest limit of their source address."""
+    make_voucher("31415926")
+    answers = []
+    for n in range(40):
+        forged = {"mac": f"02:00:00:00:00:{n:02X}", "ip": f"10.5.51.{n + 1}"}
+        if n % 4 == 3:
+            forged = {"mac": "", "ip": ""}
+        answers.append(client.post(path, data={"code": f"8000{n:04d}", **forged}).status_code)
+    assert answers[:3] == [400, 400, 400] and set(answers[3:]) == {429}
+    hit = client.post(path, data={"code": "31415926", "mac": "02:00:00:00:01:00",
+                                  "ip": "10.5.51.99"})
+    assert hit.status_code == 429 and "Please wait 10 minutes" in text(hit)
+    assert not site.online()
+    # Only the guesses that were checked left a row.
+    assert CodeAttempt.select().count() == 3
+    # A customer's phone the router knows, behind the same address, still gets in.
+    customer = site.app.test_client().post(path, data={"code": "31415926", **DEVICE})
+    assert customer.status_code == 200 and site.online("31415926", IP)
+
+
+def test_guesses_sent_at_once_cannot_slip_past_the_limit(site):
+    def attempt(n):
+        return requests.post(f"{site.url}/voucher", data={"code": f"7000{n:04d}", **DEVICE},
+                             timeout=15).status_code
+
+    with ThreadPoolExecutor(30) as pool:
+        answers = sorted(pool.map(attempt, range(60)))
+    assert answers == [400] * 10 + [429] * 50
+    assert CodeAttempt.select().count() == 10
+
+
+def test_a_router_that_cannot_be_asked_slows_customers_but_never_turns_them_away(site,
+                                                                                 client):
+    make_voucher("48213377")
+    site.router.stop()  # no phone can be confirmed: every device is unverified
+    right = client.post("/voucher", data={"code": "4821 3377", **DEVICE})
+    assert right.status_code == 200 and status_of(text(right)) == "paid"  # connecting
+    assert purchase_ref(post_buy(client)) and site.daraja.push_requests == 1
+    answers = [client.post("/reconnect", data={"code": f"1111222{n}", **DEVICE}).status_code
+               for n in range(4)]
+    assert answers == [400, 400, 400, 429]
+    sw = client.post("/voucher?lang=sw", data={"code": "11112229", **DEVICE})
+    assert sw.status_code == 429
+    assert "subiri dakika 10 ujaribu tena, au fungua ukurasa huu tena" in text(sw)
 
 
 def test_reconnect_another_device_by_receipt_and_by_access_code(site, client):

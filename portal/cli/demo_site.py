@@ -96,8 +96,12 @@ class DemoSite:
         return f"http://{self.host}:{self.port}"
 
     def customer_url(self, **device) -> str:
-        """The landing page as the router's login page opens it for a phone."""
-        return f"{self.url}/?{urlencode({**DEMO_DEVICE, **device}, safe=':/')}"
+        """The landing page as the router's login page opens it for a phone (which has
+        joined the hotspot, so the router can vouch for its fields)."""
+        fields = {**DEMO_DEVICE, **device}
+        if self.router is not None and fields.get("mac") and fields.get("ip"):
+            self.router.device_joins(fields["ip"], fields["mac"])
+        return f"{self.url}/?{urlencode(fields, safe=':/')}"
 
     def settings(self) -> dict:
         """Everything that points the instance at the emulators and at this portal."""
@@ -122,6 +126,8 @@ class DemoSite:
             self.router = RouterSim(host=self.host, password=secrets.token_urlsafe(12),
                                     latency_ms=self.router_latency_ms,
                                     clock=self.router_clock).start()
+            # The phone the demo pretends to be has joined the hotspot.
+            self.router.device_joins(DEMO_DEVICE["ip"], DEMO_DEVICE["mac"])
             self.daraja = DarajaSim(host=self.host, decision_delay=self.decision_delay).start()
             # Bind first: the callback URL and PORTAL_URL need the real port.
             ensure_instance(self.instance)

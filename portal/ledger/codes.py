@@ -1,7 +1,8 @@
 """Codes that open the internet: vouchers, access codes and M-Pesa receipts.
 
 Each turns into a logged-in device through the same grant machinery as a payment; every
-wrong guess counts against the device's limit (:mod:`.limits`).
+wrong guess counts against the limits of the request's address, of the device when the
+router confirms it, and of the site (:mod:`.limits`).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from ..errors import (
 from ..models import Grant, Purchase, Voucher, db
 from . import grants
 from .grants import grant_for
-from .limits import check_code_attempts, normalise_mac, record_attempt
+from .limits import CodeTry, Device, counted_try, identify
 
 _RECEIPT = re.compile(r"^[A-Z0-9]{10}$")
 
@@ -26,8 +27,8 @@ def normalise_code(text: str) -> str:
     return re.sub(r"[\s\-]", "", str(text or "")).upper()[:40]
 
 
-def _wrong_code(mac: str, ip: str, now: datetime, typed: str) -> ValidationError:
-    record_attempt(mac, ip, False, now)
+def _wrong_code(this_try: CodeTry, typed: str) -> ValidationError:
+    this_try.wrong = True
     return ValidationError(f"wrong code {typed!r}", field="code",
                            en="That code is not valid. Check it and try again.",
                            sw="Namba hiyo si sahihi. Iangalie ujaribu tena.")
@@ -47,25 +48,30 @@ def _login(grant: Grant, gateway, mac: str, ip: str, now: datetime) -> Grant:
     return Grant.get_by_id(grant.id)
 
 
-def redeem_voucher(code, *, mac, ip, gateway, now) -> Grant:
-    """Log this device in with a voucher; the first use starts its validity."""
-    mac = normalise_mac(mac)
-    check_code_attempts(mac, ip, now)
-    typed = normalise_code(code)
+def redeem_voucher(code, *, mac, ip, gateway, now, source="") -> Grant:
+    """Log this device in with a voucher; the first use starts its validity.
+
+    ``source`` is the request's own address; ``mac`` and ``ip`` are what the phone
+    claims, checked with the router before the limits are applied (:mod:`.limits`).
+    """
+    device = identify(gateway, mac, ip, source)
+    with counted_try(device, now) as this_try:
+        return _redeem(normalise_code(code), device, this_try, gateway, now)
+
+
+def _redeem(typed: str, device: Device, this_try: CodeTry, gateway, now: datetime) -> Grant:
     voucher = Voucher.get_or_none(Voucher.code == typed) if typed else None
     if voucher is None or not hmac.compare_digest(voucher.code.encode(), typed.encode()):
-        raise _wrong_code(mac, ip, now, typed)
+        raise _wrong_code(this_try, typed)
     if voucher.state == Voucher.VOID:
-        record_attempt(mac, ip, False, now)
+        this_try.wrong = True
         raise ValidationError(f"voucher {voucher.id} is void", field="code",
                               en="This voucher has been cancelled. Please ask the staff.",
                               sw="Vocha hii imefutwa. Tafadhali uliza wahudumu.")
     if voucher.state == Voucher.EXPIRED or (voucher.expires_at and voucher.expires_at <= now):
-        record_attempt(mac, ip, True, now)
         raise AccessExpired(f"voucher {voucher.id} expired",
                             en="This voucher has expired. Please buy a new one.",
                             sw="Muda wa vocha hii umeisha. Tafadhali nunua nyingine.")
-    record_attempt(mac, ip, True, now)
     if voucher.state in (Voucher.NEW, Voucher.ON_ROUTER):
         package = voucher.package
         with db.atomic():
@@ -75,21 +81,25 @@ def redeem_voucher(code, *, mac, ip, gateway, now) -> Grant:
                             & Voucher.state.in_((Voucher.NEW, Voucher.ON_ROUTER))).execute())
             if first:
                 grant = grants.create_grant(package, Grant.VOUCHER, now, voucher=voucher,
-                                            username=voucher.code, login_mac=mac,
-                                            login_ip=ip or "")
+                                            username=voucher.code, login_mac=device.mac,
+                                            login_ip=device.ip)
         if first:
             return grants.provision_grant(grant.id, gateway, now)
     grant = Grant.get_or_none(Grant.voucher == voucher.id)
     if grant is None:
         raise NotFound(f"voucher {voucher.id} is used but has no grant")
-    return _login(grant, gateway, mac, ip, now)
+    return _login(grant, gateway, device.mac, device.ip, now)
 
 
-def reconnect(code, *, mac, ip, gateway, now) -> Grant:
-    """Log this device in again with an access code, an M-Pesa receipt or a used voucher."""
-    mac = normalise_mac(mac)
-    check_code_attempts(mac, ip, now)
-    typed = normalise_code(code)
+def reconnect(code, *, mac, ip, gateway, now, source="") -> Grant:
+    """Log this device in again with an access code, an M-Pesa receipt or a used voucher
+    (``source``, ``mac`` and ``ip`` as for :func:`redeem_voucher`)."""
+    device = identify(gateway, mac, ip, source)
+    with counted_try(device, now) as this_try:
+        return _reconnect(normalise_code(code), device, this_try, gateway, now)
+
+
+def _reconnect(typed: str, device: Device, this_try: CodeTry, gateway, now: datetime) -> Grant:
     grant = None
     if typed:
         grant = Grant.get_or_none(Grant.username == typed)
@@ -103,7 +113,6 @@ def reconnect(code, *, mac, ip, gateway, now) -> Grant:
             grant = None
     if grant is None:
         if typed and Voucher.get_or_none(Voucher.code == typed) is not None:
-            return redeem_voucher(typed, mac=mac, ip=ip, gateway=gateway, now=now)
-        raise _wrong_code(mac, ip, now, typed)
-    record_attempt(mac, ip, True, now)
-    return _login(grant, gateway, mac, ip, now)
+            return _redeem(typed, device, this_try, gateway, now)
+        raise _wrong_code(this_try, typed)
+    return _login(grant, gateway, device.mac, device.ip, now)

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from ..errors import KibandaError, MpesaBusy, MpesaTimeout, NotFound, ValidationError
 from ..models import OutboxEvent, Package, Purchase, db
 from ..phone import normalise_phone
-from .limits import check_push_limits, normalise_mac
+from .limits import check_push_limits, identify
 from .settlement import settle
 
 log = logging.getLogger(__name__)
@@ -64,22 +64,26 @@ def _package_on_sale(package_id) -> Package:
 
 
 def start_purchase(package_id, phone_raw, *, mac, ip, link_login_only="", link_orig="",
-                   mpesa, callback_url, now, account_reference="WIFI") -> Purchase:
+                   mpesa, callback_url, now, account_reference="WIFI", gateway=None,
+                   source="") -> Purchase:
     """Validate, apply the abuse limits, send the STK Push and record the Purchase.
 
-    Intent before action: the row is committed as ``pushing``, with the reference that
-    rides in the CallBackURL, before the push leaves (inside a write transaction, so two
-    taps cannot both pass the limits). Daraja's answer makes it ``pending`` with its
+    ``mac`` and ``ip`` are what the phone claims: the router (``gateway``) confirms them
+    or not, and ``source`` is the request's own address (:mod:`.limits`). Intent before
+    action: the row is committed as ``pushing``, with the reference that rides in the
+    CallBackURL, before the push leaves (inside a write transaction, so two taps cannot
+    both pass the limits). Daraja's answer makes it ``pending`` with its
     CheckoutRequestID; a push whose answer never comes is ``unanswered``: it may have
     reached the phone, so it is never re-sent, and its callback still finds it.
     """
     package = _package_on_sale(package_id)
     phone = normalise_phone(phone_raw or "")
-    mac = normalise_mac(mac)
+    device = identify(gateway, mac, ip, source)  # the router is asked before the write lock
     with db.atomic("IMMEDIATE"):
-        check_push_limits(phone, package.price, mac, ip or "", now)
+        check_push_limits(phone, package.price, device, now)
         purchase = Purchase.create(
-            phone=phone, package=package, amount=package.price, mac=mac, ip=ip or "",
+            phone=phone, package=package, amount=package.price, mac=device.mac, ip=device.ip,
+            source=device.source, verified=device.verified,
             link_login_only=link_login_only or "", link_orig=link_orig or "",
             status=Purchase.PUSHING, created_at=now, updated_at=now)
     try:

@@ -22,7 +22,7 @@ from ..timeutil import format_duration, parse_duration
 from .bulk import BulkCommands
 from .pipeline import DEFAULT_WINDOW, RouterEndpoint
 from .words import (
-    ACTIVE, DUPLICATE_USER, MAX_MAC_COOKIE_SECONDS, NO_SUCH_ITEM, PROFILE, USER,
+    ACTIVE, DUPLICATE_USER, HOST, MAX_MAC_COOKIE_SECONDS, NO_SUCH_ITEM, PROFILE, USER,
     WALLED_GARDEN_IP, as_int, router_value, same_value, user_words, word,
 )
 
@@ -362,6 +362,16 @@ class RouterGateway(BulkCommands):
         if self.hotspot_server:
             words.append(f"?server={self.hotspot_server}")
         return self._run(f"{ACTIVE}/print", words, idempotent=True)
+
+    def hotspot_hosts(self, address) -> list[dict]:
+        """The router's own hotspot host rows for a client address: ``mac-address``,
+        ``address`` and ``authorized`` (the router's strings); none when it has no such host.
+
+        What a phone claims about itself is checked against this: the router saw the MAC
+        behind the address, the phone only says so.
+        """
+        return self._run(f"{HOST}/print", ["=.proplist=mac-address,address,authorized",
+                                           f"?address={address}"], idempotent=True)
 
     def login(self, username, password, ip, mac) -> None:
         """Log a client device (ip + mac) in as a hotspot user, server side."""

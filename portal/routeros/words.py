@@ -10,6 +10,7 @@ from ..timeutil import format_duration, parse_duration
 USER = "/ip/hotspot/user"
 PROFILE = "/ip/hotspot/user/profile"
 ACTIVE = "/ip/hotspot/active"
+HOST = "/ip/hotspot/host"
 WALLED_GARDEN_IP = "/ip/hotspot/walled-garden/ip"
 
 DUPLICATE_USER = "failure: already have user with this name for this server"

@@ -179,7 +179,8 @@ def buy():
             chosen, phone, mac=device["mac"], ip=device["ip"],
             link_login_only=device["link-login-only"], link_orig=device["link-orig"],
             mpesa=app_mpesa(), callback_url=purchases.callback_url(config),
-            now=utcnow(), account_reference=config.get("MPESA_ACCOUNT_REFERENCE") or "WIFI")
+            now=utcnow(), account_reference=config.get("MPESA_ACCOUNT_REFERENCE") or "WIFI",
+            gateway=app_router(), source=request.remote_addr or "")
     except ValidationError as exc:
         if exc.field in ("phone", "package"):
             return _landing(errors={exc.field: exc.message_for(lang)}, phone=phone,
@@ -286,7 +287,8 @@ def voucher():
     code = request.form.get("code", "")[:40]
     try:
         grant = codes.redeem_voucher(code, mac=device["mac"], ip=device["ip"],
-                                     gateway=app_router(), now=utcnow())
+                                     gateway=app_router(), now=utcnow(),
+                                     source=request.remote_addr or "")
     except DeviceLoginFailed as exc:
         return _show_grant(exc.grant, login_failed=True)
     except KibandaError as exc:
@@ -307,7 +309,8 @@ def reconnect_page():
         return _render("customer/reconnect.html", code=code, error=None, device=device)
     try:
         grant = codes.reconnect(code, mac=device["mac"], ip=device["ip"],
-                                gateway=app_router(), now=utcnow())
+                                gateway=app_router(), now=utcnow(),
+                                source=request.remote_addr or "")
     except DeviceLoginFailed as exc:
         return _show_grant(exc.grant, login_failed=True)
     except KibandaError as exc:
