@@ -165,11 +165,13 @@ def test_bad_phone_never_reaches_daraja(client, daraja):
     assert len(daraja.calls) == 0
 
 
-@pytest.mark.parametrize("url", ["", "portal.example/cb", "ftp://x/cb", "https://x/c b"])
+@pytest.mark.parametrize("url", ["", "portal.example/cb", "ftp://x/cb", "https://x/c b",
+                                 "ftp://portal/mpesa/callback/s3cret-token/ref"])
 def test_bad_callback_url_is_an_operator_error(client, daraja, url):
-    with pytest.raises(MpesaConfigError):
+    with pytest.raises(MpesaConfigError) as refused:
         client.stk_push("0708374149", 10, "ref", "desc", url)
     assert calls_to(daraja, PUSH) == []
+    assert "s3cret" not in str(refused.value)  # the secret part never reaches a log
 
 
 # -- Daraja's error answers ------------------------------------------------------------

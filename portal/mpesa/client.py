@@ -218,7 +218,8 @@ class MpesaClient:
         callback_url = str(callback_url or "").strip()
         if not callback_url.startswith(("http://", "https://")) or any(
                 ch.isspace() for ch in callback_url):
-            raise MpesaConfigError(f"callback URL {callback_url!r} is not an http(s) URL "
+            # Only its start: the rest of a CallBackURL is a secret and never reaches a log.
+            raise MpesaConfigError(f"callback URL {callback_url[:12]!r}... is not an http(s) URL "
                                    "(check CALLBACK_BASE_URL)")
         self._check_configured()
         timestamp = nairobi_timestamp(now)
