@@ -27,7 +27,6 @@ import logging
 import multiprocessing
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
+
+from portal.cli.demo_site import free_port, listening  # noqa: E402
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -229,22 +230,13 @@ def _client_process(url: str, threads: int, warmup: float, seconds: float, queue
     queue.put(([x for per in latencies for x in per], sum(errors)))
 
 
-def free_port() -> int:
-    """A port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def wait_listening(port: int, timeout: float = 30) -> None:
     """Block until 127.0.0.1:port accepts connections."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
+        if listening(port):
+            return
+        time.sleep(0.1)
     raise RuntimeError(f"nothing listening on {port} after {timeout}s")
 
 

@@ -24,7 +24,6 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,27 +38,13 @@ sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
 
+from portal.cli.demo_site import free_port, listening  # noqa: E402
+
 #: What the emulated customers do, by share: most pay, some cancel or fail.
 FAILING_PHONES = ["254700001032", "254700002001", "254700000001", "254700001037",
                   "254700001019"]
 SUCCESS_SHARE = 0.8
 OPEN = ("pushing", "pending", "unanswered")
-
-
-def free_port() -> int:
-    """A port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def listening(port: int) -> bool:
-    """True when 127.0.0.1:port accepts a connection."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 class Appliance:

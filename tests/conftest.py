@@ -57,6 +57,16 @@ def daraja_sim(request):
     sim.stop()
 
 
+@pytest.fixture
+def receiver():
+    """A callback endpoint of our own on a free port (``helpers.CallbackReceiver``)."""
+    from helpers import CallbackReceiver
+
+    server = CallbackReceiver()
+    yield server
+    server.close()
+
+
 # --- the one site builder ------------------------------------------------------------------
 
 @pytest.fixture

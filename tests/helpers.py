@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import sys
 import threading
 import time
@@ -20,6 +19,7 @@ from urllib.parse import urlencode
 
 import requests
 
+from portal.cli.demo_site import free_port, listening  # noqa: F401 - for tests
 from portal.models import AdminUser, Package, Purchase, Voucher, db
 from portal.mpesa import parse_callback
 from portal.timeutil import utcnow
@@ -395,22 +395,6 @@ class CallbackReceiver:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join()
-
-
-def free_port() -> int:
-    """A port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def listening(port: int) -> bool:
-    """True when something accepts connections on 127.0.0.1:port."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def run_pushes(app) -> int:

@@ -11,20 +11,28 @@ import requests
 from helpers import KIBANDA, free_port, listening
 
 
+def serve(tmp_path, workers: int, **environment) -> tuple[subprocess.Popen, int]:
+    """``kibanda serve`` on the test's instance, started and listening; (process, port)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KIBANDA_")}
+    proc = subprocess.Popen([*KIBANDA, "--instance", str(tmp_path / "site"), "serve",
+                             "--host", "127.0.0.1", "--port", str(port),
+                             "--workers", str(workers)],
+                            env={**env, **environment}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not listening(port):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.1)
+    return proc, port
+
+
 def test_serve_runs_the_portal_under_gunicorn_with_instance_and_environment(tmp_path, kibanda):
     assert kibanda("packages", "add", "--name", "1 day", "--price", "50",
                    "--validity", "1d").exit_code == 0
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KIBANDA_")}
-    env["KIBANDA_SITE_NAME"] = "Mama Njeri Cafe"  # environment over the instance defaults
-    proc = subprocess.Popen([*KIBANDA, "--instance", str(tmp_path / "site"), "serve",
-                             "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The environment wins over the instance's defaults.
+    proc, port = serve(tmp_path, 2, KIBANDA_SITE_NAME="Mama Njeri Cafe")
     try:
-        deadline = time.monotonic() + 30
-        while not listening(port):
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
-            time.sleep(0.1)
         page = requests.get(f"http://127.0.0.1:{port}/?mac=AA:BB:CC:00:00:09&ip=10.5.50.9",
                             timeout=10)
         assert page.status_code == 200
@@ -42,16 +50,8 @@ def test_serve_runs_the_portal_under_gunicorn_with_instance_and_environment(tmp_
 def test_serve_access_log_hides_the_callback_secret(tmp_path, kibanda):
     assert kibanda("packages", "list").exit_code == 0  # makes the instance and its keys
     secret = (tmp_path / "site" / "callback_secret").read_text().strip()
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KIBANDA_")}
-    proc = subprocess.Popen([*KIBANDA, "--instance", str(tmp_path / "site"), "serve",
-                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc, port = serve(tmp_path, 1)
     try:
-        deadline = time.monotonic() + 30
-        while not listening(port):
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
-            time.sleep(0.1)
         answer = requests.post(f"http://127.0.0.1:{port}/mpesa/callback/{secret}?x=1",
                                data=b"not json", timeout=10)
         assert answer.status_code == 400  # it reached the callback: the secret was right

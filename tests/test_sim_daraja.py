@@ -14,7 +14,6 @@ from datetime import timedelta
 
 import pytest
 import requests
-from helpers import CallbackReceiver
 
 from portal.clients import DatabaseTokenStore
 from portal.models import db
@@ -40,13 +39,6 @@ def database(db_path):
 def sim(daraja_sim):
     """The Daraja emulator (conftest's ``daraja_sim``) under this file's short name."""
     return daraja_sim
-
-
-@pytest.fixture
-def receiver():
-    server = CallbackReceiver()
-    yield server
-    server.close()
 
 
 def client_for(sim: DarajaSim, **kw) -> MpesaClient:

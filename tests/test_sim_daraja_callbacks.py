@@ -2,18 +2,10 @@
 from __future__ import annotations
 
 import pytest
-from helpers import CallbackReceiver
 
 from portal.mpesa import MpesaClient
 
 pytestmark = pytest.mark.daraja(decision_delay=0.05)
-
-
-@pytest.fixture
-def receiver():
-    server = CallbackReceiver()
-    yield server
-    server.close()
 
 
 @pytest.fixture

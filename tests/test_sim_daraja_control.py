@@ -7,7 +7,6 @@ import time
 
 import pytest
 import requests
-from helpers import CallbackReceiver
 
 from portal.mpesa import MpesaBusy, MpesaClient, MpesaTimeout
 from portal.sim.daraja import DarajaSim
@@ -21,13 +20,6 @@ PHONE, OTHER = "254712000001", "254712000002"
 def sim(daraja_sim):
     """The Daraja emulator (conftest's ``daraja_sim``), its control port on."""
     return daraja_sim
-
-
-@pytest.fixture
-def receiver():
-    server = CallbackReceiver()
-    yield server
-    server.close()
 
 
 def client_for(sim: DarajaSim, read_timeout: float = 3.0) -> MpesaClient:

@@ -5,20 +5,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from helpers import CallbackReceiver
 
 from portal.mpesa import MpesaClient, MpesaTimeout
 from portal.sim.daraja_faults import daraja_phone
 
 pytestmark = pytest.mark.daraja(decision_delay=0.05)
 PHONE = "254712000001"
-
-
-@pytest.fixture
-def receiver():
-    server = CallbackReceiver()
-    yield server
-    server.close()
 
 
 def client_for(sim, read_timeout: float = 3.0) -> MpesaClient:

@@ -1,28 +1,26 @@
 """``GET /healthz``: can this site sell right now?"""
 from __future__ import annotations
 
-import socket
-
 import pytest
+from helpers import free_port
 
 from portal.models import Package, Purchase, db
 
 pytestmark = pytest.mark.router(password="api-pass")
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def _one_pending_purchase() -> None:
+    """A site with one purchase waiting for M-Pesa (it shows in the backlog)."""
+    with db.connection_context():
+        package = Package.create(name_en="1 hour", price=10, validity_seconds=3600,
+                                 profile_name="kb-1-hour")
+        Purchase.create(phone="254712345678", package=package, amount=10)
 
 
 @pytest.mark.site(MPESA_CONSUMER_KEY="key-value", MPESA_CONSUMER_SECRET="s3cret-value",
                   MPESA_PASSKEY="passkey-value")
 def test_healthy_site_reports_router_mpesa_and_backlog(app):
-    with db.connection_context():
-        package = Package.create(name_en="1 hour", price=10, validity_seconds=3600,
-                                 profile_name="kb-1-hour")
-        Purchase.create(phone="254712345678", package=package, amount=10)
+    _one_pending_purchase()
     answer = app.test_client().get("/healthz")
     report = answer.get_json()
     assert answer.status_code == 200 and report["ok"] is True
@@ -36,7 +34,7 @@ def test_healthy_site_reports_router_mpesa_and_backlog(app):
 
 
 def test_unreachable_router_and_missing_mpesa_settings_are_reported(make_site):
-    port = _closed_port()
+    port = free_port()
     app = make_site(ROUTER_PORT=port, ROUTER_NAME="cafe-router", MPESA_TYPE="till").app
     answer = app.test_client().get("/healthz")
     report = answer.get_json()
@@ -77,10 +75,7 @@ def assert_public(report: dict, body: str) -> None:
 @pytest.mark.site(MPESA_CONSUMER_KEY="key-value", MPESA_CONSUMER_SECRET="s3cret-value",
                   MPESA_PASSKEY="passkey-value")
 def test_a_phone_on_the_hotspot_sees_only_ok_and_counts(app):
-    with db.connection_context():
-        package = Package.create(name_en="1 hour", price=10, validity_seconds=3600,
-                                 profile_name="kb-1-hour")
-        Purchase.create(phone="254712345678", package=package, amount=10)
+    _one_pending_purchase()
     answer = health_from(app, PHONE_ON_HOTSPOT)
     report = answer.get_json()
     assert answer.status_code == 200 and report["ok"] is True
@@ -97,7 +92,7 @@ def test_a_phone_on_the_hotspot_sees_only_ok_and_counts(app):
 def test_router_errors_and_mpesa_gaps_only_for_the_owner_or_loopback(make_site):
     from helpers import TECH_NAME, TECH_PASSWORD, Browser, make_users
 
-    app = make_site(ROUTER_PORT=_closed_port(), ROUTER_NAME="cafe-router", MPESA_TYPE="till").app
+    app = make_site(ROUTER_PORT=free_port(), ROUTER_NAME="cafe-router", MPESA_TYPE="till").app
     make_users(app)
     answer = health_from(app, PHONE_ON_HOTSPOT)
     assert answer.status_code == 503 and answer.get_json()["router"] == {"ok": False}

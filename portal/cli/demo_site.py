@@ -65,6 +65,22 @@ def check_port_free(host: str, port: int) -> None:
         probe.close()
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on right now (for a server started next)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def listening(port: int, host: str = "127.0.0.1") -> bool:
+    """True when something accepts connections on ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 class DemoSite:
     """Emulated router + emulated M-Pesa + portal + agent, started and stopped together."""
 
