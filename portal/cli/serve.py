@@ -76,8 +76,10 @@ def gunicorn_options(host: str, port: int, workers: int, threads: int,
 @click.command("serve")
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
-@click.option("--workers", default=2, show_default=True, type=int, help="Worker processes.")
-@click.option("--threads", default=4, show_default=True, type=int, help="Threads per worker.")
+@click.option("--workers", default=2, show_default=True, type=int, envvar="KIBANDA_WEB_WORKERS",
+              help="Worker processes (KIBANDA_WEB_WORKERS).")
+@click.option("--threads", default=4, show_default=True, type=int, envvar="KIBANDA_WEB_THREADS",
+              help="Threads per worker (KIBANDA_WEB_THREADS).")
 @click.option("--access-log/--no-access-log", default=True, show_default=True,
               help="Print one line per request to stdout.")
 @click.pass_context

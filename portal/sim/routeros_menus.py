@@ -236,6 +236,11 @@ def _menus() -> dict[str, Menu]:
             "lease-time": d("1800"), "authoritative": s("yes"), "add-arp": b("false"),
             "invalid": ro("bool", "false"), "dynamic": ro("bool", "false"), **_DISABLED,
         }, key=("name",)),
+        Menu("/ip/dhcp-client", {
+            "interface": ref("/interface", required=True), "add-default-route": s("yes"),
+            "use-peer-dns": b("true"), "use-peer-ntp": b("true"), "status": ro(default="bound"),
+            "address": ro(), "gateway": ro(), **_DISABLED,
+        }, key=("interface",), duplicate_message="failure: dhcp-client on that interface already exists"),
         Menu("/ip/dhcp-server/network", {
             "address": s(required=True), "gateway": s(), "dns-server": s(), "netmask": s(),
             "domain": s(), "dhcp-option": s(""), "comment": s(),

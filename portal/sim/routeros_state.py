@@ -347,6 +347,9 @@ class RouterState(HotspotMixin):
                 iface["name"] = row["name"]
         elif path == "/file":
             row["size"] = str(len(row.get("contents", "").encode()))
+        elif path == "/system/ntp/client":
+            # UNCONFIRMED: the emulator's NTP reaches its server at once
+            row["status"] = "synchronized" if row.get("enabled") == "true" else "stopped"
 
     def before_remove(self, path: str, row: dict) -> None:
         """Side effects of ``remove`` (hotspot logouts, a bridge's interface)."""
