@@ -26,12 +26,12 @@
 /container mounts add name=kibanda-data src={{DISK}}/kibanda-data dst=/data
 {{envlists}}/container envs add list=kibanda key=KIBANDA_ROUTER_HOST value=172.17.0.1
 {{envlists}}/container envs add list=kibanda key=KIBANDA_PORTAL_URL value={{PORTAL_URL}}
-{{envlists}}/container envs add list=kibanda key=KIBANDA_SITE_NAME value="{{SITE_NAME}}"
+{{envlists}}/container envs add list=kibanda key=KIBANDA_SITE_NAME value={{SITE_NAME_VALUE}}
 {{envlists}}/container envs add list=kibanda key=KIBANDA_WEB_WORKERS value=1
 {{envlists}}/container add file={{DISK}}/kibanda.tar interface=veth-kibanda root-dir={{DISK}}/kibanda-root mountlists=kibanda-data envlists=kibanda memory-high=192M start-on-boot=yes logging=yes comment="kibanda"
 {{envs}}/container envs add name=kibanda key=KIBANDA_ROUTER_HOST value=172.17.0.1
 {{envs}}/container envs add name=kibanda key=KIBANDA_PORTAL_URL value={{PORTAL_URL}}
-{{envs}}/container envs add name=kibanda key=KIBANDA_SITE_NAME value="{{SITE_NAME}}"
+{{envs}}/container envs add name=kibanda key=KIBANDA_SITE_NAME value={{SITE_NAME_VALUE}}
 {{envs}}/container envs add name=kibanda key=KIBANDA_WEB_WORKERS value=1
 {{envs}}/container add file={{DISK}}/kibanda.tar interface=veth-kibanda root-dir={{DISK}}/kibanda-root mounts=kibanda-data envlist=kibanda memory-high=192M start-on-boot=yes logging=yes comment="kibanda"
 # Start it (the first start unpacks the image: give it a minute).

@@ -31,7 +31,7 @@
 
 # --- the API user Kibanda uses: api, read and write only, from the appliance only ---
 /user group add name=kibanda-api policy=api,read,write
-/user add name={{API_USER}} group=kibanda-api password="{{API_PASSWORD}}" address={{APPLIANCE}}/32 comment="kibanda appliance"
+/user add name={{API_USER}} group=kibanda-api password={{API_PASSWORD}} address={{APPLIANCE}}/32 comment="kibanda appliance"
 /certificate add name=kibanda-api common-name={{HOTSPOT_ADDRESS}} days-valid=3650 key-usage=digital-signature,key-encipherment,tls-server
 /certificate sign kibanda-api
 /ip service set api address={{APPLIANCE}}/32

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import click
 import requests
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from .. import create_app
 from ..config import write_config_values
@@ -79,7 +79,7 @@ def portal_answering(instance, portal_url: str, overrides: dict):
     port = urlsplit(portal_url).port or 80
     app = create_app({**overrides, "DATABASE_KEEP_OPEN": False}, instance=str(instance))
     # On every address: the router fetches from the hotspot side, not from loopback.
-    server = make_server("0.0.0.0", port, app, threaded=True)
+    server = make_server("0.0.0.0", port, app, threaded=True, request_handler=_QuietHandler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                               daemon=True)
     thread.start()
@@ -90,6 +90,13 @@ def portal_answering(instance, portal_url: str, overrides: dict):
         server.server_close()
         thread.join(timeout=5)
         db.connect(reuse_if_open=True)  # the served requests closed the CLI's connection
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """The router's nine fetches are not worth nine lines on the technician's screen."""
+
+    def log_request(self, *args, **kwargs) -> None:
+        pass
 
 
 def served_sizes(portal_url: str) -> dict[str, int]:

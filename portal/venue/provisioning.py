@@ -120,7 +120,8 @@ class SiteSpec:
             "APPLIANCE": self.appliance, "CAPTIVE_URL": self.captive_url,
             "DNS_NAME": self.dns_name, "HOTSPOT_SERVER": self.hotspot_server,
             "DARAJA_HOST": daraja, "API_USER": self.api_user,
-            "API_PASSWORD": self.api_password, "FETCH_LINES": fetch_lines,
+            "API_PASSWORD": quote(self.api_password), "FETCH_LINES": fetch_lines,
+            "SITE_NAME_VALUE": quote(self.site_name),
             "PORTAL_URL": self.portal_url,
         }
 
