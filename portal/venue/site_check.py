@@ -138,7 +138,7 @@ class SiteChecks:
     def hotspot_files(self) -> str:
         sizes = {name: len(self.render_files(
             name, portal_url=str(self.config.get("PORTAL_URL") or ""),
-            site_name=self.branding["name"], primary_color=self.branding["color"]).encode())
+            site_name=self.branding["name"], primary_color=self.branding["color"]))
             for name in HOTSPOT_FILES}
         checks = compare_hotspot_files(self.gateway, sizes)
         wrong = [c for c in checks if not c.current]
