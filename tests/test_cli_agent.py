@@ -69,3 +69,27 @@ def test_agent_once_fails_when_mpesa_cannot_be_reached(kibanda, router_sim, dara
     result = kibanda("agent", "--once")
     assert result.exit_code == 1
     assert "mpesa: FAILED" in result.output
+
+
+def test_kibanda_agent_tells_systemd_it_is_ready_and_pings_the_watchdog_each_cycle(tmp_path):
+    import socket
+
+    address = str(tmp_path / "notify")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(address)
+    listener.settimeout(20)
+    env = {**os.environ, "KIBANDA_INSTANCE": str(tmp_path / "site"),
+           "KIBANDA_ROUTER_HOST": "127.0.0.1", "KIBANDA_ROUTER_PORT": "9",
+           "KIBANDA_ROUTER_TIMEOUT": "0.5", "NOTIFY_SOCKET": address,
+           "WATCHDOG_USEC": "10000000"}
+    proc = subprocess.Popen([sys.executable, "-c", "from portal.cli import main; main()",
+                             "agent", "--interval", "0.2"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        messages = [listener.recv(100).decode() for _ in range(3)]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+        listener.close()
+    assert messages[0] == "READY=1"
+    assert messages[1:] == ["WATCHDOG=1", "WATCHDOG=1"]

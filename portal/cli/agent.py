@@ -11,6 +11,7 @@ from agent.worker import Agent
 
 from ..timeutil import utcnow
 from .instance import open_instance
+from .systemd import sd_notify
 
 
 @click.command("agent")
@@ -37,12 +38,19 @@ def agent_command(ctx: click.Context, interval: float, once: bool) -> None:
         for name, error in report.failed.items():
             click.echo(f"{name}: FAILED {error}", err=True)
         ctx.exit(0 if report.ok else 1)
+    def clock():
+        # Called at every cycle: a cycle stuck beyond every timeout stops the pings, and
+        # systemd (WatchdogSec) restarts the agent.
+        sd_notify("WATCHDOG=1")
+        return utcnow()
+
     stop = threading.Event()
+    sd_notify("READY=1")
     # Only set the flag: the cycle in progress finishes and the loop exits at its wait.
     previous = {sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        agent.run(stop, interval=interval)
+        agent.run(stop, interval=interval, clock=clock)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -8,9 +8,7 @@ says READY once both run and sends the watchdog ping only while both are alive.
 """
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +16,8 @@ import time
 from dataclasses import dataclass
 
 import click
+
+from .systemd import sd_notify
 
 #: How a child is started: this Python, this code, the same instance folder.
 _KIBANDA = [sys.executable, "-c", "from portal.cli import main; main(prog_name='kibanda')"]
@@ -77,20 +77,6 @@ class Child:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-
-
-def sd_notify(state: str) -> None:
-    """Tell systemd ``state`` (READY=1, WATCHDOG=1, STOPPING=1) when it listens."""
-    address = os.environ.get("NOTIFY_SOCKET")
-    if not address:
-        return
-    if address.startswith("@"):
-        address = "\0" + address[1:]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.sendto(state.encode(), address)
-        except OSError:
-            pass  # systemd went away: nothing to tell
 
 
 def supervise(children: list[Child], stop: threading.Event, tick: float = 0.5,

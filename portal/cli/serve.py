@@ -7,6 +7,7 @@ from gunicorn.glogging import Logger
 
 from ..web.callback import redact_secret
 from .instance import open_instance
+from .systemd import watch_portal
 
 
 class RedactingLogger(Logger):
@@ -66,6 +67,9 @@ def gunicorn_options(host: str, port: int, workers: int, threads: int,
         "proc_name": "kibanda-portal",
         # The callback URL carries its secret: never written to a log.
         "logger_class": RedactingLogger,
+        # Under systemd with WatchdogSec: ping while the portal answers (gunicorn itself
+        # only says READY).
+        "when_ready": lambda _server: watch_portal(port),
     }
     if access_log:
         options["accesslog"] = "-"
