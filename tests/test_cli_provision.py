@@ -60,6 +60,7 @@ def test_a_factory_router_becomes_a_kibanda_hotspot_and_a_second_run_changes_not
     assert (tmp_path / "site.rsc").stat().st_mode & 0o077 == 0
     sheet = (tmp_path / "site" / "site-sheet.html").read_text()
     assert f"{portal_url}/admin/" in sheet and "<svg" in sheet
+    assert "WiFi name (SSID) / <i>Jina la WiFi (SSID)</i>" in sheet
 
     again = provision(kibanda, router_sim, portal_url)  # no --yes: nothing to confirm
     assert again.exit_code == 0, again.output

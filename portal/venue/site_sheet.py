@@ -5,7 +5,22 @@ from __future__ import annotations
 
 from html import escape
 
+from ..i18n import translate
 from .printing import qr_svg
+
+_LABELS = {
+    "t_sheet": "Kibanda WiFi site sheet", "t_ssid": "WiFi name (SSID)",
+    "t_customer": "Customer page", "t_owner": "Owner's page",
+    "t_scan": "Scan to open the owner's page",
+    "t_password": "The owner's password was given once by kibanda init; it is not on this "
+                  "sheet. Keep this sheet with the router.",
+}
+
+
+def _both(text: str) -> str:
+    """English, then the Swahili in italics: the sheet is for the owner and the technician."""
+    swahili = translate(text, "sw")
+    return escape(text) + (f" / <i>{escape(swahili)}</i>" if swahili != text else "")
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{site} - site sheet</title>
@@ -16,19 +31,18 @@ td{{padding:.3em 1em .3em 0;vertical-align:top}} td:first-child{{font-weight:bol
 .qr{{width:45mm;height:45mm}} small{{color:#555}}
 </style></head><body>
 <h1>{site}</h1>
-<p>Kibanda WiFi site sheet / <i>Karatasi ya tovuti</i></p>
+<p>{t_sheet}</p>
 <table>
-<tr><td>WiFi name (SSID) / <i>Jina la WiFi</i></td><td>{ssid}</td></tr>
-<tr><td>Customer page / <i>Ukurasa wa wateja</i></td><td>{portal}</td></tr>
-<tr><td>Owner's page / <i>Ukurasa wa mwenye biashara</i></td><td>{admin}</td></tr>
+<tr><td>{t_ssid}</td><td>{ssid}</td></tr>
+<tr><td>{t_customer}</td><td>{portal}</td></tr>
+<tr><td>{t_owner}</td><td>{admin}</td></tr>
 <tr><td>Hotspot</td><td>{network}, router {router_address}, DNS name {dns}</td></tr>
 <tr><td>Router</td><td>{board}, RouterOS {version}</td></tr>
 <tr><td>Kibanda inside the router?</td><td>{verdict}</td></tr>
 </table>
-<p>Scan to open the owner's page / <i>Piga picha kufungua ukurasa wa mwenye biashara</i>:</p>
+<p>{t_scan}:</p>
 {qr}
-<p><small>The owner's password was given once by <code>kibanda init</code>; it is not on
-this sheet. Keep this sheet with the router.</small></p>
+<p><small>{t_password}</small></p>
 </body></html>
 """
 
@@ -46,7 +60,8 @@ def render(spec, facts, verdict: str) -> str:
         admin=escape(admin), network=escape(spec.network),
         router_address=escape(spec.hotspot_address), dns=escape(spec.dns_name),
         board=escape(facts.board or "?"), version=escape(facts.version or "?"),
-        verdict=escape(verdict), qr=qr_svg(admin))
+        verdict=escape(verdict), qr=qr_svg(admin),
+        **{key: _both(text) for key, text in _LABELS.items()})
 
 
 def summary(spec, verdict: str) -> list[str]:
