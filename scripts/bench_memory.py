@@ -18,9 +18,7 @@ Run ``python scripts/bench_memory.py [--workers 2] [--clients 50] [--seconds 10]
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -33,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import requests  # noqa: E402
-from bench_purchase import _client_process, demo_site, wait_listening  # noqa: E402
+from bench_purchase import demo_site, landing_load, stop_process, wait_listening  # noqa: E402
 
 from portal.cli.demo_site import free_port  # noqa: E402
 
@@ -139,13 +137,6 @@ def main() -> None:
             time.sleep(args.idle)
             idle = sample(supervisor.pid)
             print(line("idle", idle))
-            queue = multiprocessing.Queue()
-            per = [args.clients // 2 + (1 if i < args.clients % 2 else 0) for i in range(2)]
-            load = [multiprocessing.Process(target=_client_process,
-                                            args=(url, n, 1.0, args.seconds, queue))
-                    for n in per]
-            for proc in load:
-                proc.start()
             peak: dict = {"total": 0}
             stop = threading.Event()
 
@@ -157,23 +148,16 @@ def main() -> None:
                         peak = now
             watcher = threading.Thread(target=watch, daemon=True)
             watcher.start()
-            results = [queue.get(timeout=args.seconds + 60) for _ in load]
+            results = landing_load(url, args.clients, args.seconds, warmup=1.0)
             stop.set()
             watcher.join()
-            for proc in load:
-                proc.join()
             requests_done = sum(len(lat) for lat, _err in results)
             print(line("loaded", peak) + f"  [peak; {requests_done / args.seconds:.0f} req/s, "
                   f"{args.clients} clients]")
             after = sample(supervisor.pid)
             print(line("after", after))
         finally:
-            supervisor.send_signal(signal.SIGTERM)
-            try:
-                supervisor.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                supervisor.kill()
-                supervisor.wait()
+            stop_process(supervisor, timeout=40)
 
 
 if __name__ == "__main__":
