@@ -187,3 +187,20 @@ def test_a_router_address_that_is_not_one(kibanda, portal_url):
                      "--hotspot-ports", "ether2", "--portal-url", portal_url)
     assert result.exit_code == 2
     assert "not a port number" in result.output
+
+
+def test_an_exported_script_imported_by_hand_is_one_this_appliance_can_use(kibanda, router_sim,
+                                                                          portal_url, runner,
+                                                                          tmp_path):
+    """Declined, but exported: the password in the script is the one the instance keeps."""
+    from portal.cli import main
+
+    result = runner.invoke(main, ["--instance", str(tmp_path / "site"), "provision",
+                                  "--router", f"127.0.0.1:{router_sim.port}", "--password",
+                                  ADMIN_PASSWORD, "--site-name", "Kijiji", "--hotspot-ports",
+                                  "ether2", "--portal-url", portal_url, "--export",
+                                  str(tmp_path / "site.rsc")], input="n\n")
+    assert result.exit_code == 0 and "not applied" in result.output
+    script = (tmp_path / "site.rsc").read_text()
+    stored = load_settings(tmp_path / "site")["ROUTER_PASSWORD"]
+    assert f"password={stored} " in script

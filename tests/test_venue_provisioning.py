@@ -126,6 +126,7 @@ def test_an_unlintable_line_fails_the_lint(tmp_path, schema):
     (dict(appliance="kibanda.local"), "--appliance-address"),
     (dict(portal_url="javascript:alert(1)"), "--portal-url"),
     (dict(site_name=" "), "--site-name"),
+    (dict(site_name="Cafe\n/system reset-configuration"), "--site-name"),
     (dict(dns_name="wifi lan"), "--dns-name"),
 ])
 def test_bad_site_values_are_refused_before_any_script(changes, field):

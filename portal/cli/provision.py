@@ -226,12 +226,16 @@ def _provision(ctx, settings, instance, admin, facts, host, port, timeout, opts)
         _write_private(opts["container_script"], provisioning.container_script(spec, facts))
         click.echo(f"wrote {opts['container_script']}")
 
-    changes = provisioning.plan(admin, script, password_known=known)
-    missing_profiles = _profiles_missing(admin)
     site_values = {"ROUTER_HOST": host, "ROUTER_PORT": port, "ROUTER_USER": spec.api_user,
                    "ROUTER_PASSWORD": spec.api_password, "SITE_NAME": spec.site_name,
                    "PORTAL_URL": spec.portal_url, "HOTSPOT_SERVER": spec.hotspot_server,
                    "HOTSPOT_DNS_NAME": spec.dns_name, "HOTSPOT_ADDRESS": spec.hotspot_address}
+    if opts["export"]:
+        # The exported script creates the API user with this password: keep it here too,
+        # or a router set up by /import could not be reached by this appliance.
+        write_config_values(instance, site_values)
+    changes = provisioning.plan(admin, script, password_known=known)
+    missing_profiles = _profiles_missing(admin)
     with portal_answering(instance, spec.portal_url, {**site_values, "ROUTER_PASSWORD": ""}):
         sizes = served_sizes(spec.portal_url)
         files = provisioning.compare_hotspot_files(admin, sizes)

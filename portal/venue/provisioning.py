@@ -56,8 +56,9 @@ class SiteSpec:
     def __post_init__(self) -> None:
         import re
 
-        if not self.site_name.strip() or len(self.site_name) > 60:
-            raise ValidationError("--site-name: 1 to 60 characters")
+        if not self.site_name.strip() or len(self.site_name) > 60 \
+                or any(ord(ch) < 32 or ord(ch) == 127 for ch in self.site_name):
+            raise ValidationError("--site-name: 1 to 60 characters, no control characters")
         ports = [p.strip() for p in self.hotspot_ports if p.strip()]
         if not ports or any(not re.fullmatch(_PORT_NAME, p) for p in ports + [self.wan]):
             raise ValidationError("--hotspot-ports: interface names like ether2,ether3")
