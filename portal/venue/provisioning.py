@@ -192,7 +192,7 @@ def container_verdict(facts: RouterFacts) -> tuple[bool, str]:
         return False, (f"no: only {facts.free_memory // 2**20} MB free memory, the container "
                        f"needs {CONTAINER_MEMORY // 2**20} MB; {instead}")
     return True, (f"yes: {facts.board} ({arch}, {facts.free_memory // 2**20} MB free) can run "
-                  f"the Kibanda container from a USB disk (provisioning/container.rsc)")
+                  f"the Kibanda container from a USB disk (--container-script FILE writes its script)")
 
 
 def site_script(spec: SiteSpec, facts: RouterFacts) -> str:
