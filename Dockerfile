@@ -1,31 +1,48 @@
-# The Kibanda appliance image: portal (gunicorn) + agent, one site per container.
-# Pure-Python dependencies only, so the same file builds for linux/amd64, arm64 and arm/v7:
+# The Kibanda appliance image: portal (gunicorn) + agent under `kibanda run`, one site per
+# container, the instance folder on the /data volume.
+# Pure-Python code on the official python:3.11-slim base (amd64, arm64 and arm/v7), so one
+# file builds all three:
+#   scripts/build-image                       (docker buildx; tars for /container/add file=)
 #   docker buildx build --platform linux/amd64,linux/arm64,linux/arm/v7 -t kibanda .
 # Run: docker run -p 8080:8080 -v kibanda-data:/data -e KIBANDA_ROUTER_HOST=192.168.88.1 kibanda
-FROM python:3.11-slim
 
+# --- build: one wheel holding the code, the hotspot pages and the router scripts ------------
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY portal ./portal
+COPY agent ./agent
+# Inside the package, where an installed Kibanda looks for them (package data).
+COPY hotspot-html ./portal/hotspot_html_files
+COPY provisioning ./portal/provisioning_files
+RUN pip wheel --wheel-dir /wheels .
+
+# --- run: the wheels only, a user without rights, the data on a volume -----------------------
+FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    KIBANDA_INSTANCE=/data
-
-WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY portal ./portal
-COPY agent ./agent
-COPY hotspot-html ./hotspot-html
-# Editable install: the hotspot-html directory is read from beside the portal package.
-RUN pip install -e . \
+    KIBANDA_INSTANCE=/data \
+    # Sized for a router: one worker process with four threads (a Raspberry Pi: 2 workers).
+    KIBANDA_WEB_WORKERS=1 \
+    KIBANDA_WEB_THREADS=4
+COPY --from=build /wheels /wheels
+RUN pip install --no-index /wheels/*.whl && rm -rf /wheels \
     && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin kibanda \
-    && mkdir -p /data && chown kibanda:kibanda /data
+    && mkdir -p /data && chown kibanda:kibanda /data && chmod 0700 /data
 
 USER kibanda
+WORKDIR /data
 VOLUME ["/data"]
 EXPOSE 8080
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
-    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)" || exit 1
+# Unhealthy when the portal does not answer, or (once the agent's heartbeat is in /healthz)
+# when the agent has stopped working: ?require=agent answers 503 then.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz?require=agent', timeout=4)" || exit 1
 
-# init is idempotent (keys and the owner are created once, then left alone); the agent runs
-# in the background and gunicorn takes over the shell's process id so `docker stop` reaches it.
-CMD ["sh", "-c", "kibanda init && (kibanda agent &) && exec kibanda serve --host 0.0.0.0 --port 8080"]
+# init is idempotent (keys and the owner are made once; the owner's password is printed in
+# `docker logs` the first time). `kibanda run` then takes the shell's process id, so
+# `docker stop` reaches it, and it restarts the portal or the agent if either dies.
+CMD ["sh", "-c", "kibanda init && exec kibanda run --host 0.0.0.0 --port 8080"]

@@ -99,7 +99,7 @@ class Agent:
 
     def settle_pending(self, now: datetime) -> int:
         """Ask M-Pesa about pending purchases that are due; returns how many were asked."""
-        asked = 0
+        asked, failure = 0, None
         for purchase_id in purchases.due_for_query(now):
             try:
                 purchases.poll_purchase(purchase_id, self.mpesa, now)
@@ -107,8 +107,11 @@ class Agent:
                 # One purchase M-Pesa cannot answer about must not hold up the others.
                 log.warning("purchase %s: STK query failed: %s", purchase_id,
                             exc.operator_message)
+                failure = failure or exc
                 continue
             asked += 1
+        if failure is not None:
+            raise failure  # the step failed (``kibanda agent --once`` exits 1), after all were asked
         return asked
 
     def sweep_unconfirmed(self, now: datetime) -> int:

@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import logging
 import secrets
+from typing import TYPE_CHECKING
 
-from flask import Flask
-
-from .config import ensure_instance, instance_path, load_settings
-from .models import create_schema, db, init_db
+if TYPE_CHECKING:
+    from flask import Flask
 
 log = logging.getLogger("kibanda")
 
 
-def create_app(test_config: dict | None = None, instance: str | None = None) -> Flask:
+def create_app(test_config: dict | None = None, instance: str | None = None) -> "Flask":
     """Build the portal app from the layered configuration of an instance folder."""
+    # Imported here: every process imports this package (the agent, `kibanda run`), and
+    # only the portal needs Flask and the rest (each import costs memory on a router).
+    from flask import Flask
+
     from . import web
+    from .config import ensure_instance, instance_path, load_settings
+    from .models import create_schema, db, init_db
 
     path = instance_path(instance or (test_config or {}).get("INSTANCE_PATH"))
     ensure_instance(path)

@@ -230,6 +230,33 @@ def _client_process(url: str, threads: int, warmup: float, seconds: float, queue
     queue.put(([x for per in latencies for x in per], sum(errors)))
 
 
+def landing_load(url: str, clients: int, seconds: float, warmup: float = 2.0,
+                 processes: int = 2) -> list[tuple[list[float], int]]:
+    """``clients`` keep-alive clients on ``url`` for ``seconds``, spread over ``processes``
+    processes; each process's (latencies in ms, errors)."""
+    queue = multiprocessing.Queue()
+    per = [clients // processes + (1 if i < clients % processes else 0)
+           for i in range(processes)]
+    procs = [multiprocessing.Process(target=_client_process,
+                                     args=(url, n, warmup, seconds, queue)) for n in per]
+    for proc in procs:
+        proc.start()
+    results = [queue.get(timeout=warmup + seconds + 60) for _ in procs]
+    for proc in procs:
+        proc.join()
+    return results
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGTERM, then SIGKILL if it has not left within ``timeout``."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def wait_listening(port: int, timeout: float = 30) -> None:
     """Block until 127.0.0.1:port accepts connections."""
     deadline = time.monotonic() + timeout
@@ -259,24 +286,9 @@ def bench_landing(folder: Path, workers: int, clients: int, seconds: float,
             wait_listening(port)
             url = f"http://127.0.0.1:{port}/{url_path}"
             assert requests.get(url, timeout=10).status_code == 200
-            queue = multiprocessing.Queue()
-            per = [clients // processes + (1 if i < clients % processes else 0)
-                   for i in range(processes)]
-            procs = [multiprocessing.Process(target=_client_process,
-                                             args=(url, n, 2.0, seconds, queue))
-                     for n in per]
-            for proc in procs:
-                proc.start()
-            results = [queue.get(timeout=seconds + 60) for _ in procs]
-            for proc in procs:
-                proc.join()
+            results = landing_load(url, clients, seconds, processes=processes)
         finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            stop_process(server)
     latencies = [x for lat, _err in results for x in lat]
     errors = sum(err for _lat, err in results)
     return {"requests": len(latencies), "errors": errors, "rps": len(latencies) / seconds,

@@ -500,13 +500,86 @@ def test_system_reboot_command(sim, api):
     assert sim.rows("/ip/hotspot/user")[0][".id"] != uid
 
 
-def test_fetch_records_and_creates_the_file(api, sim):
-    replies = tuple(api("/tool/fetch", url="http://10.5.50.2:8080/hotspot-html/login.html",
-                        **{"dst-path": "hotspot/login.html", "mode": "http"}))
+@pytest.fixture
+def web_file():
+    """A small HTTP server of our own serving one known file at /hotspot-html/login.html."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    body = "<html>Karibu $(mac) \u2014 caf\u00e9</html>\n".encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            found = self.path == "/hotspot-html/login.html"
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Length", str(len(body) if found else 0))
+            self.end_headers()
+            if found:
+                self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", body
+    server.shutdown()
+    server.server_close()
+
+
+def test_fetch_downloads_the_file_and_stores_its_bytes(api, sim, web_file):
+    base, body = web_file
+    url = f"{base}/hotspot-html/login.html"
+    replies = tuple(api("/tool/fetch", url=url, **{"dst-path": "kibanda/login.html",
+                                                   "mode": "http"}))
     assert replies[0]["status"] == "finished"
-    assert sim.fetched == [{"url": "http://10.5.50.2:8080/hotspot-html/login.html",
-                            "dst-path": "hotspot/login.html", "mode": "http"}]
-    assert "hotspot/login.html" in [r["name"] for r in sim.rows("/file")]
+    assert sim.fetched == [{"url": url, "dst-path": "kibanda/login.html", "mode": "http"}]
+    files = {r["name"]: r for r in sim.rows("/file")}
+    assert files["kibanda"]["type"] == "directory"
+    assert files["kibanda/login.html"]["size"] == str(len(body))
+    assert sim.file_bytes("kibanda/login.html") == body
+
+
+def test_fetch_of_a_missing_file_or_a_closed_port_is_a_trap_and_stores_nothing(api, sim,
+                                                                               web_file):
+    base, _ = web_file
+    with pytest.raises(TrapError, match="404"):
+        tuple(api("/tool/fetch", url=f"{base}/hotspot-html/nothing.html",
+                  **{"dst-path": "kibanda/nothing.html"}))
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    with pytest.raises(TrapError, match="could not connect"):
+        tuple(api("/tool/fetch", url=f"http://127.0.0.1:{port}/x.html", **{"dst-path": "x.html"}))
+    assert [r for r in sim.rows("/file") if r["type"] != "directory"] == []
+
+
+def test_system_resource_reports_what_the_test_sets(api, sim):
+    sim.set_resource(architecture_name="mipsbe", free_memory=20_000_000, board_name="hAP ac lite")
+    row = tuple(api.path("system", "resource"))[0]
+    assert (row["architecture-name"], row["free-memory"], row["board-name"]) == (
+        "mipsbe", 20_000_000, "hAP ac lite")
+    assert row["total-memory"] == 1073741824
+    with pytest.raises(ValueError):
+        sim.set_resource(colour="red")
+
+
+def test_a_disabled_api_service_closes_new_connections(sim, api):
+    services = api.path("ip", "service")
+    api_id = [row[".id"] for row in services if row["name"] == "api"][0]
+    services.update(**{".id": api_id, "disabled": True})
+    with pytest.raises((ConnectionClosed, ConnectionError, OSError)):
+        librouteros.connect("127.0.0.1", "admin", "", port=sim.port, timeout=2)
+
+
+def test_certificate_sign_gives_it_a_key_and_trust(api, sim):
+    certs = api.path("certificate")
+    certs.add(name="kibanda-api", **{"common-name": "10.5.50.1", "days-valid": 3650})
+    tuple(api("/certificate/sign", **{".id": "kibanda-api"}))
+    row = sim.rows("/certificate")[0]
+    assert row["private-key"] == "true" and row["trusted"] == "true"
 
 
 # --- hotspot behaviour ---------------------------------------------------------------

@@ -220,3 +220,19 @@ def test_a_taken_control_port_stops_the_emulator_from_starting():
             sim.start()
     with pytest.raises(OSError):  # the API port was closed again
         socket.create_connection(("127.0.0.1", sim.port), timeout=1).close()
+
+
+@pytest.mark.router(control_port=0)
+def test_resource_and_files_over_the_control_interface(router_sim):
+    base = router_sim.control_url
+    answer = requests.post(f"{base}/resource", json={"architecture_name": "mipsbe",
+                                                     "free_memory": 20_000_000}, timeout=5)
+    assert answer.status_code == 200 and answer.json()["architecture-name"] == "mipsbe"
+    assert router_sim.rows("/system/resource")[0]["free-memory"] == "20000000"
+    refused = requests.post(f"{base}/resource", json={"free_memory": -1}, timeout=5)
+    assert refused.status_code == 400
+    assert requests.get(f"{base}/files/kibanda/login.html", timeout=5).status_code == 404
+    router_sim.state.insert("/file", {"name": "kibanda/login.html", "contents": "karibu",
+                                      "size": "6"})
+    stored = requests.get(f"{base}/files/kibanda/login.html", timeout=5).json()
+    assert stored == {"name": "kibanda/login.html", "size": 6, "contents": "karibu"}

@@ -116,3 +116,38 @@ def test_a_reboot_forgets_the_hosts(router_sim, api):
     with pytest.raises((ConnectionClosed, ConnectionError)):
         hosts_at(api, IP)
     assert router_sim.rows("/ip/hotspot/host") == []
+
+
+def test_a_returning_phone_with_a_mac_cookie_is_let_in_without_the_portal(router_sim, api):
+    """login-by has mac-cookie: the login made a cookie; the same MAC joining again is online."""
+    api.path("ip", "hotspot", "user").add(name="K1", password="K1", **{"limit-uptime": "1h"})
+    router_sim.device_joins("10.5.50.30", "AA:BB:CC:00:00:30")
+    tuple(api("/ip/hotspot/active/login", user="K1", password="K1", ip="10.5.50.30",
+              **{"mac-address": "AA:BB:CC:00:00:30"}))
+    cookie = router_sim.rows("/ip/hotspot/cookie")[0]
+    assert (cookie["user"], cookie["mac-address"], cookie["mac-cookie"]) == (
+        "K1", "AA:BB:CC:00:00:30", "true")
+    router_sim.device_leaves("AA:BB:CC:00:00:30")
+    assert router_sim.rows("/ip/hotspot/active") == []
+    router_sim.device_joins("10.5.50.31", "AA:BB:CC:00:00:30")  # a new lease, the same phone
+    session = router_sim.rows("/ip/hotspot/active")[0]
+    assert (session["user"], session["address"], session["login-by"]) == (
+        "K1", "10.5.50.31", "mac-cookie")
+    assert router_sim.rows("/ip/hotspot/host")[0]["authorized"] == "true"
+    # another phone gets nothing from K1's cookie
+    router_sim.device_joins("10.5.50.32", "AA:BB:CC:00:00:32")
+    assert [s["address"] for s in router_sim.rows("/ip/hotspot/active")] == ["10.5.50.31"]
+
+
+def test_without_mac_cookie_in_login_by_no_cookie_and_no_way_back(router_sim, api):
+    profiles = api.path("ip", "hotspot", "profile")
+    pid = [row[".id"] for row in profiles if row["name"] == "hsprof1"][0]
+    profiles.update(**{".id": pid, "login-by": "http-chap,cookie"})
+    api.path("ip", "hotspot", "user").add(name="K2", password="K2")
+    router_sim.device_joins("10.5.50.40", "AA:BB:CC:00:00:40")
+    tuple(api("/ip/hotspot/active/login", user="K2", password="K2", ip="10.5.50.40",
+              **{"mac-address": "AA:BB:CC:00:00:40"}))
+    assert router_sim.rows("/ip/hotspot/cookie") == []
+    router_sim.device_leaves("AA:BB:CC:00:00:40")
+    router_sim.device_joins("10.5.50.40", "AA:BB:CC:00:00:40")
+    assert router_sim.rows("/ip/hotspot/active") == []

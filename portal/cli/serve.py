@@ -1,12 +1,15 @@
 """``kibanda serve``: the portal under gunicorn, built by ``create_app`` in each worker."""
 from __future__ import annotations
 
+import gc
+
 import click
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
 from ..web.callback import redact_secret
 from .instance import open_instance
+from .systemd import watch_portal
 
 
 class RedactingLogger(Logger):
@@ -43,10 +46,21 @@ class PortalServer(BaseApplication):
             self.cfg.set("control_socket_disable", True)
 
     def load(self):
-        """Build the WSGI app (called in each worker)."""
+        """Build the WSGI app, once, in the master (``preload_app``): the workers forked
+        from it share its pages instead of each building (and paying for) its own."""
         from .. import create_app
+        from ..models import db
 
-        return create_app(self.overrides, instance=self.instance)
+        app = create_app(self.overrides, instance=self.instance)
+        # No connection crosses the fork: each worker thread opens its own (SQLite forbids
+        # using a connection in two processes; the router and M-Pesa links are made on
+        # first use, in the worker, and a gateway notices a fork by its pid).
+        if not db.is_closed():
+            db.close()
+        # Everything built so far is kept out of the collector's reach, so a collection in
+        # a worker does not write to (and so copy) the pages it shares with the master.
+        gc.freeze()
+        return app
 
 
 def gunicorn_options(host: str, port: int, workers: int, threads: int,
@@ -66,6 +80,10 @@ def gunicorn_options(host: str, port: int, workers: int, threads: int,
         "proc_name": "kibanda-portal",
         # The callback URL carries its secret: never written to a log.
         "logger_class": RedactingLogger,
+        "preload_app": True,
+        # Under systemd with WatchdogSec: ping while the portal answers (gunicorn itself
+        # only says READY).
+        "when_ready": lambda _server: watch_portal(port),
     }
     if access_log:
         options["accesslog"] = "-"
@@ -76,8 +94,10 @@ def gunicorn_options(host: str, port: int, workers: int, threads: int,
 @click.command("serve")
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
-@click.option("--workers", default=2, show_default=True, type=int, help="Worker processes.")
-@click.option("--threads", default=4, show_default=True, type=int, help="Threads per worker.")
+@click.option("--workers", default=2, show_default=True, type=int, envvar="KIBANDA_WEB_WORKERS",
+              help="Worker processes (KIBANDA_WEB_WORKERS).")
+@click.option("--threads", default=4, show_default=True, type=int, envvar="KIBANDA_WEB_THREADS",
+              help="Threads per worker (KIBANDA_WEB_THREADS).")
 @click.option("--access-log/--no-access-log", default=True, show_default=True,
               help="Print one line per request to stdout.")
 @click.pass_context

@@ -182,6 +182,11 @@ class MpesaClient:
                     raise MpesaBusy("another worker has been fetching the Daraja token for too long")
                 time.sleep(0.1)
 
+    def check_credentials(self) -> None:
+        """Ask Daraja for a fresh token (never the cached one): raises when it refuses."""
+        self._check_configured()
+        self._fetch_token()
+
     def _fetch_token(self) -> tuple[str, int]:
         credentials = f"{self.consumer_key}:{self.consumer_secret}".encode()
         headers = {"Authorization": "Basic " + base64.b64encode(credentials).decode()}

@@ -398,6 +398,17 @@ class RouterGateway(BulkCommands):
                 removed += 1
         return removed
 
+    # --- any menu (provisioning and the technician's checks) ---------------------------
+
+    def menu_rows(self, menu: str, where: dict | None = None) -> list[dict]:
+        """Rows of any menu, e.g. ``/ip/hotspot/profile`` (``where``: equal fields)."""
+        words = [f"?{name}={value}" for name, value in (where or {}).items()]
+        return self._run(f"{menu}/print", words, idempotent=True)
+
+    def command(self, command: str, attrs: dict | None = None) -> list[dict]:
+        """Run any command (``/ip/service/set``) with attributes; the reply rows."""
+        return self._run(command, [word(name, value) for name, value in (attrs or {}).items()])
+
     # --- walled garden ---------------------------------------------------------------
 
     def walled_garden_ip(self, dst_address, comment="") -> str:

@@ -122,6 +122,9 @@ class RouterSim(Controllable):
                     if self._stopping.is_set():
                         break  # stop() shut the listener down
                     raise
+                if not self.api_enabled:
+                    sock.close()  # /ip service api disabled: nobody answers on the port
+                    continue
                 sock.settimeout(None)
                 # one sentence per send: without this, Nagle plus delayed ACKs add 40 ms stalls
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -176,6 +179,33 @@ class RouterSim(Controllable):
         """One shot: the connection sending the next replies closes after ``n`` more sentences."""
         with self.lock:
             self._drop_remaining = int(n)
+
+    @property
+    def api_enabled(self) -> bool:
+        """False once ``/ip service`` api is disabled: new connections are closed at once."""
+        with self.lock:
+            row = self.state.find("/ip/service", name="api")[0]
+            return row.get("disabled") != "true"
+
+    def set_resource(self, **values) -> dict:
+        """Change what ``/system/resource`` reports (``free_memory=...``,
+        ``architecture_name="mipsbe"``, ``board_name=...``); returns the new values."""
+        with self.lock:
+            for name, value in values.items():
+                key = name.replace("_", "-")
+                if key not in self.state.resource:
+                    raise ValueError(f"/system/resource has no {key}")
+                self.state.resource[key] = str(value)
+            self.state.dirty = True
+            resource = dict(self.state.resource)
+        self.save_state()
+        return resource
+
+    def file_bytes(self, name: str) -> bytes | None:
+        """A file the router stored (``/tool/fetch`` writes them), as bytes; None if absent."""
+        with self.lock:
+            rows = self.state.find("/file", name=name)
+            return rows[0].get("contents", "").encode() if rows else None
 
     @property
     def max_sessions(self) -> int:

@@ -3,7 +3,7 @@
 Every route calls one of ``RouterSim``'s own methods, the ones tests call in-process:
 ``drop_connections``, ``drop_after``, ``refuse_logins``, ``latency_ms``,
 ``max_sessions``, ``reboot``, ``factory_reset``, ``device_joins``, ``device_leaves``,
-``rows``, ``advance`` and ``add_traffic``. docs/emulators.md describes each endpoint.
+``rows``, ``advance``, ``add_traffic``, ``set_resource`` and ``file_bytes``. docs/emulators.md describes each endpoint.
 """
 from __future__ import annotations
 
@@ -114,8 +114,29 @@ def control_routes(sim: "RouterSim") -> list[Route]:
                   for name in ("bytes_in", "bytes_out")]
         return {"sessions": sim.add_traffic(who, *counts)}
 
+    def resource(request: ControlRequest) -> dict:
+        body = request.body
+        unknown_fields(body, {"architecture_name", "board_name", "free_memory", "total_memory",
+                              "cpu"})
+        for name in ("free_memory", "total_memory"):
+            if name in body:
+                non_negative(name, field(body, name, int))
+        for name in ("architecture_name", "board_name", "cpu"):
+            if name in body:
+                field(body, name, str)
+        return sim.set_resource(**body)
+
+    def file(request: ControlRequest) -> dict:
+        name = request.params["name"]
+        data = sim.file_bytes(name)
+        if data is None:
+            raise ControlError(404, f"no file {name} on the router")
+        return {"name": name, "size": len(data), "contents": data.decode("utf-8", "replace")}
+
     return [
         Route("GET", "/status", status),
+        Route("POST", "/resource", resource),
+        Route("GET", "/files/<path:name>", file),
         Route("GET", "/settings", read_settings),
         Route("POST", "/settings", change_settings),
         Route("POST", "/connections/drop", drop),

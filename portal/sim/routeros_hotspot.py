@@ -6,6 +6,7 @@ a real router; live usage is on ``/ip/hotspot/active``.
 """
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import posixpath
 import re
@@ -51,8 +52,9 @@ class HotspotMixin:
 
     tables: dict
 
-    def extra_command(self, menu, verb: str, attrs: dict) -> list[tuple[str, dict]]:
-        """Menu-specific commands: active login, user reset-counters, tool fetch."""
+    def extra_command(self, menu, verb: str, attrs: dict,
+                      body: bytes | None = None) -> list[tuple[str, dict]]:
+        """Menu-specific commands: active login, user reset-counters, tool fetch, sign."""
         if (menu.path, verb) == (_ACTIVE, "login"):
             self.hotspot_login(attrs)
         elif (menu.path, verb) == (_USER, "reset-counters"):
@@ -61,7 +63,13 @@ class HotspotMixin:
                 row.update({name: "0" for name in _COUNTERS})
             self.dirty = True
         elif (menu.path, verb) == ("/tool", "fetch"):
-            return self.fetch(attrs)
+            return self.fetch(attrs, body)
+        elif (menu.path, verb) == ("/certificate", "sign"):
+            for row in self.targets(menu, attrs):
+                # a self-signed certificate: it has its key and the router trusts it
+                row.update({"private-key": "true", "trusted": "true",
+                            "fingerprint": hashlib.sha256(row["name"].encode()).hexdigest()})
+            self.dirty = True
         else:
             raise SimTrap("no such command", 0)
         return [("!done", {})]
@@ -125,7 +133,7 @@ class HotspotMixin:
         session = self.insert(_ACTIVE, values)
         self._update_time_left(session)
         self._authorize_host(server["name"], ip, mac, True)
-        if profile.get("add-mac-cookie") == "true" and mac:
+        if profile.get("add-mac-cookie") == "true" and mac and self.accepts_mac_cookie(server):
             for cookie in self.find("/ip/hotspot/cookie", **{"mac-address": mac}):
                 self.tables["/ip/hotspot/cookie"].remove(cookie)
             cookie = {"user": name, "mac-address": mac, "mac-cookie": "true",
@@ -133,6 +141,30 @@ class HotspotMixin:
             if attrs.get("domain"):
                 cookie["domain"] = attrs["domain"]
             self.insert("/ip/hotspot/cookie", cookie)
+
+    def accepts_mac_cookie(self, server: dict) -> bool:
+        """True when the server's hotspot profile has ``mac-cookie`` in its login-by."""
+        profile = next(iter(self.find("/ip/hotspot/profile",
+                                      name=server.get("profile", "default"))), {})
+        return "mac-cookie" in profile.get("login-by", "").split(",")
+
+    def mac_cookie_login(self, server: dict, ip: str, mac: str) -> bool:
+        """A returning device with a live mac cookie is let in without any page; True if so."""
+        if not self.accepts_mac_cookie(server):
+            return False
+        for cookie in self.find("/ip/hotspot/cookie", **{"mac-address": mac}):
+            user = self._login_user(cookie.get("user", ""), server["name"])
+            if user is None:
+                continue
+            try:
+                self.hotspot_login({"user": user["name"], "password": user.get("password", ""),
+                                    "ip": ip, "mac-address": mac})
+            except SimTrap:
+                return False  # limits reached or the user is disabled: the login page it is
+            for session in self.find(_ACTIVE, address=ip, **{"mac-address": mac}):
+                session["login-by"] = "mac-cookie"
+            return True
+        return False
 
     def _login_user(self, name: str, server: str) -> dict | None:
         for user in self.tables[_USER]:
@@ -174,7 +206,9 @@ class HotspotMixin:
         server = self.hotspot_server_for(ip)
         if server is None:
             raise NoHotspotServer("no hotspot server is running: a device cannot join")
-        return self.render(_HOST, self._insert_host(server["name"], ip, mac, authorized=False))
+        host = self._insert_host(server["name"], ip, mac, authorized=False)
+        self.mac_cookie_login(server, ip, mac)
+        return self.render(_HOST, host)
 
     def host_leaves(self, who: str) -> int:
         """A device left (by ip or mac): its host rows go and its sessions end; how many."""
@@ -287,19 +321,36 @@ class HotspotMixin:
 
     # --- /tool/fetch -----------------------------------------------------------------------
 
-    def fetch(self, attrs: dict) -> list[tuple[str, dict]]:
-        """Record a fetch request and create its file, as if the download succeeded."""
+    def fetch(self, attrs: dict, body: bytes | None = None) -> list[tuple[str, dict]]:
+        """Store what ``/tool/fetch`` downloaded (``body``, fetched by the session) as a file."""
         if not attrs.get("url") and not attrs.get("address"):
             raise SimTrap("missing value(s) of argument(s) url", 1)
         self.fetched.append(dict(attrs))
+        body = body or b""
         output = attrs.get("output", "file")
         if output == "file" and attrs.get("upload", "no") not in ("yes", "true"):
             name = attrs.get("dst-path") or posixpath.basename(attrs.get("url", "").split("?")[0]) \
                 or "index.html"
+            folder = posixpath.dirname(name)
+            if folder and not self.find("/file", name=folder):
+                self.insert("/file", {"name": folder, "type": "directory", "size": "0",
+                                      "creation-time": self.now_text()})
             for old in self.find("/file", name=name):
                 self.tables["/file"].remove(old)
-            self.insert("/file", {"name": name, "type": "file", "size": "0",
-                                  "creation-time": self.now_text()})
+            try:
+                contents = body.decode("utf-8")
+            except UnicodeDecodeError:
+                contents = ""  # the router keeps any bytes; the emulator keeps text only
+            self.insert("/file", {"name": name, "type": _file_type(name), "size": str(len(body)),
+                                  "contents": contents, "creation-time": self.now_text()})
         self.dirty = True
-        return [("!re", {"status": "finished", "downloaded": "0", "total": "0",
-                         "duration": "1s"}), ("!done", {})]
+        size = str(len(body))
+        return [("!re", {"status": "finished", "downloaded": str(len(body) // 1024),
+                         "total": size, "duration": "1s"}), ("!done", {})]
+
+
+def _file_type(name: str) -> str:
+    """How ``/file print`` describes a file by its extension."""
+    extension = posixpath.splitext(name)[1].lower()
+    return {".html": "html file", ".txt": "text file", ".js": "js file",
+            ".rsc": "script", ".css": "css file"}.get(extension, "file")

@@ -199,9 +199,11 @@ def _menus() -> dict[str, Menu]:
         }, singleton=True, verbs=SINGLE),
         Menu("/system/ntp/client", {
             "enabled": b("false"), "mode": s("unicast"), "servers": s(""),
-            "primary-ntp": s("0.0.0.0"), "secondary-ntp": s("0.0.0.0"), "status": ro(default="stopped"),
+            "primary-ntp": s("0.0.0.0"), "secondary-ntp": s("0.0.0.0"), "server-dns-names": s(""),
+            "status": ro(default="stopped"),
         }, singleton=True, verbs=SINGLE,
-            only_v6=frozenset({"primary-ntp", "secondary-ntp"}), only_v7=frozenset({"servers"})),
+            only_v6=frozenset({"primary-ntp", "secondary-ntp", "server-dns-names"}),
+            only_v7=frozenset({"servers"})),
         Menu("/ip/dns", {
             "servers": s(""), "dynamic-servers": ro(default=""), "allow-remote-requests": b("false"),
             "cache-size": n("2048"), "cache-max-ttl": d("604800"), "cache-used": ro("int", "0"),
@@ -234,10 +236,19 @@ def _menus() -> dict[str, Menu]:
             "lease-time": d("1800"), "authoritative": s("yes"), "add-arp": b("false"),
             "invalid": ro("bool", "false"), "dynamic": ro("bool", "false"), **_DISABLED,
         }, key=("name",)),
+        Menu("/ip/dhcp-client", {
+            "interface": ref("/interface", required=True), "add-default-route": s("yes"),
+            "use-peer-dns": b("true"), "use-peer-ntp": b("true"), "status": ro(default="bound"),
+            "address": ro(), "gateway": ro(), **_DISABLED,
+        }, key=("interface",), duplicate_message="failure: dhcp-client on that interface already exists"),
         Menu("/ip/dhcp-server/network", {
             "address": s(required=True), "gateway": s(), "dns-server": s(), "netmask": s(),
-            "domain": s(), "comment": s(),
+            "domain": s(), "dhcp-option": s(""), "comment": s(),
         }),
+        Menu("/ip/dhcp-server/option", {
+            "name": s(required=True), "code": n(required=True), "value": s(required=True),
+            "raw-value": ro(), "comment": s(),
+        }, key=("name",)),
         Menu("/ip/firewall/nat", dict(_RULE)),
         Menu("/ip/firewall/filter", dict(_RULE)),
         Menu("/ip/service", {
@@ -249,6 +260,12 @@ def _menus() -> dict[str, Menu]:
             "address": s(""), "password": s("", secret=True), "last-logged-in": ro(),
             "expired": ro("bool", "false"), **_DISABLED,
         }, key=("name",), duplicate_message="failure: user with the same name already exists"),
+        Menu("/certificate", {
+            "name": s(required=True), "common-name": s(required=True), "days-valid": n("365"),
+            "key-size": s("2048"), "key-usage": s(""), "subject-alt-name": s(""),
+            "private-key": ro("bool", "false"), "trusted": ro("bool", "false"),
+            "fingerprint": ro(), "invalid-after": ro(),
+        }, key=("name",), verbs=TABLE | {"sign"}),
         Menu("/user/group", {"name": s(required=True), "policy": s(""), "skin": s("default"),
                              "comment": s()}, key=("name",)),
         Menu("/ip/hotspot", {
@@ -324,6 +341,7 @@ def _menus() -> dict[str, Menu]:
             "creation-time": ro(), "contents": s(""),
         }, key=("name",), verbs=frozenset({"print", "get", "getall", "add", "set", "remove"})),
         Menu("/tool", {}, verbs=frozenset({"fetch"})),
+
     ]
     return {menu.path: menu for menu in menus}
 
@@ -374,8 +392,10 @@ def factory_rows(factory_defaults: bool, user: str, password: str) -> dict[str, 
                                 "address-pool": "hs-pool-1", "lease-time": "3600"}]
     rows["/ip/dhcp-server/network"] = [{"address": "10.5.50.0/24", "gateway": "10.5.50.1",
                                         "dns-server": "10.5.50.1"}]
+    # A router Kibanda's scripts set up: the profile accepts mac cookies (returning phones).
     rows["/ip/hotspot/profile"].append({"name": "hsprof1", "hotspot-address": "10.5.50.1",
-                                        "dns-name": "wifi.kibanda.lan", "html-directory": "hotspot"})
+                                        "dns-name": "wifi.kibanda.lan", "html-directory": "hotspot",
+                                        "login-by": "http-chap,http-pap,cookie,mac-cookie"})
     rows["/ip/hotspot"] = [{"name": "hotspot1", "interface": "bridge-hotspot",
                             "address-pool": "hs-pool-1", "profile": "hsprof1"}]
     rows["/ip/firewall/nat"] = [

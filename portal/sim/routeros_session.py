@@ -17,6 +17,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from portal.sim.routeros_fetch import download
 from portal.sim.routeros_menus import SimTrap
 from portal.sim.routeros_wire import (
     ProtocolError, SentenceReader, read_command, reply_words, sentence_bytes,
@@ -87,11 +88,13 @@ class ApiSession:
             router.reboot()
             raise SessionEnded()
         else:
-            with router.lock:
-                try:
-                    replies = router.state.execute(command, attrs, sentence.queries)
-                except SimTrap as trap:
-                    replies = trap_replies(trap)
+            try:
+                # A real download, before taking the router's lock (see routeros_fetch).
+                body = download(attrs) if command == "/tool/fetch" else None
+                with router.lock:
+                    replies = router.state.execute(command, attrs, sentence.queries, body)
+            except SimTrap as trap:
+                replies = trap_replies(trap)
             router.save_state()
         for reply, values in replies:
             self.send(reply_words(reply, values, tag))

@@ -55,6 +55,8 @@ class RouterState(HotspotMixin):
         self.elapsed = 0  # seconds since the emulator started (the clock never resets)
         self.wall_start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
         self.fetched: list[dict] = []
+        #: /system/resource as this board reports it (tests change memory, architecture).
+        self.resource = dict(_RESOURCE)
         self.tables: dict[str, list[dict]] = {}
         self.next_id: dict[str, int] = {}
         self.dirty = False
@@ -126,7 +128,7 @@ class RouterState(HotspotMixin):
         live = dict(row)
         if path == "/system/resource":
             suffix = "stable" if self.v7 else "long-term"
-            live.update(_RESOURCE, version=f"{self.version} ({suffix})", uptime=str(self.uptime))
+            live.update(self.resource, version=f"{self.version} ({suffix})", uptime=str(self.uptime))
         elif path == "/system/clock":
             stamp = self.now_text()
             live.update(date=stamp.split(" ")[0], time=stamp.split(" ")[1])
@@ -144,8 +146,12 @@ class RouterState(HotspotMixin):
             raise SimTrap("no such command prefix", 0)
         return menu
 
-    def execute(self, command: str, attrs: dict, queries: list[str]) -> list[tuple[str, dict]]:
-        """Answer one command sentence (``!re``/``!empty``/``!done`` pairs) or raise SimTrap."""
+    def execute(self, command: str, attrs: dict, queries: list[str],
+                body: bytes | None = None) -> list[tuple[str, dict]]:
+        """Answer one command sentence (``!re``/``!empty``/``!done`` pairs) or raise SimTrap.
+
+        ``body`` is what ``/tool/fetch`` downloaded (the session fetches it unlocked).
+        """
         path, _, verb = command.rstrip("/").rpartition("/")
         if path not in MENUS:
             raise SimTrap("no such command prefix", 0)
@@ -170,7 +176,7 @@ class RouterState(HotspotMixin):
         elif verb == "remove":
             self.cmd_remove(menu, attrs)
         else:
-            return self.extra_command(menu, verb, attrs)
+            return self.extra_command(menu, verb, attrs, body)
         return [("!done", {})]
 
     # --- generic commands --------------------------------------------------------------
@@ -341,6 +347,9 @@ class RouterState(HotspotMixin):
                 iface["name"] = row["name"]
         elif path == "/file":
             row["size"] = str(len(row.get("contents", "").encode()))
+        elif path == "/system/ntp/client":
+            # UNCONFIRMED: the emulator's NTP reaches its server at once
+            row["status"] = "synchronized" if row.get("enabled") == "true" else "stopped"
 
     def before_remove(self, path: str, row: dict) -> None:
         """Side effects of ``remove`` (hotspot logouts, a bridge's interface)."""
@@ -358,6 +367,7 @@ class RouterState(HotspotMixin):
     def snapshot(self) -> dict:
         """A JSON-ready copy of the state."""
         return {"version": self.version, "tables": copy.deepcopy(self.tables),
+                "resource": dict(self.resource),
                 "next_id": dict(self.next_id), "uptime": self.uptime,
                 "fetched": copy.deepcopy(self.fetched)}
 
@@ -370,6 +380,7 @@ class RouterState(HotspotMixin):
             if path in MENUS:
                 self.next_id[path] = max(int(number), self.next_id[path])
         self.uptime = int(saved.get("uptime", 0))
+        self.resource.update(saved.get("resource", {}))
         self.fetched = list(saved.get("fetched", []))
 
     def save(self, filename: str) -> None:

@@ -1,0 +1,133 @@
+"""``kibanda run``: the portal and the agent under one small supervisor (the image's entry).
+
+Each runs as its own process (``kibanda serve``, ``kibanda agent``); when either dies it
+is started again, after a pause that doubles while it keeps dying (1 s up to 30 s) and
+starts again from 1 s once it has stayed up a minute. SIGTERM or Ctrl-C: both get
+SIGTERM, the supervisor waits for them and exits. Under systemd (``NOTIFY_SOCKET``) it
+says READY once both run and sends the watchdog ping only while both are alive.
+"""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+import click
+
+from .systemd import sd_notify
+
+#: How a child is started: this Python, this code, the same instance folder.
+_KIBANDA = [sys.executable, "-c", "from portal.cli import main; main(prog_name='kibanda')"]
+FIRST_PAUSE, MAX_PAUSE, STEADY = 1.0, 30.0, 60.0
+
+
+@dataclass
+class Child:
+    """One supervised process and its restart schedule."""
+
+    name: str
+    argv: list[str]
+    process: subprocess.Popen | None = None
+    started: float = 0.0
+    pause: float = FIRST_PAUSE
+    restart_at: float | None = None
+    restarts: int = 0
+
+    def start(self) -> None:
+        """Start (or start again) the process."""
+        self.process = subprocess.Popen(self.argv)
+        self.started = time.monotonic()
+        self.restart_at = None
+
+    def alive(self) -> bool:
+        """The process is running."""
+        return self.process is not None and self.process.poll() is None
+
+    def check(self, now: float) -> str | None:
+        """Restart when due; returns a line to print when something happened."""
+        if self.alive():
+            if now - self.started >= STEADY:
+                self.pause = FIRST_PAUSE
+            return None
+        if self.restart_at is None:
+            code = self.process.returncode if self.process else None
+            if now - self.started >= STEADY:
+                self.pause = FIRST_PAUSE
+            self.restart_at = now + self.pause
+            line = (f"{self.name} (pid {self.process.pid if self.process else '-'}) exited "
+                    f"with {code}; restarting in {self.pause:g}s")
+            self.pause = min(self.pause * 2, MAX_PAUSE)
+            return line
+        if now >= self.restart_at:
+            self.start()
+            self.restarts += 1
+            return f"{self.name} started again (pid {self.process.pid})"
+        return None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM, then SIGKILL if it does not leave in time."""
+        if not self.alive():
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def supervise(children: list[Child], stop: threading.Event, tick: float = 0.5,
+              echo=click.echo) -> None:
+    """Start every child and keep them running until ``stop`` is set."""
+    for child in children:
+        child.start()
+        echo(f"{child.name} started (pid {child.process.pid})")
+    sd_notify("READY=1")
+    try:
+        while not stop.wait(tick):
+            now = time.monotonic()
+            for child in children:
+                line = child.check(now)
+                if line:
+                    echo(line)
+            if all(child.alive() for child in children):
+                sd_notify("WATCHDOG=1")
+    finally:
+        sd_notify("STOPPING=1")
+        for child in children:
+            child.stop()
+        echo("stopped")
+
+
+@click.command("run")
+@click.option("--host", default="0.0.0.0", show_default=True, help="Portal address.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Portal port.")
+@click.option("--workers", default=2, show_default=True, type=int,
+              envvar="KIBANDA_WEB_WORKERS", help="Portal worker processes.")
+@click.option("--threads", default=4, show_default=True, type=int,
+              envvar="KIBANDA_WEB_THREADS", help="Threads per worker.")
+@click.option("--access-log/--no-access-log", default=False, show_default=True,
+              help="One line per request (off: a router's log is small).")
+@click.pass_context
+def run_command(ctx: click.Context, host: str, port: int, workers: int, threads: int,
+                access_log: bool) -> None:
+    """Run the portal and the agent; restart either one if it dies."""
+    instance = str(ctx.find_root().obj["instance"])
+    base = [*_KIBANDA, "--instance", instance]
+    children = [
+        Child("portal", [*base, "serve", "--host", host, "--port", str(port),
+                         "--workers", str(workers), "--threads", str(threads),
+                         "--access-log" if access_log else "--no-access-log"]),
+        Child("agent", [*base, "agent"]),
+    ]
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        supervise(children, stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
