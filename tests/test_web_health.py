@@ -63,9 +63,11 @@ def health_from(app, address: str, browser=None):
 
 
 def assert_public(report: dict, body: str) -> None:
-    """Only ok / not ok and the backlog counts: nothing about the router or M-Pesa."""
-    assert set(report) == {"ok", "database", "router", "mpesa", "backlog"}
+    """Only ok / not ok, the agent's heartbeat age and the backlog counts: nothing about
+    the router or M-Pesa."""
+    assert set(report) == {"ok", "database", "router", "mpesa", "agent", "backlog"}
     assert set(report["database"]) == {"ok"} and set(report["router"]) == {"ok"}
+    assert set(report["agent"]) == {"ok", "heartbeat_age"}
     assert set(report["mpesa"]) == {"configured"}
     for words in ("7.16", "127.0.0.1", "8728", "RouterOS", "board", "identity", "sandbox",
                   "cafe-router", "MPESA_"):

@@ -74,8 +74,10 @@ def _credit(purchase: Purchase, *, result_code, result_desc, receipt, amount, vi
             .execute())
         if rows != 1:
             return DUPLICATE
+        purchase.receipt = receipt or purchase.receipt  # the sale event carries it
         grant = grants.create_grant(purchase.package, Grant.MPESA, now, purchase=purchase,
-                                    login_mac=purchase.mac, login_ip=purchase.ip)
+                                    login_mac=purchase.mac, login_ip=purchase.ip,
+                                    amount=amount or purchase.amount)
         OutboxEvent.record(
             "purchase.paid", purchase_id=purchase.id, phone=purchase.phone,
             amount=amount or purchase.amount, price=purchase.amount,
