@@ -75,6 +75,8 @@ class Agent:
         #: across cycles, so no ``.id`` outlives a reboot.
         self._snapshot = None
         self._router_checked_at: datetime | None = None
+        #: Vouchers started, users added and users removed per cycle, at most.
+        self.router_batch = router_state.BATCH
         #: Rows deleted per statement, and statements per table per cycle: a backlog of
         #: millions is worked off over many cycles, never one long write lock.
         self.prune_batch, self.prune_batches = 500, 10
@@ -150,7 +152,7 @@ class Agent:
             log.info("router check waits for the router: %s", exc.operator_message)
             return 0
         self._router_checked_at = now
-        return router_state.track(self._snapshot, now).changes
+        return router_state.track(self._snapshot, now, self.router_batch).changes
 
     def reconcile_router(self, now: datetime) -> int:
         """Put back missing users and profiles, remove Kibanda's stale users (this cycle's
@@ -158,7 +160,7 @@ class Agent:
         if self._snapshot is None:
             return 0
         snapshot, self._snapshot = self._snapshot, None
-        report = router_state.reconcile(self.gateway, snapshot, now)
+        report = router_state.reconcile(self.gateway, snapshot, now, self.router_batch)
         if report.unconfirmed:
             raise RouterError("the router does not show %d write(s) of reconcile: %s"
                               % (len(report.unconfirmed), ", ".join(report.unconfirmed[:3])))
