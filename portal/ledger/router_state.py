@@ -197,7 +197,6 @@ def reconcile(gateway, snapshot, now: datetime, limit: int = BATCH) -> Reconcile
     stale = [name for name, row in seen.users.items()
              if grants.made_by_kibanda(row.get("comment")) and name not in covered][:limit]
     packages = {package.id: package for package, _ in wanted}
-    packages.update({p.id: p for p in Package.on_sale()})
     for package in packages.values():
         if package.profile_name not in seen.profiles:
             gateway.ensure_profile(package)
