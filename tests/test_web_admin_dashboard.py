@@ -108,3 +108,25 @@ def test_unreachable_router_says_so_and_the_page_still_works(make_site):
     with app.app_context(), db.connection_context():
         assert Grant.get().router_state == Grant.PENDING
         assert Package.select().count() == 1
+
+
+def test_dashboard_says_plainly_when_the_agent_stopped(site, agent):
+    from portal.timeutil import format_local
+
+    make_users(site.app)
+    owner = Browser(site.app)
+    owner.login()
+    never = visible_text(owner.text("/admin/dashboard"))
+    assert "The agent has not run yet." in never
+    # The agent's last cycle was 20 minutes ago (heartbeat every 5 minutes): stopped.
+    last = utcnow() - timedelta(minutes=20)
+    agent.loop(last)
+    page = visible_text(owner.text("/admin/dashboard"))
+    # HH:MM in Nairobi (with the date in front when it was not today).
+    assert "Agent stopped since" in page and f"{format_local(last, '%H:%M')}." in page
+    assert "Payments are not being checked" in page
+    swahili = visible_text(owner.text("/admin/dashboard?lang=sw"))
+    assert "(agent) imesimama tangu" in swahili and "Washa upya kifaa" in swahili
+    # Running again: the notice is gone.
+    agent.loop(utcnow())
+    assert 'id="agent-stopped"' not in owner.text("/admin/dashboard")
