@@ -23,8 +23,9 @@ RUN pip install -e . \
 USER kibanda
 VOLUME ["/data"]
 EXPOSE 8080
+# ?require=agent: a container whose agent stopped (no heartbeat for 3 intervals) is unhealthy.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
-    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)" || exit 1
+    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz?require=agent', timeout=4)" || exit 1
 
 # init is idempotent (keys and the owner are created once, then left alone); the agent runs
 # in the background and gunicorn takes over the shell's process id so `docker stop` reaches it.
