@@ -194,3 +194,19 @@ def test_router_down_is_a_wait_and_the_next_cycle_reconciles(site, agent):
     site.router.refuse_logins = False
     report = agent.loop(now + timedelta(seconds=2))
     assert report.ok and grant.username in router_users(site)
+
+
+def test_a_voucher_that_cannot_start_does_not_hold_up_the_others(site, agent):
+    clashing, fine = site.make_vouchers("1 hour", 2)
+    now = utcnow()
+    with db.connection_context():
+        # An access code drawn earlier happens to be one voucher's code.
+        with db.atomic():
+            grants.create_grant(site.package("1 hour"), Grant.MANUAL, now, username=clashing)
+    site.router.device_logs_in(clashing, clashing, IP, MAC)
+    site.router.device_logs_in(fine, fine, PHONE2_IP, PHONE2_MAC)
+    report = agent.loop(now)
+    assert report.ok, report.failed
+    with db.connection_context():
+        states = {v.code: v.state for v in Voucher.select()}
+    assert states == {clashing: Voucher.ON_ROUTER, fine: Voucher.USED}

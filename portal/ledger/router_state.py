@@ -20,7 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from peewee import fn
+from peewee import IntegrityError, fn
 
 from ..models import Grant, Package, Voucher, VoucherBatch
 from ..timeutil import parse_duration
@@ -112,7 +112,15 @@ def track(snapshot, now: datetime, limit: int = BATCH) -> TrackReport:
                 break
             # The first login is at least as long ago as everything the router counted.
             first = now - timedelta(seconds=seen.online_for(voucher.code))
-            if codes.start_voucher(voucher, first, on_router=True) is not None:
+            try:
+                started = codes.start_voucher(voucher, first, on_router=True)
+            except IntegrityError:
+                # Its code is already another grant's access code: a person must look; the
+                # other vouchers must not wait for that.
+                log.error("voucher %s was used on the router but its code is another grant's",
+                          voucher.id)
+                continue
+            if started is not None:
                 report.vouchers_started += 1
                 log.info("voucher %s was used on the router (first login %s)", voucher.id, first)
         for grant in Grant.select(Grant.id, Grant.username).where(
@@ -155,33 +163,36 @@ class ReconcileReport:
 def _covered(now: datetime) -> set[str]:
     """User names something valid stands behind: unexpired grants not yet removed, and
     vouchers made but not used or voided (a push in progress included)."""
-    names = {g.username for g in Grant.select(Grant.username).where(
-        (Grant.expires_at > now) & (Grant.router_state != Grant.REMOVED))}
-    names |= {v.code for v in Voucher.select(Voucher.code).join(VoucherBatch).where(
-        Voucher.state.in_((Voucher.NEW, Voucher.ON_ROUTER)) & VoucherBatch.voided_at.is_null())}
+    names = {name for (name,) in Grant.select(Grant.username).where(
+        (Grant.expires_at > now) & (Grant.router_state != Grant.REMOVED)).tuples()}
+    names |= {code for (code,) in Voucher.select(Voucher.code).join(VoucherBatch).where(
+        Voucher.state.in_((Voucher.NEW, Voucher.ON_ROUTER)) & VoucherBatch.voided_at.is_null())
+        .tuples()}
     return names
 
 
 def _wanted(seen: RouterSeen, now: datetime, limit: int) -> list[tuple[Package, dict]]:
-    """Users that should be on the router and are not: (package, user) pairs."""
+    """Users that should be on the router and are not: (package, user) pairs.
+
+    Names are compared first (plain tuples: thousands of vouchers each check), whole rows
+    are read only for the few that are missing.
+    """
+    grant_ids = [row_id for row_id, name in Grant.select(Grant.id, Grant.username).where(
+        (Grant.router_state == Grant.ON_ROUTER) & (Grant.expires_at > now))
+        .order_by(Grant.id).tuples() if name not in seen.users][:limit]
+    voucher_ids = [row_id for row_id, code in Voucher.select(Voucher.id, Voucher.code)
+                   .join(VoucherBatch).where((Voucher.state == Voucher.ON_ROUTER)
+                                             & VoucherBatch.voided_at.is_null())
+                   .order_by(Voucher.id).tuples()
+                   if code not in seen.users][:limit - len(grant_ids)]
     wanted: list[tuple[Package, dict]] = []
-    valid = (Grant.select(Grant, Package).join(Package)
-             .where((Grant.router_state == Grant.ON_ROUTER) & (Grant.expires_at > now))
-             .order_by(Grant.id))
-    for grant in valid:
-        if grant.username not in seen.users:
+    for chunk in _chunks(grant_ids):
+        for grant in Grant.select(Grant, Package).join(Package).where(Grant.id.in_(chunk)):
             wanted.append((grant.package, grants.grant_router_user(grant, now)))
-            if len(wanted) >= limit:
-                return wanted
-    pushed = (Voucher.select(Voucher, Package).join(Package).switch(Voucher).join(VoucherBatch)
-              .where((Voucher.state == Voucher.ON_ROUTER) & VoucherBatch.voided_at.is_null())
-              .order_by(Voucher.id))
-    for voucher in pushed:
-        if voucher.code not in seen.users:
+    for chunk in _chunks(voucher_ids):
+        for voucher in Voucher.select(Voucher, Package).join(Package).where(Voucher.id.in_(chunk)):
             wanted.append((voucher.package, grants.voucher_router_user(
                 voucher.code, voucher.package, voucher.batch_id)))
-            if len(wanted) >= limit:
-                break
     return wanted
 
 
