@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from peewee import IntegrityError, fn
 
 from ..errors import RouterError, RouterTrap, RouterUnreachable, ValidationError
-from ..models import AuditLog, Grant, OutboxEvent, Package, Purchase, Voucher, db
+from ..models import AuditLog, Grant, Package, Purchase, Voucher, db
 from ..timeutil import backoff_seconds
 from . import events
 
@@ -35,7 +35,7 @@ def create_grant(package, source: str, now: datetime, *, purchase=None, voucher=
                  login_mac: str = "", login_ip: str = "",
                  expires_at: datetime | None = None, amount: int | None = None,
                  router_state: str = Grant.PENDING) -> Grant:
-    """Create a Grant and its outbox events; call inside the sale's ``db.atomic()``.
+    """Create a Grant and its "sale" outbox event; call inside the sale's ``db.atomic()``.
 
     Every sale earns exactly one grant (a purchase, a voucher: unique columns), so the
     sale's one "sale" event is written here, whatever path the sale took: ``amount`` is
@@ -63,12 +63,6 @@ def create_grant(package, source: str, now: datetime, *, purchase=None, voucher=
                 raise
     else:
         raise RuntimeError("could not draw a free access code")
-    OutboxEvent.record(
-        "grant.created", grant_uuid=f"grant-{grant.id}", username=grant.username,
-        source=source, package=package.name_en, price=package.price,
-        purchase_id=purchase.id if purchase else None,
-        voucher_code=voucher.code if voucher else None,
-        expires_at=expires.isoformat(), created_at=now.isoformat(), created_by=created_by)
     if amount is None:
         amount = purchase.amount if purchase else package.price if voucher else 0
     events.record_sale(now, amount=amount, source=source, package=package.name_en,
@@ -270,8 +264,7 @@ def remove_expired(gateway, now: datetime) -> int:
                 (Voucher.update(state=Voucher.EXPIRED)
                  .where((Voucher.id == grant.voucher_id) & (Voucher.state != Voucher.VOID))
                  .execute())
-            events.record_event(events.GRANT_EXPIRED, now, grant_uuid=f"grant-{grant.id}",
-                                username=grant.username, at=events.iso(now))
+            events.record_event(events.GRANT_EXPIRED, now, grant_uuid=f"grant-{grant.id}")
         removed += 1
     return removed
 

@@ -1,7 +1,7 @@
 """Settlement: the one place where an STK Push becomes money received and access granted.
 
 The callback and the STK query both end in :func:`settle`. The first confirmation wins
-by a conditional UPDATE checked by its row count; the Grant and the OutboxEvent are
+by a conditional UPDATE checked by its row count; the Grant and its "sale" event are
 written in the same transaction, so a crash can never leave money without access or
 access without money. Everything that grants nothing is written to CallbackRecord.
 
@@ -18,9 +18,9 @@ from datetime import datetime, timedelta
 from peewee import IntegrityError
 
 from ..errors import MalformedCallback
-from ..models import CallbackRecord, Grant, OutboxEvent, Purchase, db
+from ..models import CallbackRecord, Grant, Purchase, db
 from ..mpesa import CallbackResult, parse_callback
-from . import grants
+from . import events, grants
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +56,10 @@ def _fill_receipt(purchase: Purchase, receipt: str | None, now: datetime) -> Non
         rows = (Purchase.update(receipt=receipt, updated_at=now)
                 .where((Purchase.id == purchase.id) & Purchase.receipt.is_null()).execute())
         if rows:
-            OutboxEvent.record("purchase.receipt", purchase_id=purchase.id, receipt=receipt,
-                               checkout_request_id=purchase.checkout_request_id,
-                               at=now.isoformat())
+            # The sale went upstream without it (a query confirmed it first): the same
+            # reference names that sale.
+            events.record_event("purchase.receipt", now, reference=purchase.reference,
+                                receipt=receipt)
 
 
 def _credit(purchase: Purchase, *, result_code, result_desc, receipt, amount, via,
@@ -75,16 +76,9 @@ def _credit(purchase: Purchase, *, result_code, result_desc, receipt, amount, vi
         if rows != 1:
             return DUPLICATE
         purchase.receipt = receipt or purchase.receipt  # the sale event carries it
-        grant = grants.create_grant(purchase.package, Grant.MPESA, now, purchase=purchase,
+        grants.create_grant(purchase.package, Grant.MPESA, now, purchase=purchase,
                                     login_mac=purchase.mac, login_ip=purchase.ip,
                                     amount=amount or purchase.amount)
-        OutboxEvent.record(
-            "purchase.paid", purchase_id=purchase.id, phone=purchase.phone,
-            amount=amount or purchase.amount, price=purchase.amount,
-            package=purchase.package.name_en, receipt=receipt,
-            checkout_request_id=purchase.checkout_request_id, via=via,
-            grant_uuid=f"grant-{grant.id}", previous_status=purchase.status,
-            paid_at=now.isoformat())
     return LATE if purchase.status != Purchase.PENDING else SETTLED
 
 
