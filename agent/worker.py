@@ -161,9 +161,10 @@ class Agent:
             return 0
         snapshot, self._snapshot = self._snapshot, None
         report = router_state.reconcile(self.gateway, snapshot, now, self.router_batch)
-        if report.unconfirmed:
-            raise RouterError("the router does not show %d write(s) of reconcile: %s"
-                              % (len(report.unconfirmed), ", ".join(report.unconfirmed[:3])))
+        if report.problems:
+            # The step shows as failed (with the first few) until the router is right.
+            raise RouterError(f"reconcile: {len(report.problems)} write(s) not applied: "
+                              + "; ".join(report.problems[:3]))
         return report.changes
 
     def heartbeat(self, now: datetime) -> int:

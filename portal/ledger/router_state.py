@@ -152,7 +152,14 @@ class ReconcileReport:
     profiles_added: list[str] = field(default_factory=list)
     users_added: list[str] = field(default_factory=list)
     users_removed: list[str] = field(default_factory=list)
+    #: Writes the router refused, and writes it accepted but the read-back does not show.
+    refused: list[str] = field(default_factory=list)
     unconfirmed: list[str] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[str]:
+        """What did not come out as wanted (empty when the router is as it should be)."""
+        return self.refused + self.unconfirmed
 
     @property
     def changes(self) -> int:
@@ -217,7 +224,7 @@ def reconcile(gateway, snapshot, now: datetime, limit: int = BATCH) -> Reconcile
             if result.ok:
                 report.users_added.append(result.name)
             else:
-                log.warning("reconcile: could not put %s back: %s", result.name, result.message)
+                report.refused.append(f"user {result.name} not put back: {result.message}")
     if stale:
         for name in stale:
             if seen.sessions.get(name):
@@ -226,7 +233,7 @@ def reconcile(gateway, snapshot, now: datetime, limit: int = BATCH) -> Reconcile
             if result.ok:
                 report.users_removed.append(result.name)
             else:
-                log.warning("reconcile: could not remove %s: %s", result.name, result.message)
+                report.refused.append(f"user {result.name} not removed: {result.message}")
     if report.changes:
         _read_back(gateway, report)
     return report
