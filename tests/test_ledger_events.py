@@ -38,9 +38,15 @@ def test_a_paid_push_is_one_sale_whatever_confirms_it_and_how_often(site, agent)
                                         phone=LOST, via=via, now=later(20))
             assert outcome == "duplicate"
         [sale] = outbox("sale")
-        assert [e.data["receipt"] for e in outbox("purchase.receipt")] == ["TCB4XY7Z9Q"]
+        [late] = outbox("purchase.receipt")
+        access_code = Grant.get(Grant.purchase == purchase.id).username
+        everything = "".join(e.payload for e in OutboxEvent.select())
+    assert late.data == {"checkout_request_id": paid.checkout_request_id, "receipt": "TCB4XY7Z9Q"}
+    # Neither the access code nor the purchase's own reference (it opens the customer's
+    # page, which shows the code) ever leaves the site.
+    assert access_code not in everything and purchase.reference not in everything
     assert sale.data == {"amount": 10, "source": "mpesa", "package": "1 hour", "receipt": None,
-                         "reference": purchase.reference, "phone": "07xx xxx 001",
+                         "reference": paid.checkout_request_id, "phone": "07xx xxx 001",
                          "paid_at": events.iso(paid.settled_at)}
     assert sale.created_at == paid.settled_at
 

@@ -67,7 +67,9 @@ def create_grant(package, source: str, now: datetime, *, purchase=None, voucher=
         amount = purchase.amount if purchase else package.price if voucher else 0
     events.record_sale(now, amount=amount, source=source, package=package.name_en,
                        receipt=purchase.receipt if purchase else None,
-                       reference=purchase.reference if purchase else None,
+                       # M-Pesa's id of the push, never the purchase's own reference:
+                       # that opens the customer's page, which shows the access code.
+                       reference=purchase.checkout_request_id if purchase else None,
                        phone=purchase.phone if purchase else None)
     return grant
 

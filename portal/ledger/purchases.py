@@ -213,7 +213,8 @@ def sweep_unconfirmed(now: datetime) -> int:
                     .where((Purchase.id == purchase.id) & (Purchase.status == purchase.status))
                     .execute())
             if rows:
-                events.record_event("purchase.review", now, reference=purchase.reference,
+                events.record_event("purchase.review", now, purchase_id=purchase.id,
+                                    checkout_request_id=purchase.checkout_request_id,
                                     amount=purchase.amount)
         reviewed += rows
     return reviewed

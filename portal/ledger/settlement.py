@@ -56,9 +56,10 @@ def _fill_receipt(purchase: Purchase, receipt: str | None, now: datetime) -> Non
         rows = (Purchase.update(receipt=receipt, updated_at=now)
                 .where((Purchase.id == purchase.id) & Purchase.receipt.is_null()).execute())
         if rows:
-            # The sale went upstream without it (a query confirmed it first): the same
-            # reference names that sale.
-            events.record_event("purchase.receipt", now, reference=purchase.reference,
+            # The sale went upstream without it (a query confirmed it first): its
+            # reference, the CheckoutRequestID, names that sale.
+            events.record_event("purchase.receipt", now,
+                                checkout_request_id=purchase.checkout_request_id,
                                 receipt=receipt)
 
 
