@@ -210,3 +210,23 @@ def test_a_voucher_that_cannot_start_does_not_hold_up_the_others(site, agent):
     with db.connection_context():
         states = {v.code: v.state for v in Voucher.select()}
     assert states == {clashing: Voucher.ON_ROUTER, fine: Voucher.USED}
+
+
+def test_a_write_the_router_does_not_confirm_is_named_and_tried_again(site, agent):
+    from portal.ledger import router_state
+
+    now = utcnow()
+    grant = paid_grant(site, now)
+    site.gateway.remove_user(grant.username)  # someone deleted the paid user by hand
+    snapshot = site.gateway.hotspot_snapshot()
+    # The router answers the login of the next session, then the link drops before it
+    # answers the add: nobody knows whether it applied.
+    site.router.drop_after(1)
+    report = router_state.reconcile(site.gateway, snapshot, now)
+    assert report.users_added == [] and len(report.problems) == 1
+    assert report.problems[0].startswith(f"user {grant.username} not put back")
+    assert grant.username not in router_users(site)
+    # The agent's next cycle puts it back (and reads it back).
+    result = agent.loop(now + timedelta(seconds=1))
+    assert result.ok and result.done["reconcile"] == 1
+    assert grant.username in router_users(site)
