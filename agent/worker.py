@@ -1,5 +1,6 @@
-"""The agent's cycle: settle by STK query, expire stale purchases, provision, expire grants,
-run queued jobs, prune what strangers' traffic leaves behind.
+"""The agent's cycle: settle by STK query, sweep unconfirmed purchases, provision, expire
+grants, track and reconcile the router, run queued jobs, heartbeat, prune what strangers'
+traffic leaves behind.
 
 Huey-style: ``loop(now)`` does one cycle with ``now`` passed in (tests never patch time),
 ``run(stop)`` repeats it and waits on ``stop.wait(interval)``, and the signal handlers of
@@ -17,10 +18,10 @@ from typing import Callable
 from peewee import DatabaseError
 
 from portal import clients, jobs
-from portal.errors import KibandaError, RouterUnreachable
-from portal.ledger import grants, purchases
+from portal.errors import KibandaError, RouterError, RouterUnreachable
+from portal.ledger import grants, purchases, router_state
 from portal.models import CallbackRecord, CodeAttempt, Job, LoginFailure, db
-from portal.venue import vouchers
+from portal.venue import heartbeat, vouchers
 from portal.timeutil import utcnow
 
 log = logging.getLogger("kibanda.agent")
@@ -55,14 +56,27 @@ class Agent:
         self._owns = {"gateway": gateway is None, "mpesa": mpesa is None}
         # The cycle, in order: settlement first so a grant it creates is provisioned in the
         # same cycle; queued jobs (voucher pushes) last, as they may take a while.
+        # Expiry needs nothing but the router and this clock: no M-Pesa, no uplink.
+        # track and reconcile share one read of the router, every AGENT_ROUTER_CHECK_SECONDS.
         self.steps: list[tuple[str, Step]] = [
             ("settle", self.settle_pending),
             ("sweep_purchases", self.sweep_unconfirmed),
             ("provision", self.provision_waiting),
             ("remove_expired", self.remove_expired_grants),
+            ("track", self.track_router),
+            ("reconcile", self.reconcile_router),
             ("jobs", self.run_jobs),
+            ("heartbeat", self.heartbeat),
             ("prune", self.prune),
         ]
+        self.router_check_seconds = float(config.get("AGENT_ROUTER_CHECK_SECONDS", 30) or 0)
+        self.heartbeat_seconds = heartbeat.interval_seconds(config)
+        #: This cycle's read of the router (None: not read, or it failed); never kept
+        #: across cycles, so no ``.id`` outlives a reboot.
+        self._snapshot = None
+        self._router_checked_at: datetime | None = None
+        #: Vouchers started, users added and users removed per cycle, at most.
+        self.router_batch = router_state.BATCH
         #: Rows deleted per statement, and statements per table per cycle: a backlog of
         #: millions is worked off over many cycles, never one long write lock.
         self.prune_batch, self.prune_batches = 500, 10
@@ -126,6 +140,47 @@ class Agent:
     def remove_expired_grants(self, now: datetime) -> int:
         """Take grants past their absolute expiry off the router; returns how many."""
         return grants.remove_expired(self.gateway, now)
+
+    def track_router(self, now: datetime) -> int:
+        """Read the router's users, sessions and profiles (when due): vouchers used there
+        start their clock, grants their first login, capped grants their data used."""
+        self._snapshot = None
+        if (self._router_checked_at is not None
+                and (now - self._router_checked_at).total_seconds() < self.router_check_seconds):
+            return 0
+        try:
+            self._snapshot = self.gateway.hotspot_snapshot()
+        except RouterError as exc:
+            # A router that is down is a wait (tried again next cycle), not a failure.
+            log.info("router check waits for the router: %s", exc.operator_message)
+            return 0
+        self._router_checked_at = now
+        return router_state.track(self._snapshot, now, self.router_batch).changes
+
+    def reconcile_router(self, now: datetime) -> int:
+        """Put back missing users and profiles, remove Kibanda's stale users (this cycle's
+        read of the router; nothing when it was not read); returns writes confirmed."""
+        if self._snapshot is None:
+            return 0
+        snapshot, self._snapshot = self._snapshot, None
+        report = router_state.reconcile(self.gateway, snapshot, now, self.router_batch)
+        if report.problems:
+            # The step shows as failed (with the first few) until the router is right.
+            raise RouterError(f"reconcile: {len(report.problems)} write(s) not applied: "
+                              + "; ".join(report.problems[:3]))
+        return report.changes
+
+    def heartbeat(self, now: datetime) -> int:
+        """Record the heartbeat when due (router health, sessions, backlog); returns 1 if written."""
+        if not heartbeat.due(now, self.heartbeat_seconds):
+            return 0
+        try:
+            sessions = len(self.gateway.active_sessions(proplist=".id"))
+            router_ok = True
+        except RouterError:
+            sessions, router_ok = 0, False
+        heartbeat.record(now, router_ok=router_ok, active_sessions=sessions)
+        return 1
 
     def run_jobs(self, now: datetime) -> int:
         """Run queued jobs that are due (a few per cycle); returns how many ran."""

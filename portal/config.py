@@ -60,6 +60,10 @@ DEFAULTS: dict[str, object] = {
     "CALLBACK_ALLOWED_IPS": "",
     # Days a received M-Pesa callback is kept for review before the agent deletes it.
     "CALLBACK_RETENTION_DAYS": 90,
+    # The agent: seconds between reads of the router's users and sessions (track and
+    # reconcile), and between heartbeats (/healthz?require=agent: stale after 3 of them).
+    "AGENT_ROUTER_CHECK_SECONDS": 30,
+    "AGENT_HEARTBEAT_SECONDS": 300,
     # Upstream sync
     "UPSTREAM_URL": "",
 }

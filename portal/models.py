@@ -21,7 +21,7 @@ from .timeutil import utcnow
 #: Deferred: ``init_db`` points it at the instance's file.
 db = SqliteDatabase(None)
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 8
 PRAGMAS = {
     "journal_mode": "wal",
     "foreign_keys": 1,
@@ -179,6 +179,9 @@ class Grant(BaseModel):
     created_at = DateTimeField(default=utcnow)
     created_by = CharField(max_length=60, default="")
     note = TextField(default="")
+    #: Bytes in + out the router counted for this user (data-capped packages; the agent
+    #: reads it from /ip/hotspot/user and /ip/hotspot/active). None: never read.
+    bytes_used = BigIntegerField(null=True)
 
 
 class OutboxEvent(BaseModel):
@@ -423,9 +426,17 @@ def _purchase_references(migrator) -> None:
     db.execute_sql("CREATE UNIQUE INDEX IF NOT EXISTS purchase_reference ON purchase (reference)")
 
 
+def _grant_bytes_used(migrator) -> None:
+    """v8: the data a grant used on the router (for data-capped packages)."""
+    from playhouse.migrate import migrate
+
+    if "bytes_used" not in {column.name for column in db.get_columns("grant")}:
+        migrate(migrator.add_column("grant", "bytes_used", BigIntegerField(null=True)))
+
+
 #: Migrations by target version: ``{2: fn(migrator)}`` using playhouse.migrate.
 MIGRATIONS = {2: _explicit_purchase_states, 3: _admin_session_versions, 4: _limit_keys,
-              5: _purchase_references}
+              5: _purchase_references, 8: _grant_bytes_used}
 
 
 def create_schema() -> int:

@@ -248,3 +248,55 @@ def test_callback_retention_is_a_setting(site, agent):
     assert agent.loop(now).done["prune"] == 1
     with db.connection_context():
         assert [r.received_at for r in CallbackRecord.select()] == [now - timedelta(days=29)]
+
+
+def test_expiry_is_enforced_while_mpesa_and_the_hub_are_unreachable(make_site):
+    from helpers import free_port
+
+    from agent.worker import Agent
+    from portal.models import OutboxEvent
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    site = make_site(daraja=True, packages=True, MPESA_BASE_URL=dead, UPSTREAM_URL=dead,
+                     MPESA_CONNECT_TIMEOUT=0.5)
+    agent = Agent(site.app.config)
+    try:
+        now = utcnow()
+        with db.connection_context():
+            package = site.package("1 hour")
+            grant = grants.manual_grant(package.id, "paid cash", site.gateway, now, actor="mama")
+            site.router.device_logs_in(grant.username, grant.password, PHONE_IP, PHONE_MAC)
+            # A customer's payment M-Pesa must be asked about: it cannot be reached.
+            waiting = Purchase.create(phone="254708374149", package=package, amount=10,
+                                      checkout_request_id="ws_CO_waiting", created_at=now,
+                                      next_query_at=now)
+        at = grant.expires_at + timedelta(seconds=1)
+        report = agent.loop(at)
+        assert report.done["remove_expired"] == 1
+        assert sessions_for(site.router) == []
+        assert grant.username not in {u["name"] for u in site.router.rows("/ip/hotspot/user")}
+        with db.connection_context():
+            assert Grant.get_by_id(grant.id).router_state == Grant.REMOVED
+            # Nothing is decided about the payment without M-Pesa's word.
+            assert Purchase.get_by_id(waiting.id).status == Purchase.PENDING
+            assert OutboxEvent.select().where(OutboxEvent.kind == "grant.expired").count() == 1
+    finally:
+        agent.close()
+
+
+def test_a_stop_during_a_cycle_lets_the_cycle_finish_then_the_agent_exits(site, agent):
+    import threading
+
+    from portal.venue import heartbeat
+
+    stop = threading.Event()
+
+    def sigterm_arrives(_now):
+        stop.set()  # what kibanda agent's SIGTERM handler does, here in the middle of a cycle
+        return 0
+
+    agent.steps.insert(2, ("sigterm", sigterm_arrives))
+    agent.run(stop, interval=3600)  # returns at once: the cycle's end, not the interval
+    with db.connection_context():
+        assert heartbeat.last_heartbeat() is not None  # a step after the signal still ran
+    assert agent._gateway is None  # its router connection closed

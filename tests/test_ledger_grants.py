@@ -62,7 +62,7 @@ def test_crash_between_settlement_and_provisioning(site, tmp_path):
     paid = fresh(purchase)
     grant = grant_of(paid)
     assert paid.status == Purchase.PAID and grant.router_state == Grant.PENDING
-    assert OutboxEvent.select().where(OutboxEvent.kind == "purchase.paid").count() == 1
+    assert OutboxEvent.select().where(OutboxEvent.kind == "sale").count() == 1
     assert grant.username not in site.user_names() and not site.online()
 
     # A fresh app (the next boot) opens the waiting page: it provisions what is due.

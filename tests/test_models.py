@@ -81,7 +81,7 @@ T = datetime(2026, 11, 30, 18, 0, 0)
 
 def make_v1_database(path) -> None:
     """The tables as release 1 left them: Purchase.language, no last_query_at, no jobs, no
-    purchase references."""
+    purchase references, no data used on grants."""
     init_db(str(path))
     create_schema()
     with db.connection_context():
@@ -90,6 +90,7 @@ def make_v1_database(path) -> None:
         db.execute_sql("DROP INDEX purchase_reference")
         db.execute_sql("ALTER TABLE purchase DROP COLUMN reference")
         db.execute_sql("ALTER TABLE purchase ADD COLUMN language VARCHAR(2) NOT NULL DEFAULT 'en'")
+        db.execute_sql('ALTER TABLE "grant" DROP COLUMN bytes_used')
         SchemaVersion.delete().execute()
         SchemaVersion.create(version=1)
         package = Package.create(name_en="1 hour", price=20, validity_seconds=3600,
@@ -177,3 +178,15 @@ def test_v2_database_gets_admin_session_versions_and_keeps_its_accounts(tmp_path
     with db.connection_context():
         assert "session_version" in {c.name for c in db.get_columns("admin_user")}
         assert [(u.username, u.session_version) for u in AdminUser.select()] == [("mama", 0)]
+
+
+def test_grants_of_an_older_database_get_data_used_unknown(tmp_path):
+    make_v1_database(tmp_path / "kibanda.db")
+    with db.connection_context():
+        db.execute_sql('INSERT INTO "grant" (username, password, package_id, source, expires_at, '
+                       "router_state, router_attempts, login_mac, login_ip, created_at, "
+                       "created_by, note) VALUES ('48213377', '48213377', 1, 'voucher', ?, "
+                       "'on_router', 0, '', '', ?, '', '')", (T, T))
+    assert create_schema() == models.SCHEMA_VERSION >= 8
+    with db.connection_context():
+        assert [(g.username, g.bytes_used) for g in Grant.select()] == [("48213377", None)]

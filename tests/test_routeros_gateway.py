@@ -601,3 +601,25 @@ def test_non_ascii_values_survive_the_round_trip(sim, gateway):
     results = gateway.bulk_add_users([{"name": "chai-ñ", "password": "ü", "profile": "default"}])
     assert results[0].status == "created"
     assert gateway.user("chai-ñ")["password"] == "ü"
+
+
+def test_hotspot_snapshot_reads_users_sessions_and_profiles_in_one_exchange(sim, gateway):
+    gateway.ensure_profile(package())
+    gateway.add_user("012345", "012345", "1h-5M", comment="kibanda voucher batch 1")
+    gateway.add_user("123456", "123456", "1h-5M", comment="kibanda voucher batch 1")
+    sim.device_joins("10.5.50.23", "AA:BB:CC:DD:EE:01")
+    gateway.login("123456", "123456", "10.5.50.23", "AA:BB:CC:DD:EE:01")
+    sim.add_traffic("123456", 1000, 2000)
+    before = len(sim.command_log)
+    snapshot = gateway.hotspot_snapshot()
+    # One login, three prints sent together (no .id asked for: a reboot renumbers them).
+    assert sim.command_log[before:] == ["/login", f"{USERS}/print", "/ip/hotspot/active/print",
+                                        f"{USERS}/profile/print"]
+    assert sorted(u["name"] for u in snapshot.users) == ["012345", "123456"]
+    [session] = snapshot.active
+    assert (session["user"], session["bytes-in"], session["bytes-out"]) == ("123456", "1000", "2000")
+    assert ".id" not in session and ".id" not in snapshot.users[0]
+    assert {p["name"] for p in snapshot.profiles} == {"default", "1h-5M"}
+    sim.stop()
+    with pytest.raises(RouterUnreachable, match="site-router"):
+        gateway.hotspot_snapshot()

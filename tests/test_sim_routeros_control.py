@@ -187,6 +187,25 @@ def test_a_device_leaves_and_its_session_ends(router_sim, api):
     assert refused == {"error": f"no host {IP} in /ip/hotspot/host"}
 
 
+def test_a_device_logs_in_on_the_routers_own_page(router_sim, api):
+    api.path("ip", "hotspot", "user").add(name="48213377", password="48213377")
+    control(router_sim, "POST", "/hosts", {"ip": IP, "mac": MAC}, expect=201)
+    wrong = {"user": "48213377", "password": "nope", "ip": IP, "mac": MAC}
+    refused = control(router_sim, "POST", "/login", wrong, expect=403)
+    assert refused == {"error": "login refused: invalid username or password"}
+    assert tuple(api.path("ip", "hotspot", "active")) == ()
+    session = control(router_sim, "POST", "/login", {**wrong, "password": "48213377"},
+                      expect=201)
+    assert (session["user"], session["address"], session["login-by"]) == (
+        "48213377", IP, "http-chap")
+    # An API client sees the session, its user name still the router's string.
+    (active,) = tuple(api.path("ip", "hotspot", "active"))
+    assert (active["address"], active["mac-address"]) == (IP, MAC)
+    assert control(router_sim, "GET", "/tables/ip/hotspot/host")["rows"][0]["authorized"] == "true"
+    assert control(router_sim, "POST", "/login", {**wrong, "ip": "10.5"}, expect=400) == {
+        "error": "not an IPv4 address: '10.5'"}
+
+
 def test_read_any_table(router_sim, api):
     api.path("ip", "hotspot", "user").add(name="T1", comment="batch12", **{"limit-uptime": "1h"})
     answer = control(router_sim, "GET", "/tables/ip/hotspot/user")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import socket
 from datetime import datetime, timedelta
 
+import pytest
 from helpers import Browser, make_package, make_users, paid, visible_text
 
 from portal.venue import reports
@@ -108,3 +109,49 @@ def test_unreachable_router_says_so_and_the_page_still_works(make_site):
     with app.app_context(), db.connection_context():
         assert Grant.get().router_state == Grant.PENDING
         assert Package.select().count() == 1
+
+
+def test_dashboard_says_plainly_when_the_agent_stopped(site, agent):
+    from portal.timeutil import format_local
+
+    make_users(site.app)
+    owner = Browser(site.app)
+    owner.login()
+    never = visible_text(owner.text("/admin/dashboard"))
+    assert "The agent has not run yet." in never
+    # The agent's last cycle was 20 minutes ago (heartbeat every 5 minutes): stopped.
+    last = utcnow() - timedelta(minutes=20)
+    agent.loop(last)
+    page = visible_text(owner.text("/admin/dashboard"))
+    # HH:MM in Nairobi (with the date in front when it was not today).
+    assert "Agent stopped since" in page and f"{format_local(last, '%H:%M')}." in page
+    assert "Payments are not being checked" in page
+    swahili = visible_text(owner.text("/admin/dashboard?lang=sw"))
+    assert "(agent) imesimama tangu" in swahili and "Washa upya kifaa" in swahili
+    # Running again: the notice is gone.
+    agent.loop(utcnow())
+    assert 'id="agent-stopped"' not in owner.text("/admin/dashboard")
+
+
+@pytest.mark.site(live_http=True)
+def test_owners_phone_shows_the_agent_stopped_notice_first(site, agent, browser):
+    from helpers import OWNER_NAME, OWNER_PASSWORD
+    from system_tools import ARTIFACTS
+
+    make_users(site.app)
+    agent.loop(utcnow() - timedelta(hours=2))
+    context = browser.new_context(viewport={"width": 360, "height": 740}, locale="en-US")
+    try:
+        page = context.new_page()
+        page.goto(site.url + "/admin/login")
+        page.fill("input[name=username]", OWNER_NAME)
+        page.fill("input[name=password]", OWNER_PASSWORD)
+        page.press("input[name=password]", "Enter")
+        page.wait_for_url("**/admin/dashboard")
+        notice = page.locator("#agent-stopped")
+        assert notice.is_visible() and "Agent stopped since" in notice.inner_text()
+        assert notice.bounding_box()["y"] < 740  # seen without scrolling
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "dashboard-agent-stopped.png"))
+    finally:
+        context.close()

@@ -40,7 +40,7 @@ def outcomes() -> list[str]:
 
 
 def paid_events() -> int:
-    return OutboxEvent.select().where(OutboxEvent.kind == "purchase.paid").count()
+    return OutboxEvent.select().where(OutboxEvent.kind == "sale").count()
 
 
 def test_callback_pays_and_logs_the_device_in(site):

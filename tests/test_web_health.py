@@ -63,9 +63,11 @@ def health_from(app, address: str, browser=None):
 
 
 def assert_public(report: dict, body: str) -> None:
-    """Only ok / not ok and the backlog counts: nothing about the router or M-Pesa."""
-    assert set(report) == {"ok", "database", "router", "mpesa", "backlog"}
+    """Only ok / not ok, the agent's heartbeat age and the backlog counts: nothing about
+    the router or M-Pesa."""
+    assert set(report) == {"ok", "database", "router", "mpesa", "agent", "backlog"}
     assert set(report["database"]) == {"ok"} and set(report["router"]) == {"ok"}
+    assert set(report["agent"]) == {"ok", "heartbeat_age"}
     assert set(report["mpesa"]) == {"configured"}
     for words in ("7.16", "127.0.0.1", "8728", "RouterOS", "board", "identity", "sandbox",
                   "cafe-router", "MPESA_"):
@@ -107,3 +109,25 @@ def test_router_errors_and_mpesa_gaps_only_for_the_owner_or_loopback(make_site):
     report = health_from(app, "", owner).get_json()
     assert "cafe-router" in report["router"]["error"]
     assert "MPESA_PARTYB" in report["mpesa"]["missing"]
+
+
+def test_require_agent_answers_503_without_a_fresh_heartbeat(site, agent):
+    from datetime import timedelta
+
+    from portal.timeutil import utcnow
+
+    client = site.app.test_client()
+    never = client.get("/healthz?require=agent", environ_base={"REMOTE_ADDR": PHONE_ON_HOTSPOT})
+    assert never.status_code == 503
+    assert never.get_json()["agent"] == {"ok": False, "heartbeat_age": None}
+    assert client.get("/healthz").status_code == 200  # the site itself can still sell
+    # A heartbeat 16 minutes old is more than three 5-minute intervals: the agent stopped.
+    agent.loop(utcnow() - timedelta(minutes=16))
+    stale = client.get("/healthz?require=agent")
+    assert stale.status_code == 503 and stale.get_json()["agent"]["heartbeat_age"] >= 960
+    agent.loop(utcnow())
+    fresh = client.get("/healthz?require=agent", environ_base={"REMOTE_ADDR": PHONE_ON_HOTSPOT})
+    report = fresh.get_json()
+    assert fresh.status_code == 200 and report["ok"] is True
+    assert report["agent"]["ok"] is True and 0 <= report["agent"]["heartbeat_age"] < 60
+    assert_public(report, fresh.get_data(as_text=True))

@@ -15,7 +15,7 @@ from ..errors import (
     SessionLimitReached, ValidationError,
 )
 from ..models import Grant, Purchase, Voucher, db
-from . import grants
+from . import events, grants
 from .grants import grant_for
 from .limits import CodeTry, Device, counted_try, identify
 
@@ -73,22 +73,44 @@ def _redeem(typed: str, device: Device, this_try: CodeTry, gateway, now: datetim
                             en="This voucher has expired. Please buy a new one.",
                             sw="Muda wa vocha hii umeisha. Tafadhali nunua nyingine.")
     if voucher.state in (Voucher.NEW, Voucher.ON_ROUTER):
-        package = voucher.package
-        with db.atomic():
-            first = (Voucher.update(state=Voucher.USED, first_login_at=now,
-                                    expires_at=now + timedelta(seconds=package.validity_seconds))
-                     .where((Voucher.id == voucher.id)
-                            & Voucher.state.in_((Voucher.NEW, Voucher.ON_ROUTER))).execute())
-            if first:
-                grant = grants.create_grant(package, Grant.VOUCHER, now, voucher=voucher,
-                                            username=voucher.code, login_mac=device.mac,
-                                            login_ip=device.ip)
-        if first:
+        grant = start_voucher(voucher, now, login_mac=device.mac, login_ip=device.ip)
+        if grant is not None:
             return grants.provision_grant(grant.id, gateway, now)
     grant = Grant.get_or_none(Grant.voucher == voucher.id)
     if grant is None:
         raise NotFound(f"voucher {voucher.id} is used but has no grant")
     return _login(grant, gateway, device.mac, device.ip, now)
+
+
+def start_voucher(voucher: Voucher, first_login_at: datetime, *, login_mac: str = "",
+                  login_ip: str = "", on_router: bool = False) -> Grant | None:
+    """A voucher's first use: its clock starts, it becomes a grant, and the "voucher.used"
+    and "sale" events are written, all in one transaction and only once (None when the
+    voucher was already used or voided meanwhile).
+
+    ``on_router``: the router already has the user and logged it in (the customer used
+    the router's own login page), so nothing is to be pushed or logged in.
+    """
+    package = voucher.package
+    expires = first_login_at + timedelta(seconds=package.validity_seconds)
+    with db.atomic():
+        first = (Voucher.update(state=Voucher.USED, first_login_at=first_login_at,
+                                expires_at=expires)
+                 .where((Voucher.id == voucher.id)
+                        & Voucher.state.in_((Voucher.NEW, Voucher.ON_ROUTER))).execute())
+        if not first:
+            return None
+        grant = grants.create_grant(
+            package, Grant.VOUCHER, first_login_at, voucher=voucher, username=voucher.code,
+            login_mac="" if on_router else login_mac, login_ip="" if on_router else login_ip,
+            expires_at=expires, router_state=Grant.ON_ROUTER if on_router else Grant.PENDING)
+        if on_router:
+            (Grant.update(first_login_at=first_login_at, logged_in_at=first_login_at)
+             .where(Grant.id == grant.id).execute())
+        events.record_event(events.VOUCHER_USED, first_login_at,
+                            code_hash=events.code_hash(voucher.code), package=package.name_en,
+                            first_login_at=events.iso(first_login_at))
+    return grant
 
 
 def reconnect(code, *, mac, ip, gateway, now, source="") -> Grant:

@@ -14,8 +14,9 @@ from datetime import datetime, timedelta
 from peewee import IntegrityError, fn
 
 from ..errors import RouterError, RouterTrap, RouterUnreachable, ValidationError
-from ..models import AuditLog, Grant, OutboxEvent, Package, Purchase, Voucher, db
+from ..models import AuditLog, Grant, Package, Purchase, Voucher, db
 from ..timeutil import backoff_seconds
+from . import events
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +33,16 @@ def new_access_code(length: int = ACCESS_CODE_LENGTH) -> str:
 def create_grant(package, source: str, now: datetime, *, purchase=None, voucher=None,
                  username: str | None = None, created_by: str = "", note: str = "",
                  login_mac: str = "", login_ip: str = "",
-                 expires_at: datetime | None = None) -> Grant:
-    """Create a Grant (and its OutboxEvent); call inside the sale's ``db.atomic()``.
+                 expires_at: datetime | None = None, amount: int | None = None,
+                 router_state: str = Grant.PENDING) -> Grant:
+    """Create a Grant and its "sale" outbox event; call inside the sale's ``db.atomic()``.
 
-    The username doubles as the password and as the customer's access code, so the
-    router's own login page accepts it when the appliance is down.
+    Every sale earns exactly one grant (a purchase, a voucher: unique columns), so the
+    sale's one "sale" event is written here, whatever path the sale took: ``amount`` is
+    what was paid (default: the purchase's amount, the package's price for a voucher,
+    0 for a manual grant). The username doubles as the password and as the customer's
+    access code, so the router's own login page accepts it when the appliance is down.
+    ``router_state`` ON_ROUTER: the user is already there (a voucher used on the router).
     """
     expires = expires_at or now + timedelta(seconds=package.validity_seconds)
     for _attempt in range(20):
@@ -48,7 +54,7 @@ def create_grant(package, source: str, now: datetime, *, purchase=None, voucher=
                     purchase=purchase, voucher=voucher, expires_at=expires,
                     created_at=now, created_by=created_by, note=note,
                     login_mac=login_mac or "", login_ip=login_ip or "",
-                    next_router_attempt_at=now)
+                    next_router_attempt_at=now, router_state=router_state)
             break
         except IntegrityError:
             # Only a clash of random codes is worth another draw; anything else (a second
@@ -57,12 +63,14 @@ def create_grant(package, source: str, now: datetime, *, purchase=None, voucher=
                 raise
     else:
         raise RuntimeError("could not draw a free access code")
-    OutboxEvent.record(
-        "grant.created", grant_uuid=f"grant-{grant.id}", username=grant.username,
-        source=source, package=package.name_en, price=package.price,
-        purchase_id=purchase.id if purchase else None,
-        voucher_code=voucher.code if voucher else None,
-        expires_at=expires.isoformat(), created_at=now.isoformat(), created_by=created_by)
+    if amount is None:
+        amount = purchase.amount if purchase else package.price if voucher else 0
+    events.record_sale(now, amount=amount, source=source, package=package.name_en,
+                       receipt=purchase.receipt if purchase else None,
+                       # M-Pesa's id of the push, never the purchase's own reference:
+                       # that opens the customer's page, which shows the access code.
+                       reference=purchase.checkout_request_id if purchase else None,
+                       phone=purchase.phone if purchase else None)
     return grant
 
 
@@ -100,12 +108,40 @@ def grant_status(grant: Grant, now: datetime, *, login_failed: bool = False) -> 
     return GrantStatus(status, time_left, login_needed)
 
 
+#: Every hotspot user Kibanda makes has a comment that starts with this: the agent's
+#: reconcile step removes only such users (never one an owner or technician made).
+MARK = "kibanda "
+
+
+def made_by_kibanda(comment) -> bool:
+    """True for a router user's comment that Kibanda wrote."""
+    return str(comment or "").startswith(MARK)
+
+
 def _comment(grant: Grant) -> str:
     if grant.purchase_id:
-        return f"kibanda mpesa purchase {grant.purchase_id}"
+        return f"{MARK}mpesa purchase {grant.purchase_id}"
     if grant.voucher_id:
-        return f"kibanda voucher batch {grant.voucher.batch_id}"
-    return f"kibanda {grant.source} grant {grant.id}"
+        return f"{MARK}voucher batch {grant.voucher.batch_id}"
+    return f"{MARK}{grant.source} grant {grant.id}"
+
+
+def grant_router_user(grant: Grant, now: datetime) -> dict:
+    """The hotspot user of a grant (limit-uptime: the time left, a safety net)."""
+    package = grant.package
+    return {"name": grant.username, "password": grant.password,
+            "profile": package.profile_name,
+            "limit_uptime": max(60, grant_time_left(grant, now)),
+            "limit_bytes_total": package.data_cap_bytes or 0, "comment": _comment(grant)}
+
+
+def voucher_router_user(code: str, package: Package, batch_id: int) -> dict:
+    """The hotspot user of an unused voucher (its code is name and password)."""
+    return {"name": code, "password": code, "profile": package.profile_name,
+            # limit-uptime is only a safety net: the appliance removes the user at expiry.
+            "limit_uptime": package.validity_seconds,
+            "limit_bytes_total": package.data_cap_bytes or 0,
+            "comment": f"{MARK}voucher batch {batch_id}"}
 
 
 def put_on_router(grant: Grant, gateway, now: datetime) -> None:
@@ -115,9 +151,10 @@ def put_on_router(grant: Grant, gateway, now: datetime) -> None:
     if package.router_synced_at is None:
         (Package.update(router_synced_at=now, router_error=None)
          .where(Package.id == package.id).execute())
-    gateway.ensure_user(grant.username, grant.password, package.profile_name,
-                        limit_uptime=max(60, grant_time_left(grant, now)),
-                        limit_bytes_total=package.data_cap_bytes, comment=_comment(grant))
+    user = grant_router_user(grant, now)
+    gateway.ensure_user(user["name"], user["password"], user["profile"],
+                        limit_uptime=user["limit_uptime"],
+                        limit_bytes_total=user["limit_bytes_total"], comment=user["comment"])
     (Grant.update(router_state=Grant.ON_ROUTER, router_error=None)
      .where((Grant.id == grant.id) & (Grant.router_state == Grant.PENDING)).execute())
     grant.router_state, grant.router_error = Grant.ON_ROUTER, None
@@ -229,8 +266,7 @@ def remove_expired(gateway, now: datetime) -> int:
                 (Voucher.update(state=Voucher.EXPIRED)
                  .where((Voucher.id == grant.voucher_id) & (Voucher.state != Voucher.VOID))
                  .execute())
-            OutboxEvent.record("grant.expired", grant_uuid=f"grant-{grant.id}",
-                               username=grant.username, at=now.isoformat())
+            events.record_event(events.GRANT_EXPIRED, now, grant_uuid=f"grant-{grant.id}")
         removed += 1
     return removed
 

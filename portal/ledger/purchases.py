@@ -15,8 +15,9 @@ import logging
 from datetime import datetime, timedelta
 
 from ..errors import KibandaError, MpesaBusy, MpesaTimeout, NotFound, ValidationError
-from ..models import OutboxEvent, Package, Purchase, db
+from ..models import Package, Purchase, db
 from ..phone import normalise_phone
+from . import events
 from .limits import check_push_limits, identify
 from .settlement import settle
 
@@ -212,8 +213,8 @@ def sweep_unconfirmed(now: datetime) -> int:
                     .where((Purchase.id == purchase.id) & (Purchase.status == purchase.status))
                     .execute())
             if rows:
-                OutboxEvent.record("purchase.review", purchase_id=purchase.id,
-                                   checkout_request_id=purchase.checkout_request_id,
-                                   at=now.isoformat())
+                events.record_event("purchase.review", now, purchase_id=purchase.id,
+                                    checkout_request_id=purchase.checkout_request_id,
+                                    amount=purchase.amount)
         reviewed += rows
     return reviewed

@@ -1,7 +1,7 @@
 """Settlement: the one place where an STK Push becomes money received and access granted.
 
 The callback and the STK query both end in :func:`settle`. The first confirmation wins
-by a conditional UPDATE checked by its row count; the Grant and the OutboxEvent are
+by a conditional UPDATE checked by its row count; the Grant and its "sale" event are
 written in the same transaction, so a crash can never leave money without access or
 access without money. Everything that grants nothing is written to CallbackRecord.
 
@@ -18,9 +18,9 @@ from datetime import datetime, timedelta
 from peewee import IntegrityError
 
 from ..errors import MalformedCallback
-from ..models import CallbackRecord, Grant, OutboxEvent, Purchase, db
+from ..models import CallbackRecord, Grant, Purchase, db
 from ..mpesa import CallbackResult, parse_callback
-from . import grants
+from . import events, grants
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +56,11 @@ def _fill_receipt(purchase: Purchase, receipt: str | None, now: datetime) -> Non
         rows = (Purchase.update(receipt=receipt, updated_at=now)
                 .where((Purchase.id == purchase.id) & Purchase.receipt.is_null()).execute())
         if rows:
-            OutboxEvent.record("purchase.receipt", purchase_id=purchase.id, receipt=receipt,
-                               checkout_request_id=purchase.checkout_request_id,
-                               at=now.isoformat())
+            # The sale went upstream without it (a query confirmed it first): its
+            # reference, the CheckoutRequestID, names that sale.
+            events.record_event("purchase.receipt", now,
+                                checkout_request_id=purchase.checkout_request_id,
+                                receipt=receipt)
 
 
 def _credit(purchase: Purchase, *, result_code, result_desc, receipt, amount, via,
@@ -74,15 +76,10 @@ def _credit(purchase: Purchase, *, result_code, result_desc, receipt, amount, vi
             .execute())
         if rows != 1:
             return DUPLICATE
-        grant = grants.create_grant(purchase.package, Grant.MPESA, now, purchase=purchase,
-                                    login_mac=purchase.mac, login_ip=purchase.ip)
-        OutboxEvent.record(
-            "purchase.paid", purchase_id=purchase.id, phone=purchase.phone,
-            amount=amount or purchase.amount, price=purchase.amount,
-            package=purchase.package.name_en, receipt=receipt,
-            checkout_request_id=purchase.checkout_request_id, via=via,
-            grant_uuid=f"grant-{grant.id}", previous_status=purchase.status,
-            paid_at=now.isoformat())
+        purchase.receipt = receipt or purchase.receipt  # the sale event carries it
+        grants.create_grant(purchase.package, Grant.MPESA, now, purchase=purchase,
+                                    login_mac=purchase.mac, login_ip=purchase.ip,
+                                    amount=amount or purchase.amount)
     return LATE if purchase.status != Purchase.PENDING else SETTLED
 
 

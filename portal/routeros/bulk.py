@@ -5,8 +5,26 @@ instead over a :class:`~.pipeline.PipelineSession` of our own, one result per it
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
+from ..errors import RouterTrap
 from .pipeline import BulkResult, PipelineSession, lost_message
-from .words import DUPLICATE_USER, NO_SUCH_ITEM, USER, user_words, word
+from .words import ACTIVE, DUPLICATE_USER, NO_SUCH_ITEM, PROFILE, USER, user_words, word
+
+_SNAPSHOT = (
+    ("users", USER, "name,comment,profile,uptime,bytes-in,bytes-out"),
+    ("active", ACTIVE, "user,address,mac-address,uptime,bytes-in,bytes-out"),
+    ("profiles", PROFILE, "name"),
+)
+
+
+@dataclass
+class HotspotSnapshot:
+    """The hotspot users, active sessions and user profiles, read together (router strings)."""
+
+    users: list[dict] = field(default_factory=list)
+    active: list[dict] = field(default_factory=list)
+    profiles: list[dict] = field(default_factory=list)
 
 
 class BulkCommands:
@@ -15,6 +33,21 @@ class BulkCommands:
     def _pipeline(self, sentences: list[list[str]]):
         with PipelineSession(self.endpoint) as session:
             return session.pipeline(sentences, self.bulk_window)
+
+    def hotspot_snapshot(self) -> HotspotSnapshot:
+        """Users, active sessions and profiles in one pipelined exchange (no ids: a reboot
+        renumbers them); raises RouterUnreachable or RouterTrap."""
+        replies, error = self._pipeline([[f"{path}/print", f"=.proplist={props}"]
+                                         for _, path, props in _SNAPSHOT])
+        if error is not None:
+            raise self.endpoint.unreachable(f"{USER}/print", error)
+        snapshot = HotspotSnapshot()
+        for (name, path, _), reply in zip(_SNAPSHOT, replies):
+            if reply.trap is not None:
+                raise RouterTrap(self.endpoint.describe(f"{path}/print", reply.trap),
+                                 router_message=reply.trap, category=reply.category)
+            setattr(snapshot, name, reply.rows)
+        return snapshot
 
     def bulk_add_users(self, items: list[dict]) -> list[BulkResult]:
         """Add many users pipelined on one connection; a result per item, in order."""

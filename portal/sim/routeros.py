@@ -5,7 +5,7 @@
 emulator's own wire codec (``routeros_wire``). The menus and their rows are a
 ``RouterState``. Test controls here: reply latency, dropped connections, refused logins,
 max-sessions, reboot, factory reset, the router clock, devices joining and leaving the
-hotspot and their traffic; with ``control_port`` the same controls answer over HTTP
+hotspot, logging in on the router's own page, and their traffic; with ``control_port`` the same controls answer over HTTP
 (``routeros_control``). The ``kibanda sim router`` command is in ``portal.cli.sim``.
 """
 from __future__ import annotations
@@ -266,6 +266,15 @@ class RouterSim(Controllable):
             removed = self.state.host_leaves(ip_or_mac)
         self.save_state()
         return removed
+
+    def device_logs_in(self, user: str, password: str, ip: str, mac: str) -> dict:
+        """A device logs in on the router's own login page (typing a voucher while the
+        portal is down); returns the session row. SimTrap when the router refuses,
+        ValueError for a malformed ip or mac."""
+        with self.lock:
+            row = self.state.page_login(user, password, ip, mac)
+        self.save_state()
+        return row
 
     def rows(self, path: str) -> list[dict]:
         """A menu's rows as the API prints them (dicts of strings), e.g. ``/ip/hotspot/user``."""

@@ -3,7 +3,7 @@
 Every route calls one of ``RouterSim``'s own methods, the ones tests call in-process:
 ``drop_connections``, ``drop_after``, ``refuse_logins``, ``latency_ms``,
 ``max_sessions``, ``reboot``, ``factory_reset``, ``device_joins``, ``device_leaves``,
-``rows``, ``advance``, ``add_traffic``, ``set_resource`` and ``file_bytes``. docs/emulators.md describes each endpoint.
+``rows``, ``advance``, ``add_traffic``, ``set_resource``, ``file_bytes`` and ``device_logs_in``. docs/emulators.md describes each endpoint.
 """
 from __future__ import annotations
 
@@ -83,6 +83,17 @@ def control_routes(sim: "RouterSim") -> list[Route]:
         except ValueError as exc:
             raise ControlError(400, str(exc)) from None
 
+    def page_login(request: ControlRequest) -> tuple[int, dict]:
+        body = request.body
+        unknown_fields(body, {"user", "password", "ip", "mac"})
+        values = [field(body, name, str) for name in ("user", "password", "ip", "mac")]
+        try:
+            return 201, sim.device_logs_in(*values)
+        except SimTrap as exc:
+            raise ControlError(403, f"login refused: {exc}") from None
+        except ValueError as exc:
+            raise ControlError(400, str(exc)) from None
+
     def leave(request: ControlRequest) -> dict:
         removed = sim.device_leaves(request.params["who"])
         if not removed:
@@ -144,6 +155,7 @@ def control_routes(sim: "RouterSim") -> list[Route]:
         Route("POST", "/factory-reset", factory_reset),
         Route("POST", "/hosts", join),
         Route("DELETE", "/hosts/<who>", leave),
+        Route("POST", "/login", page_login),
         Route("GET", "/tables/<path:menu>", table),
         Route("POST", "/clock", clock),
         Route("POST", "/traffic", traffic),

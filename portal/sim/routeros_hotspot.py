@@ -165,6 +165,17 @@ class HotspotMixin:
                 session["login-by"] = "mac-cookie"
             return True
         return False
+    def page_login(self, user: str, password: str, ip: str, mac: str) -> dict:
+        """A device logs in on the router's own login page (no portal involved): the same
+        checks as ``/ip/hotspot/active/login``, the session shows ``login-by`` http-chap.
+        Returns the session as the API prints it; SimTrap with the router's words if refused."""
+        ip, mac = _ipv4(ip), _mac(mac)
+        self.hotspot_login({"user": str(user), "password": str(password), "ip": ip,
+                            "mac-address": mac})
+        session = next(s for s in self.tables[_ACTIVE]
+                       if s.get("address") == ip and s.get("mac-address") == mac)
+        session["login-by"] = "http-chap"
+        return self.render(_ACTIVE, session)
 
     def _login_user(self, name: str, server: str) -> dict | None:
         for user in self.tables[_USER]:

@@ -15,6 +15,8 @@ from peewee import IntegrityError, fn
 
 from .. import jobs
 from ..errors import NotFound, RouterError, ValidationError
+from ..ledger import events
+from ..ledger.grants import voucher_router_user
 from ..models import AuditLog, Job, Package, Voucher, VoucherBatch, db, parse_id
 from .packages import whole_number
 
@@ -108,6 +110,9 @@ def create_batch(package: Package, count, now: datetime, created_by: str,
             _insert_codes(batch, codes[start:start + INSERT_CHUNK], options, now)
         AuditLog.create(at=now, actor=created_by, action="vouchers.create", address=address,
                         detail=f"batch {batch.id}: {options['count']} x {package.name_en}")
+        events.record_event(events.VOUCHER_BATCH, now, batch_id=batch.id,
+                            package=package.name_en, count=options["count"],
+                            price=package.price)
     return batch
 
 
@@ -216,7 +221,7 @@ def push_batch(batch_id: int, gateway, now: datetime, chunk: int = PUSH_CHUNK,
             if not vouchers:
                 break
             last_id = vouchers[-1].id
-            results = gateway.bulk_add_users([_router_user(v.code, package, batch)
+            results = gateway.bulk_add_users([voucher_router_user(v.code, package, batch.id)
                                               for v in vouchers])
             done = [r.name for r in results if r.status in ("created", "exists")]
             failures += [f"{r.name}: {r.message}" for r in results
@@ -270,12 +275,6 @@ def _push_key(batch_id: int) -> str:
     return f"batch:{batch_id}"
 
 
-def _router_user(code: str, package: Package, batch: VoucherBatch) -> dict:
-    return {"name": code, "password": code, "profile": package.profile_name,
-            # limit-uptime is only a safety net: the appliance removes the user at expiry.
-            "limit_uptime": package.validity_seconds,
-            "limit_bytes_total": package.data_cap_bytes or 0,
-            "comment": f"kibanda voucher batch {batch.id}"}
 
 
 def _finish_push(batch: VoucherBatch, state: str, error: str | None, actor: str,

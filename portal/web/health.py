@@ -1,6 +1,8 @@
-"""``GET /healthz``: database, router, M-Pesa configuration and backlog, as JSON.
+"""``GET /healthz``: database, router, M-Pesa configuration, the agent and backlog, as JSON.
 
-Anyone (a phone on the hotspot too) learns only ok / not ok and the backlog counts. The
+``GET /healthz?require=agent`` also answers 503 when the agent's last heartbeat is missing
+or older than three intervals (the appliance image's HEALTHCHECK). Anyone (a phone on the
+hotspot too) learns only ok / not ok, the heartbeat's age and the backlog counts. The
 details (the router's address, identity, version and board, errors, which M-Pesa settings
 are missing) are for a signed-in owner, or a request from the appliance itself.
 """
@@ -12,6 +14,8 @@ from flask import Blueprint, current_app, jsonify, request
 
 from ..errors import RouterError
 from ..models import AdminUser, Grant, OutboxEvent, Purchase, db
+from ..timeutil import utcnow
+from ..venue import heartbeat
 from . import app_router
 from .admin import session_user
 
@@ -45,7 +49,11 @@ def healthz():
         report["database"] = {"ok": False, "error": str(exc)}
     report["router"] = _router_health()
     report["mpesa"] = mpesa_configured(current_app.config)
+    report["agent"] = _agent_health(report["database"]["ok"])
     ok = report["database"]["ok"] and report["router"].get("ok", False)
+    if "agent" in request.args.getlist("require"):
+        # The appliance image's HEALTHCHECK: a stopped agent makes the container unhealthy.
+        ok = ok and report["agent"]["ok"]
     report["ok"] = bool(ok)
     if not may_see_details():
         report = public_report(report)
@@ -57,7 +65,7 @@ def public_report(report: dict) -> dict:
     return {"ok": report["ok"], "database": {"ok": report["database"]["ok"]},
             "router": {"ok": bool(report["router"].get("ok"))},
             "mpesa": {"configured": report["mpesa"]["configured"]},
-            "backlog": report.get("backlog", {})}
+            "agent": report["agent"], "backlog": report.get("backlog", {})}
 
 
 def may_see_details() -> bool:
@@ -72,6 +80,14 @@ def may_see_details() -> bool:
             return True
     user = session_user()
     return user is not None and user.role == AdminUser.OWNER
+
+
+def _agent_health(database_ok: bool) -> dict:
+    """Is the agent alive: its last heartbeat's age in seconds (None: never, or unknown)."""
+    if not database_ok:
+        return {"ok": False, "heartbeat_age": None}
+    state = heartbeat.agent_state(utcnow(), heartbeat.interval_seconds(current_app.config))
+    return {"ok": not state.stale, "heartbeat_age": state.age_seconds}
 
 
 def _router_health() -> dict:

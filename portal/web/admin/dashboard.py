@@ -1,13 +1,13 @@
 """Admin pages: the sales dashboard, search, the router (health, sessions), grants."""
 from __future__ import annotations
 
-from flask import flash, g, redirect, render_template, request, url_for
+from flask import current_app, flash, g, redirect, render_template, request, url_for
 
 from ...errors import KibandaError, RouterError
 from ...ledger import grants
 from ...models import Grant, Package, parse_id
-from ...timeutil import utcnow
-from ...venue import reports
+from ...timeutil import format_local, utcnow
+from ...venue import heartbeat, reports
 from .. import app_router
 from ..i18n import gettext as _
 from . import OWNER, audit, bp, client_address, flash_error, login_required
@@ -49,7 +49,18 @@ def dashboard_page():
         days=days, chart_total=sum(b.total for b in bars),
         by_package=reports.sales_by_package(month_start, month_end),
         purchases=reports.latest_purchases(), router=router_status(),
-        packages=Package.on_sale())
+        packages=Package.on_sale(), agent=agent_notice(now))
+
+
+def agent_notice(now) -> dict | None:
+    """What the dashboard says when the agent stopped (None while it is alive)."""
+    state = heartbeat.agent_state(now, heartbeat.interval_seconds(current_app.config))
+    if not state.stale:
+        return None
+    if state.last_at is None:
+        return {"since": None}
+    same_day = format_local(state.last_at, "%Y%m%d") == format_local(now, "%Y%m%d")
+    return {"since": format_local(state.last_at, "%H:%M" if same_day else "%d %b %H:%M")}
 
 
 @bp.get("/search")
