@@ -112,7 +112,8 @@ def voucher_print(batch_id: int):
                    client_address())
     html = render_sheet(batch, codes, layout=layout, venue=current_branding()["name"],
                         dns_name=current_app.config["HOTSPOT_DNS_NAME"],
-                        lang=current_language(), nonce=csp_nonce())
+                        lang=current_language(), nonce=csp_nonce(),
+                        back_url=url_for("admin.voucher_batch", batch_id=batch.id))
     return Response(html, mimetype="text/html")
 
 
