@@ -14,10 +14,8 @@ from datetime import date, datetime, timedelta, timezone
 from markupsafe import Markup, escape
 from peewee import JOIN, fn
 
-from ..errors import InvalidPhone
 from ..ledger.codes import normalise_code
 from ..models import Grant, Package, Purchase, Voucher
-from ..phone import normalise_phone
 from ..timeutil import NAIROBI
 
 CHART_DAYS = (14, 30)

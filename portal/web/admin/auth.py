@@ -153,8 +153,8 @@ def user_disable(user_id: int):
     if not confirmed():
         return confirm_page(
             title=_("Disable an account"),
-            question=_("Disable {name}'s account? They are signed out at once and cannot sign "
-                       "in until you enable it again.", name=user.username),
+            question=_("Disable {name}'s account? They are signed out at once and cannot sign in until you enable it again.",
+                       name=user.username),
             confirm_label=_("Yes, disable"), cancel_url=url_for("admin.users"))
     try:
         accounts.set_disabled(user.id, True, g.admin.username, client_address(), utcnow())
@@ -187,8 +187,8 @@ def user_remove(user_id: int):
     if not confirmed():
         return confirm_page(
             title=_("Remove an account"),
-            question=_("Remove {name}'s account for good? The activity log keeps what they "
-                       "did.", name=user.username),
+            question=_("Remove {name}'s account for good? The activity log keeps what they did.",
+                       name=user.username),
             confirm_label=_("Yes, remove"), cancel_url=url_for("admin.users"))
     try:
         accounts.remove_account(user.id, g.admin.username, client_address(), utcnow())
@@ -207,8 +207,8 @@ def user_reset_password(user_id: int):
     if not confirmed():
         return confirm_page(
             title=_("Reset a password"),
-            question=_("Give {name} a new password? Their old password stops working and "
-                       "they are signed out.", name=user.username),
+            question=_("Give {name} a new password? Their old password stops working and they are signed out.",
+                       name=user.username),
             confirm_label=_("Yes, make a new password"), cancel_url=url_for("admin.users"),
             danger=False)
     try:

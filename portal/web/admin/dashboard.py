@@ -103,8 +103,7 @@ def kick(active_id: str):
             details.insert(0, (_("Code / user"), row.get("user", "")))
         return confirm_page(
             title=_("Log a device out"),
-            question=_("Log this device out of the WiFi? Its time is not lost: it can connect "
-                       "again with its code."),
+            question=_("Log this device out of the WiFi? Its time is not lost: it can connect again with its code."),
             confirm_label=_("Yes, log it out"), cancel_url=back, details=details,
             extra={"back": back, "user": session_label(row)})
     user = request.form.get("user", "")[:60]
@@ -133,8 +132,7 @@ def grant():
                 package, note = grants.check_manual_grant(package_id, form["note"])
                 return confirm_page(
                     title=_("Free access"),
-                    question=_("Give this free access? The code works at once and is "
-                               "written in the activity log."),
+                    question=_("Give this free access? The code works at once and is written in the activity log."),
                     confirm_label=_("Yes, give access"), cancel_url=url_for("admin.grant"),
                     danger=False, keep=("package", "note"),
                     details=[(_("Package"), package.name(current_language())),

@@ -81,8 +81,7 @@ def voucher_void(batch_id: int):
         unused = counts.new + counts.on_router
         return confirm_page(
             title=_("Void this batch"),
-            question=_("Void {count} unused codes of batch #{batch}? Printed cards with these "
-                       "codes stop working. Codes already in use keep working.",
+            question=_("Void {count} unused codes of batch #{batch}? Printed cards with these codes stop working. Codes already in use keep working.",
                        count=unused, batch=batch.id),
             confirm_label=_("Yes, void {count} codes", count=unused),
             cancel_url=url_for("admin.voucher_batch", batch_id=batch.id),
