@@ -103,16 +103,21 @@ def edit_command(ctx: click.Context, package, name, name_sw, price, validity, ra
     _sync_if_configured(settings, changed)
 
 
+def _set_on_sale(ctx: click.Context, package: str, active: bool) -> None:
+    open_instance(ctx)
+    changed = set_package_active(_package_or_exit(ctx, package).id, active,
+                                 actor="kibanda packages")
+    click.echo(f"package {describe(changed)} is on sale again" if active else
+               f"retired package {describe(changed)}: no longer sold; codes already given "
+               f"keep working")
+
+
 @packages_group.command("retire")
 @click.argument("package")
 @click.pass_context
 def retire_command(ctx: click.Context, package) -> None:
     """Stop selling a package (by id or name); its sales and codes are kept."""
-    open_instance(ctx)
-    changed = set_package_active(_package_or_exit(ctx, package).id, False,
-                                 actor="kibanda packages")
-    click.echo(f"retired package {describe(changed)}: no longer sold; codes already given "
-               f"keep working")
+    _set_on_sale(ctx, package, False)
 
 
 @packages_group.command("sell")
@@ -120,10 +125,7 @@ def retire_command(ctx: click.Context, package) -> None:
 @click.pass_context
 def sell_command(ctx: click.Context, package) -> None:
     """Sell a retired package again (by id or name)."""
-    open_instance(ctx)
-    changed = set_package_active(_package_or_exit(ctx, package).id, True,
-                                 actor="kibanda packages")
-    click.echo(f"package {describe(changed)} is on sale again")
+    _set_on_sale(ctx, package, True)
 
 
 def sync_state(package) -> str:
