@@ -21,7 +21,7 @@ from .timeutil import utcnow
 #: Deferred: ``init_db`` points it at the instance's file.
 db = SqliteDatabase(None)
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 13
 PRAGMAS = {
     "journal_mode": "wal",
     "foreign_keys": 1,
@@ -182,6 +182,9 @@ class Grant(BaseModel):
     #: Bytes in + out the router counted for this user (data-capped packages; the agent
     #: reads it from /ip/hotspot/user and /ip/hotspot/active). None: never read.
     bytes_used = BigIntegerField(null=True)
+    #: Free access only: the confirmation form's one-time key, so a double tap (or the
+    #: form sent again) finds the grant already given instead of giving a second one.
+    request_key = CharField(max_length=32, null=True, unique=True)
 
 
 class OutboxEvent(BaseModel):
@@ -246,6 +249,8 @@ class AdminUser(BaseModel):
     last_login_at = DateTimeField(null=True)
     #: Bumped on sign-out and password change: a session signed with an older value is over.
     session_version = IntegerField(default=0)
+    #: A disabled account cannot sign in (its sessions ended when it was disabled).
+    disabled = BooleanField(default=False, constraints=[SQL("DEFAULT 0")])
 
 
 class LoginFailure(BaseModel):
@@ -322,6 +327,12 @@ class SchemaVersion(BaseModel):
     version = IntegerField()
     applied_at = DateTimeField(default=utcnow)
 
+
+#: Package names are unique whatever their case ("1 Hour" is "1 hour"): the CLI and the
+#: owner find a package by its name.
+PACKAGE_NAME_INDEX = ("CREATE UNIQUE INDEX IF NOT EXISTS package_name_en_nocase "
+                      "ON package (name_en COLLATE NOCASE)")
+Package.add_index(SQL(PACKAGE_NAME_INDEX))
 
 ALL_MODELS = [Package, Purchase, VoucherBatch, Voucher, Grant, OutboxEvent, CallbackRecord,
               CodeAttempt, AdminUser, LoginFailure, Setting, AuditLog, TokenCache, Job,
@@ -434,9 +445,42 @@ def _grant_bytes_used(migrator) -> None:
         migrate(migrator.add_column("grant", "bytes_used", BigIntegerField(null=True)))
 
 
+def _accounts_and_free_access_keys(migrator) -> None:
+    """v12: an owner can disable a technician's account; free access carries the one-time
+    key of the form that gave it (a double tap gives one grant, not two)."""
+    from playhouse.migrate import migrate
+
+    steps = []
+    for model, name in ((AdminUser, "disabled"), (Grant, "request_key")):
+        table = model._meta.table_name
+        if name not in {column.name for column in db.get_columns(table)}:
+            field = model._meta.fields[name]
+            steps.append(migrator.add_column(table, name, field, allow_not_null=True)
+                         if not field.null else migrator.add_column(table, name, field))
+    migrate(*steps)
+    db.execute_sql("CREATE UNIQUE INDEX IF NOT EXISTS grant_request_key "
+                   'ON "grant" (request_key)')
+
+
+def _unique_package_names(migrator) -> None:
+    """v13: package names unique whatever their case. Older sites may hold two packages of
+    one name: the later ones get their id added ("1 hour (#7)"), which the owner sees and
+    can change; nothing else about them changes."""
+    seen: set[str] = set()
+    for package in Package.select(Package.id, Package.name_en).order_by(Package.id):
+        key = package.name_en.casefold()
+        if key in seen:
+            renamed = f"{package.name_en[:52]} (#{package.id})"
+            Package.update(name_en=renamed).where(Package.id == package.id).execute()
+            key = renamed.casefold()
+        seen.add(key)
+    db.execute_sql(PACKAGE_NAME_INDEX)
+
+
 #: Migrations by target version: ``{2: fn(migrator)}`` using playhouse.migrate.
 MIGRATIONS = {2: _explicit_purchase_states, 3: _admin_session_versions, 4: _limit_keys,
-              5: _purchase_references, 8: _grant_bytes_used}
+              5: _purchase_references, 8: _grant_bytes_used,
+              12: _accounts_and_free_access_keys, 13: _unique_package_names}
 
 
 def create_schema() -> int:

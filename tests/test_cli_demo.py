@@ -14,10 +14,10 @@ import requests
 from helpers import KIBANDA, free_port, listening
 
 
-def start_demo(cwd, port: int) -> tuple[subprocess.Popen, str, str]:
+def start_demo(cwd, port: int, *args: str) -> tuple[subprocess.Popen, str, str]:
     """Start ``kibanda demo`` and read its banner up to the stop hint; returns (proc, url, text)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KIBANDA_")}
-    proc = subprocess.Popen([*KIBANDA, "demo", "--port", str(port)], cwd=cwd, env=env,
+    proc = subprocess.Popen([*KIBANDA, "demo", "--port", str(port), *args], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     deadline = time.monotonic() + 30
@@ -88,7 +88,7 @@ def test_demo_serves_the_four_packages_and_stops_cleanly_on_ctrl_c(tmp_path):
         os.kill(proc.pid, 0)
 
 
-def test_demo_runs_again_in_the_same_folder_and_reports_a_busy_port(tmp_path):
+def test_demo_runs_again_in_the_same_folder_but_never_wipes_a_running_demo(tmp_path):
     port = free_port()
     first, _url, banner1 = start_demo(tmp_path, port)
     try:
@@ -98,6 +98,26 @@ def test_demo_runs_again_in_the_same_folder_and_reports_a_busy_port(tmp_path):
         assert f"port {port} on 127.0.0.1 is already in use" in busy.stderr
         assert "Traceback" not in busy.stderr
         assert (tmp_path / "instance-demo" / "kibanda.db").exists()  # left untouched
+        # What the message says to do: another port AND another folder.
+        hint = re.search(r"kibanda demo (--port \d+ --dir \S+)", busy.stderr).group(1).split()
+        # Only another port: the running demo's folder is refused, never wiped.
+        other_port = free_port()
+        clash = subprocess.run([*KIBANDA, "demo", "--port", str(other_port)], cwd=tmp_path,
+                               capture_output=True, text=True, timeout=30)
+        assert clash.returncode != 0 and "Traceback" not in clash.stderr
+        assert "in use by a kibanda demo that is still running" in clash.stderr
+        assert f"(pid {first.pid})" in clash.stderr
+        assert requests.get(_url, timeout=10).status_code == 200  # the first demo still works
+        assert (tmp_path / "instance-demo" / "kibanda.db").exists()
+        assert hint[:2] == ["--port", str(port + 1)]
+        # Its folder, on a port surely free (port + 1 may be another test's by now).
+        beside, beside_url, _banner = start_demo(tmp_path, free_port(), *hint[2:])
+        try:
+            assert requests.get(beside_url, timeout=10).status_code == 200
+        finally:
+            code, rest, _took = stop_demo(beside)
+        assert code == 0, rest
+        assert requests.get(_url, timeout=10).status_code == 200
     finally:
         code, rest, _took = stop_demo(first)
     assert code == 0, rest

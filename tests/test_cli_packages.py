@@ -80,3 +80,43 @@ def test_packages_add_without_required_options_is_a_usage_error(kibanda):
     result = kibanda("packages", "add", "--name", "1 hour")
     assert result.exit_code == 2
     assert "Missing option '--price'" in result.output
+
+
+def test_packages_edit_retire_and_sell_again(kibanda):
+    assert kibanda("packages", "add", "--name", "1 hour", "--name-sw", "Saa 1", "--price", "10",
+                   "--validity", "1h", "--rate", "2M/5M").exit_code == 0
+    edited = kibanda("packages", "edit", "1 HOUR", "--price", "15", "--devices", "2")
+    assert edited.exit_code == 0, edited.output
+    assert "changed package #1 1 hour, KES 15, 1h, 2M/5M, 2 devices" in edited.output
+    [hour] = package_rows()
+    assert (hour.price, hour.devices, hour.name_sw, hour.rate_limit) == (15, 2, "Saa 1", "2M/5M")
+
+    retired = kibanda("packages", "retire", "1")
+    assert retired.exit_code == 0 and "retired package #1 1 hour" in retired.output
+    assert "no packages yet" in kibanda("packages", "list").output  # not on sale
+    assert "1 hour / Saa 1 (retired)" in kibanda("packages", "list", "--all").output
+    sold = kibanda("packages", "sell", "kb-1-hour")
+    assert sold.exit_code == 0 and "is on sale again" in sold.output
+    assert package_rows()[0].active
+
+    for args, message in [(["edit", "2 hours", "--price", "5"], "No package named 2 hours."),
+                          (["edit", "1 hour"], "nothing to change"),
+                          (["edit", "1 hour", "--price", "free"], "Price must be a whole"),
+                          (["retire", "99"], "No package named 99.")]:
+        refused = kibanda("packages", *args)
+        assert refused.exit_code == 2 and message in refused.output, refused.output
+        assert "Traceback" not in refused.output
+    assert package_rows()[0].price == 15
+
+
+def test_duplicate_package_names_are_refused_with_a_clear_message(kibanda):
+    assert kibanda("packages", "add", "--name", "1 hour", "--price", "10",
+                   "--validity", "1h").exit_code == 0
+    assert kibanda("packages", "add", "--name", "1 day", "--price", "50",
+                   "--validity", "1d").exit_code == 0
+    twice = kibanda("packages", "add", "--name", "1 Hour", "--price", "20", "--validity", "1h")
+    assert twice.exit_code == 2
+    assert "error: There is already a package called 1 Hour." in twice.output
+    renamed = kibanda("packages", "edit", "1 day", "--name", "1 HOUR")
+    assert renamed.exit_code == 2 and "already a package called 1 HOUR" in renamed.output
+    assert [p.name_en for p in package_rows()] == ["1 hour", "1 day"]

@@ -176,3 +176,43 @@ def test_swahili_landing(site, phone_page):
     assert prices == ["KES 10", "KES 50", "KES 250", "KES 800"]
     # Nothing wider than the phone's screen.
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
+
+
+def in_view(page, selector: str) -> bool:
+    """Is the whole element inside the 360x740 screen as the page now stands (no scroll)?"""
+    box = page.locator(selector).bounding_box()
+    return box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 740 and \
+        box["x"] >= 0 and box["x"] + box["width"] <= 360
+
+
+@pytest.mark.parametrize("js", [True, False])
+def test_a_wrong_voucher_or_phone_error_is_on_screen_after_submitting(site, phone_page, js):
+    """The errors used to land below the fold (y = 1108 and 787): nothing seemed to happen."""
+    page = phone_page(js=js)
+    page.goto(site.customer_url("AA:BB:CC:00:01:08", "10.5.50.108"))
+    page.fill("#voucher-code", "99999999")
+    page.get_by_role("button", name="Use voucher").click()
+    page.wait_for_selector("#code-error")
+    shot(page, f"voucher-error-{'js' if js else 'nojs'}")
+    assert in_view(page, "#code-error") and in_view(page, "#voucher-code")
+    page.goto(site.customer_url("AA:BB:CC:00:01:08", "10.5.50.108"))
+    page.get_by_role("radio", name=re.compile(r"^1 day\b")).check()
+    page.fill("#phone", "0812 345")
+    page.get_by_role("button", name="Pay with M-Pesa").click()
+    page.wait_for_selector("#phone-error")
+    shot(page, f"phone-error-{'js' if js else 'nojs'}")
+    assert in_view(page, "#phone-error") and in_view(page, "#phone")
+
+
+def test_try_again_after_a_cancel_sends_a_new_prompt(site, phone_page):
+    page = phone_page()
+    pay(page, site, mac="AA:BB:CC:00:01:09", ip="10.5.50.109", package="1 day",
+        phone="0700001032", name="retry")
+    page.wait_for_selector('#status[data-status="failed"]')
+    page.get_by_role("link", name="Try again").click()
+    page.get_by_role("button", name="Pay with M-Pesa").click()
+    # A new waiting page, not the landing page refusing with "already sent".
+    page.wait_for_url(re.compile(r"/purchases/[A-Za-z0-9_-]{16,}$"))
+    shot(page, "retry-2-waiting")
+    with db.connection_context():
+        assert Purchase.select().where(Purchase.phone == "254700001032").count() == 2

@@ -11,7 +11,7 @@ from helpers import IP, MAC, SOURCE, package
 
 from portal.errors import RateLimited, ValidationError
 from portal.ledger import codes, limits
-from portal.ledger.limits import CODE_LIMITS, PUSH_LIMITS, Device, identify
+from portal.ledger.limits import CODE_LIMITS, PHONE_PUSH_LIMIT, PUSH_LIMITS, Device, identify
 from portal.models import CodeAttempt, Purchase, Voucher, VoucherBatch
 from portal.timeutil import utcnow
 
@@ -257,3 +257,39 @@ def test_a_site_flooded_with_pushes_slows_every_device(site):
     assert may_push(mine, at=T + timedelta(minutes=5, seconds=1)) is True
     assert isinstance(may_push(Device("02:00:00:00:00:01", "10.5.51.1", SOURCE, False)),
                       RateLimited)
+
+
+def test_a_repeat_push_is_held_back_only_while_the_first_is_unanswered(site):
+    """After a cancel or a wrong PIN, the page's "Try again" must not be refused."""
+    device = identify(site.gateway, MAC, IP, SOURCE)
+    first = pushed(device, T - timedelta(seconds=30), phone="254712345678", amount=10)
+    for status in (Purchase.PUSHING, Purchase.PENDING, Purchase.UNANSWERED):
+        Purchase.update(status=status).where(Purchase.id == first.id).execute()
+        held = may_push(device, "254712345678", 10)
+        assert isinstance(held, RateLimited), status
+        assert "already sent a payment request for this amount" in held.message_for("en")
+    for status in (Purchase.FAILED, Purchase.PAID):
+        Purchase.update(status=status).where(Purchase.id == first.id).execute()
+        assert may_push(device, "254712345678", 10) is True, status
+
+
+def test_paid_purchases_do_not_count_against_the_device_or_the_phone(site):
+    """A customer buying for a second phone, or the demo's test numbers, are not refused."""
+    device = identify(site.gateway, MAC, IP, SOURCE)
+    for n in range(PUSH_LIMITS.device + 3):
+        Purchase.update(status=Purchase.PAID).where(
+            Purchase.id == pushed(device, T - timedelta(seconds=n), phone="254712345678",
+                                  amount=10 + n).id).execute()
+    assert may_push(device, "254712345678", 5) is True
+    # Attempts that were not paid still count: cancelled, wrong PIN, still waiting.
+    for n in range(PUSH_LIMITS.device):
+        Purchase.update(status=Purchase.FAILED).where(
+            Purchase.id == pushed(device, T - timedelta(seconds=n),
+                                  phone=f"2547120001{n:02d}").id).execute()
+    refused = may_push(device, "254712999999", 5)
+    assert "Too many attempts from this device" in refused.message_for("en")
+    for n in range(PHONE_PUSH_LIMIT):
+        pushed(Device(source=f"192.0.2.{n}"), T, phone="254733000000", amount=10 + n)
+    assert "payment requests to this phone" in may_push(
+        identify(site.gateway, *phone_joins(site, 2), SOURCE), "254733000000",
+        99).message_for("en")

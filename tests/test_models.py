@@ -190,3 +190,41 @@ def test_grants_of_an_older_database_get_data_used_unknown(tmp_path):
     assert create_schema() == models.SCHEMA_VERSION >= 8
     with db.connection_context():
         assert [(g.username, g.bytes_used) for g in Grant.select()] == [("48213377", None)]
+# -- schema v12 and v13: disabled accounts, free-access keys, unique package names ---------
+
+def test_v5_database_gets_disabled_accounts_grant_keys_and_unique_package_names(tmp_path):
+    from playhouse.migrate import SqliteMigrator
+
+    make_v1_database(tmp_path / "kibanda.db")
+    with db.connection_context():
+        db.execute_sql("DROP INDEX package_name_en_nocase")
+        db.execute_sql('DROP INDEX grant_request_key')
+        db.execute_sql('ALTER TABLE "grant" DROP COLUMN request_key')
+        db.execute_sql("ALTER TABLE admin_user DROP COLUMN disabled")
+        db.execute_sql("INSERT INTO admin_user (username, password_hash, role, created_at, "
+                       "session_version) VALUES ('fundi', 'scrypt$x', 'technician', ?, 0)", (T,))
+        first = Package.get(Package.name_en == "1 hour")
+        twin = _package(name_en="1 Hour", profile_name="kb-1-hour-b")
+    assert create_schema() == models.SCHEMA_VERSION >= 13
+    with db.connection_context():
+        assert [(u.username, u.disabled) for u in AdminUser.select()] == [("fundi", False)]
+        # The older package keeps its name; the later twin gets its id, nothing else.
+        assert Package.get_by_id(first.id).name_en == "1 hour"
+        assert Package.get_by_id(twin.id).name_en == f"1 Hour (#{twin.id})"
+        with pytest.raises(IntegrityError), db.atomic():
+            _package(name_en="1 HOUR", profile_name="kb-1-hour-c")
+        grant = Grant.create(username="X1", password="X1", package=first, source="manual",
+                             expires_at=T, request_key="k1")
+        with pytest.raises(IntegrityError), db.atomic():
+            Grant.create(username="X2", password="X2", package=first, source="manual",
+                         expires_at=T, request_key="k1")
+        assert grant.request_key == "k1"
+        for version in (12, 13):  # safe to run again
+            models.MIGRATIONS[version](SqliteMigrator(db))
+        assert Package.select().count() == 2
+
+
+def test_package_names_are_unique_whatever_their_case_in_a_new_database(database):
+    _package(name_en="1 hour")
+    with pytest.raises(IntegrityError), database.atomic():
+        _package(name_en="1 HOUR", profile_name="kb-other")

@@ -198,3 +198,97 @@ def test_password_change_keeps_this_session_and_kills_copies_of_the_old_one(app)
                                    "confirm": "a brand new one"})
     assert owner.get("/admin/dashboard").status_code == 200
     assert browser_with(app, stolen).get("/admin/dashboard").status_code == 302
+
+
+def test_technician_sees_who_is_online_but_no_codes_on_the_router_page(app, router_sim):
+    """A code is as good as cash: the owner's guide says technicians never see one."""
+    from portal.web import app_router
+
+    make_users(app)
+    package = make_package(app)
+    owner = Browser(app)
+    owner.login()
+    with app.app_context(), db.connection_context():
+        from portal.ledger.grants import manual_grant
+        from portal.timeutil import utcnow
+
+        code = manual_grant(package.id, "test", app_router(app), utcnow(), "mama").username
+        app_router(app).login(code, code, "10.5.50.23", "AA:BB:CC:DD:EE:01")
+    assert code in owner.text("/admin/router")
+    tech = Browser(app)
+    tech.login(TECH_NAME, TECH_PASSWORD)
+    page = tech.text("/admin/router")
+    assert "10.5.50.23" in page and "AA:BB:CC:DD:EE:01" in page and "Kick" in page
+    assert code not in page  # not shown, not in a hidden field either
+    active_id = router_sim.rows("/ip/hotspot/active")[0][".id"]
+    asked = tech.post(f"/admin/sessions/{active_id}/kick", {"back": "/admin/router"})
+    assert code not in asked.get_data(as_text=True)
+    kicked = tech.post(f"/admin/sessions/{active_id}/kick",
+                       {"back": "/admin/router", "confirmed": "yes",
+                        "user": "AA:BB:CC:DD:EE:01"}, follow_redirects=True)
+    assert "AA:BB:CC:DD:EE:01 was logged out." in kicked.get_data(as_text=True)
+    assert code not in kicked.get_data(as_text=True)
+    assert router_sim.rows("/ip/hotspot/active") == []
+
+
+def test_owner_disables_resets_and_removes_a_technician(app):
+    make_users(app)
+    owner = Browser(app)
+    owner.login()
+    tech = Browser(app)
+    assert tech.login(TECH_NAME, TECH_PASSWORD).status_code == 302
+    with app.app_context(), db.connection_context():
+        tech_id = AdminUser.get(AdminUser.username == TECH_NAME).id
+        owner_id = AdminUser.get(AdminUser.username == OWNER_NAME).id
+
+    # Disable: asked first, then the technician is out and cannot sign in.
+    asked = owner.post(f"/admin/users/{tech_id}/disable")
+    assert f"Disable {TECH_NAME}'s account?" in visible_text(asked.get_data(as_text=True))
+    assert tech.get("/admin/router").status_code == 200
+    owner.post(f"/admin/users/{tech_id}/disable", {"confirmed": "yes"})
+    assert tech.get("/admin/router").status_code == 302  # signed out
+    refused = Browser(app).login(TECH_NAME, TECH_PASSWORD)
+    assert refused.status_code == 401
+    assert "This account is disabled. Ask the owner." in refused.get_data(as_text=True)
+    wrong = Browser(app).login(TECH_NAME, "not-the-password")
+    assert "disabled" not in wrong.get_data(as_text=True)  # a guesser learns nothing
+    assert "disabled" in visible_text(owner.text("/admin/users"))
+    owner.post(f"/admin/users/{tech_id}/enable")
+    assert Browser(app).login(TECH_NAME, TECH_PASSWORD).status_code == 302
+
+    # A new password, shown once; the old one stops working.
+    assert "Give otieno-fundi a new password?" in visible_text(
+        owner.post(f"/admin/users/{tech_id}/password").get_data(as_text=True))
+    shown = owner.post(f"/admin/users/{tech_id}/password", {"confirmed": "yes"})
+    assert shown.headers["Cache-Control"] == "no-store"
+    new = shown.get_data(as_text=True).split('id="password">')[1].split("<")[0]
+    assert len(new) >= 10
+    assert Browser(app).login(TECH_NAME, TECH_PASSWORD).status_code == 401
+    assert Browser(app).login(TECH_NAME, new).status_code == 302
+
+    # Owners are not managed from here.
+    for action in ("disable", "remove", "password"):
+        owner.post(f"/admin/users/{owner_id}/{action}", {"confirmed": "yes"})
+    assert Browser(app).login(OWNER_NAME, OWNER_PASSWORD).status_code == 302
+    assert "Only technicians' accounts can be changed here" in visible_text(
+        owner.text("/admin/users"))
+
+    # Remove: asked, then gone; the activity log keeps the name.
+    owner.post(f"/admin/users/{tech_id}/remove")
+    with app.app_context(), db.connection_context():
+        assert AdminUser.select().where(AdminUser.username == TECH_NAME).exists()
+    owner.post(f"/admin/users/{tech_id}/remove", {"confirmed": "yes"})
+    with app.app_context(), db.connection_context():
+        assert not AdminUser.select().where(AdminUser.username == TECH_NAME).exists()
+    assert Browser(app).login(TECH_NAME, new).status_code == 401
+    actions = [action for _actor, action, _address in audit_actions(app)]
+    for expected in ("admin.disable", "admin.enable", "admin.password_reset", "admin.remove"):
+        assert expected in actions
+    # A technician cannot do any of it.
+    tech2 = Browser(app)
+    with app.app_context(), db.connection_context():
+        from portal.venue.accounts import create_admin
+
+        other = create_admin("fundi-2", "another-long-pw", AdminUser.TECHNICIAN).id
+    tech2.login("fundi-2", "another-long-pw")
+    assert tech2.post(f"/admin/users/{other}/password", {"confirmed": "yes"}).status_code == 403

@@ -1,6 +1,7 @@
 """Sales at a glance: figures by Nairobi day/week/month, chart, search, router, free grants."""
 from __future__ import annotations
 
+import re
 import socket
 from datetime import datetime, timedelta
 
@@ -43,12 +44,22 @@ def test_search_by_phone_receipt_and_code(app, sales):
     owner = Browser(app)
     owner.login()
     by_phone = visible_text(owner.text("/admin/search?q=0799 999 999"))
-    assert "Request cancelled by user" in by_phone and "254799999999" in by_phone
+    # Phones as Kenyans write them, never 2547...
+    assert "Request cancelled by user" in by_phone and "0799 999 999" in by_phone
+    assert "254799999999" not in by_phone
     assert "TCB1" in visible_text(owner.text("/admin/search?q=tcb1"))
     with app.app_context(), db.connection_context():
         code = Voucher.select().where(Voucher.batch == sales["batch"].id).first().code
     found = visible_text(owner.text(f"/admin/search?q={code}"))
     assert code in found and "used" in found
+    # Partial: the start of a number, of a receipt, of a code.
+    for typed in ("0799", "+254 79", "799 99"):
+        partial = visible_text(owner.text(f"/admin/search?q={typed}"))
+        assert "0799 999 999" in partial and "0712 345 678" not in partial, typed
+    assert partial.count("failed") == 1
+    assert visible_text(owner.text("/admin/search?q=0712")).count("0712 345 678") == 5
+    assert "TCB1" in visible_text(owner.text("/admin/search?q=tcb"))
+    assert code in visible_text(owner.text(f"/admin/search?q={code[:4]}"))
     assert "Nothing found for 0700000000." in visible_text(owner.text("/admin/search?q=0700000000"))
 
 
@@ -60,14 +71,29 @@ def test_free_access_code_works_on_the_router_and_kick(app, router_sim):
     refused = owner.post("/admin/grant", {"package": str(package.id), "note": ""})
     assert refused.status_code == 400 and "Write why you give this access" in \
         refused.get_data(as_text=True)
-    response = owner.post("/admin/grant", {"package": str(package.id),
-                                           "note": "paid 0712345678, not connected"})
-    html = response.get_data(as_text=True)
+    form = {"package": str(package.id), "note": "paid 0712345678, not connected"}
+    # One tap only asks: nothing is given yet.
+    asked = owner.post("/admin/grant", form).get_data(as_text=True)
+    assert "Give this free access?" in asked and "paid 0712345678, not connected" in asked
+    key = re.search(r'name="request_key" value="([^"]+)"', asked).group(1)
+    with app.app_context(), db.connection_context():
+        assert Grant.select().count() == 0
+    confirm = {**form, "confirmed": "yes", "request_key": key}
+    response = owner.post("/admin/grant", confirm)
+    # Post, redirect, get: reloading the code's page never gives it again.
+    assert response.status_code == 303
+    given_url = response.headers["Location"]
+    html = owner.text(given_url)
     assert "The code is on the router and works now." in html
     code = html.split('id="access-code">')[1].split("<")[0]
+    assert 'name="note" value=""' in html  # the form is empty again
+    # The same confirmation sent twice (a double tap) gives the same grant, not a second.
+    twice = owner.post("/admin/grant", confirm)
+    assert twice.headers["Location"] == given_url
     with app.app_context(), db.connection_context():
         grant = Grant.get(Grant.username == code)
         assert grant.source == Grant.MANUAL and grant.created_by == "mama-njeri"
+        assert Grant.select().count() == 1
         assert AuditLog.select().where(AuditLog.action == "grant.manual").count() == 1
         # Free access is not money.
         assert reports.takings_by_period(utcnow())["today"].total == 0
@@ -82,7 +108,11 @@ def test_free_access_code_works_on_the_router_and_kick(app, router_sim):
     page = owner.text("/admin/router")
     assert code in page and "10.5.50.23" in page
     active_id = router_sim.rows("/ip/hotspot/active")[0][".id"]
-    kicked = owner.post(f"/admin/sessions/{active_id}/kick", {"user": code, "back": "/admin/router"},
+    asked = owner.post(f"/admin/sessions/{active_id}/kick", {"back": "/admin/router"})
+    assert "Log this device out of the WiFi?" in visible_text(asked.get_data(as_text=True))
+    assert len(router_sim.rows("/ip/hotspot/active")) == 1  # asking kicks nobody
+    kicked = owner.post(f"/admin/sessions/{active_id}/kick",
+                        {"back": "/admin/router", "user": code, "confirmed": "yes"},
                         follow_redirects=True)
     assert f"{code} was logged out." in kicked.get_data(as_text=True)
     assert router_sim.rows("/ip/hotspot/active") == []
@@ -104,7 +134,8 @@ def test_unreachable_router_says_so_and_the_page_still_works(make_site):
     assert "Not reachable" in page and "connection failed" in page
     assert "Sales are still recorded." in page
     assert "Today KES 20" in page
-    granted = owner.post("/admin/grant", {"package": str(package.id), "note": "sorry"})
+    granted = owner.post("/admin/grant", {"package": str(package.id), "note": "sorry",
+                                          "confirmed": "yes"}, follow_redirects=True)
     assert "the code will work as soon as it is back" in granted.get_data(as_text=True)
     with app.app_context(), db.connection_context():
         assert Grant.get().router_state == Grant.PENDING

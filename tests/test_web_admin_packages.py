@@ -83,3 +83,15 @@ def test_router_down_shows_its_error_and_retry_puts_it_there(app, router_sim):
     page = visible_text(retry.get_data(as_text=True))
     assert "The router has the package 1 day." in page and "on the router since" in page
     assert profile(router_sim, "kb-1-day")["rate-limit"] == "2M/5M"
+
+
+def test_a_second_package_with_the_same_name_is_refused_by_the_form(app, router_sim):
+    browser = owner(app)
+    assert browser.post("/admin/packages/new", GOOD).status_code in (302, 303)
+    again = browser.post("/admin/packages/new", {**GOOD, "name_en": "1 DAY", "price": "60"})
+    assert again.status_code == 400
+    assert "There is already a package called 1 DAY." in visible_text(again.get_data(as_text=True))
+    sw = browser.post("/admin/packages/new?lang=sw", {**GOOD, "name_en": "1 Day"})
+    assert "Tayari kuna kifurushi kinachoitwa 1 Day." in visible_text(sw.get_data(as_text=True))
+    with app.app_context(), db.connection_context():
+        assert [p.price for p in Package.select()] == [50]

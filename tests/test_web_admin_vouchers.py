@@ -54,12 +54,19 @@ def test_void_removes_unused_codes_from_the_router(app, router_sim):
             Voucher.id == used.id).execute()
     owner = Browser(app)
     owner.login()
+    # One tap only asks, saying how many printed cards stop working.
+    asked = visible_text(owner.post(f"/admin/vouchers/{batch.id}/void").get_data(as_text=True))
+    assert f"Void 29 unused codes of batch #{batch.id}?" in asked
+    assert "Yes, void 29 codes" in asked and "Cancel" in asked
+    assert len(batch_users(router_sim, batch.id)) == 30
     router_sim.refuse_logins = True
-    down = owner.post(f"/admin/vouchers/{batch.id}/void", follow_redirects=True)
+    down = owner.post(f"/admin/vouchers/{batch.id}/void", {"confirmed": "yes"},
+                      follow_redirects=True)
     assert "Void unused codes" in down.get_data(as_text=True)  # nothing voided
     assert len(batch_users(router_sim, batch.id)) == 30
     router_sim.refuse_logins = False
-    done = owner.post(f"/admin/vouchers/{batch.id}/void", follow_redirects=True)
+    done = owner.post(f"/admin/vouchers/{batch.id}/void", {"confirmed": "yes"},
+                      follow_redirects=True)
     assert "29 unused vouchers voided." in done.get_data(as_text=True)
     assert batch_users(router_sim, batch.id) == [used.code]
     with app.app_context(), db.connection_context():

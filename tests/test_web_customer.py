@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 import requests
-from helpers import CANCELS, IP, LOGIN_URL, MAC, PAYER, package, wait_for
+from helpers import CANCELS, IP, LOGIN_URL, MAC, PAYER, package, visible_text, wait_for
 
 from portal.models import CodeAttempt, Grant, Package, Purchase, Voucher, VoucherBatch
 from portal.timeutil import utcnow
@@ -40,6 +40,10 @@ def purchase_ref(response) -> str:
 def bought(reference: str) -> Purchase:
     """The purchase a buy made, by the reference in its page's URL."""
     return Purchase.get(Purchase.reference == reference)
+
+
+def visible(html: str) -> str:
+    return visible_text(html)
 
 
 def status_of(page: str) -> str:
@@ -152,7 +156,7 @@ def test_bad_phone_shows_the_error_by_the_field_and_records_nothing(site, client
     response = post_buy(client, phone="0812 345")
     page = text(response)
     assert response.status_code == 400
-    assert re.search(r'id="phone-error">Please enter a Safaricom M-Pesa number', page)
+    assert re.search(r'id="phone-error" role="alert">Please enter a Safaricom M-Pesa number', page)
     assert 'value="0812 345"' in page
     assert Purchase.select().count() == 0 and site.daraja.push_requests == 0
     sw = client.post("/buy?lang=sw", data={"package": package().id, "phone": "abc", **DEVICE})
@@ -170,7 +174,7 @@ def test_waiting_page_refreshes_itself_until_paid(site, client):
     site.daraja.decision_delay = 3600
     page = text(client.get(f"/purchases/{purchase_ref(post_buy(client))}"))
     assert status_of(page) == "pending"
-    assert "Check your phone and enter your M-Pesa PIN" in page
+    assert visible_text(page).count("enter your M-Pesa PIN") == 1  # said once, not twice
     assert '<meta http-equiv="refresh" content="3">' in page
     assert 'id="access-code"' not in page
 
@@ -201,6 +205,10 @@ def test_failure_page_says_why_and_offers_try_again_with_the_phone(site, client)
     assert "phone=0700001032" in page and "Try again" in page
     sw = text(client.get(f"/purchases/{pid}?lang=sw"))
     assert "Ulighairi ombi la M-Pesa" in sw and "Jaribu tena" in sw
+    # "Try again" is not refused by our repeat guard: M-Pesa gave its final word.
+    again = post_buy(client, phone=CANCELS)
+    assert again.status_code == 303, text(again)
+    assert site.daraja.push_requests == 2
 
 
 def test_json_status_has_the_documented_shape(site, client):
@@ -519,3 +527,31 @@ def test_every_customer_page_is_small_and_loads_nothing_from_elsewhere(site, cli
     assert "Not found" in text(pages["not found"]) and pages["not found"].status_code == 404
     bare = site.app.test_client().get("/")  # a phone that did not come through the router
     assert "http://" not in text(bare) and "https://" not in text(bare)
+
+
+def test_package_cards_say_the_duration_once_and_the_footer_ends_cleanly(site, client):
+    site.app.config["SUPPORT_PHONE"] = "0712 345 678"
+    page = text(client.get("/", query_string=DEVICE))
+    cards = re.findall(r'<li class="pkg">.*?</li>', page, flags=re.S)
+    hour = visible(cards[0])
+    assert hour.startswith("1 hour") and hour.count("1 hour") == 1, hour
+    assert "7 days" in visible(cards[2])  # "1 week" still says how long
+    footer = visible(re.search(r"<footer>.*?</footer>", page, flags=re.S).group(0))
+    assert footer == "Help: 0712 345 678", footer
+    other = visible(re.search(r"<footer>.*?</footer>", text(client.get("/reconnect")),
+                              flags=re.S).group(0))
+    assert other == "Help: 0712 345 678 · Already paid? Reconnect"
+
+
+@pytest.mark.parametrize("lang, words", [("en", "This page does not exist."),
+                                         ("sw", "Ukurasa huu haupo.")])
+def test_unknown_addresses_get_the_venues_own_page_in_the_readers_language(client, lang,
+                                                                            words):
+    customer = client.get(f"/no-such-page?lang={lang}")
+    assert customer.status_code == 404
+    assert words in text(customer) and "Mama Njeri Cafe" in text(customer)
+    assert "customer.css" in text(customer)  # the customer's look
+    admin = client.get(f"/admin/no-such-page?lang={lang}")
+    assert admin.status_code == 404
+    assert words in text(admin) and "admin.css" in text(admin)
+    assert "Werkzeug" not in text(admin) + text(customer)

@@ -1,7 +1,9 @@
 """``kibanda demo``: the whole appliance on one laptop, against the emulators (:mod:`.demo_site`)."""
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import shutil
 import signal
 import threading
@@ -16,17 +18,45 @@ log = logging.getLogger("kibanda.demo")
 
 #: Marks a folder as made by ``kibanda demo`` so a rerun may wipe it (and nothing else).
 DEMO_MARKER = ".kibanda-demo"
+#: Held (flock) by the running demo for its whole life, with its pid inside: a second demo
+#: never wipes the folder of a running one.
+DEMO_LOCK = ".kibanda-demo.lock"
 
 
-def reset_instance(path: Path) -> None:
-    """Give the demo a fresh instance folder; refuse to wipe one the demo did not make."""
-    if path.exists():
-        if not (path / DEMO_MARKER).exists() and any(path.iterdir()):
-            raise click.ClickException(
-                f"{path} exists and was not made by kibanda demo; choose another --dir")
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
+def claim_instance(path: Path):
+    """Lock the demo's instance folder and give it a fresh start; returns the open lock file
+    (keep it open while the demo runs: closing it, or the process ending, frees the folder).
+
+    Refuses a folder the demo did not make, and a folder a running demo holds.
+    """
+    if path.exists() and not (path / DEMO_MARKER).exists() and any(path.iterdir()):
+        raise click.ClickException(
+            f"{path} exists and was not made by kibanda demo; choose another --dir")
+    path.mkdir(parents=True, exist_ok=True)
+    lock = open(path / DEMO_LOCK, "a+", encoding="utf-8")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.seek(0)
+        pid = lock.read().strip() or "?"
+        lock.close()
+        raise click.ClickException(
+            f"{path} is in use by a kibanda demo that is still running (pid {pid}). Stop "
+            f"that demo first (Ctrl-C in its window), or start another one beside it in its "
+            f"own folder: kibanda demo --port PORT --dir OTHER-FOLDER") from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    for entry in path.iterdir():
+        if entry.name == DEMO_LOCK:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
     (path / DEMO_MARKER).write_text("made by kibanda demo: wiped and recreated on every run\n")
+    return lock
 
 
 def banner(site: DemoSite, password: str) -> str:
@@ -71,9 +101,11 @@ def demo_command(port: int, host: str, folder: str, decision_delay: float, verbo
     try:
         check_port_free(host, port)
     except PortBusy as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(
+            f"{exc}. Stop it, or run a second demo beside it on another port and in its "
+            f"own folder: kibanda demo --port {port + 1} --dir {folder}-{port + 1}") from exc
     path = Path(folder).resolve()
-    reset_instance(path)
+    lock = claim_instance(path)
     stop = threading.Event()
     # Only set the flag: the main thread then stops every part in order.
     previous = {sig: signal.signal(sig, lambda *_: stop.set())
@@ -90,4 +122,5 @@ def demo_command(port: int, host: str, folder: str, decision_delay: float, verbo
         site.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        lock.close()
     click.echo("demo stopped")

@@ -58,8 +58,7 @@ def check_port_free(host: str, port: int) -> None:
     except OSError as exc:
         if exc.errno in (errno.EADDRINUSE, errno.EACCES):
             raise PortBusy(f"port {port} on {host} is already in use (another kibanda demo "
-                           f"or web server?). Stop it, or pick another: kibanda demo "
-                           f"--port {port + 1}") from exc
+                           f"or web server?)") from exc
         raise
     finally:
         probe.close()

@@ -18,7 +18,7 @@ COMMANDS = {
     "demo": "demo:demo_command", "packages": "packages:packages_group",
     "vouchers": "vouchers:vouchers", "sim": "sim:sim",
     "provision": "provision:provision_command", "check": "check:check_command",
-    "run": "run:run_command",
+    "run": "run:run_command", "owner": "owner:owner_group",
 }
 
 

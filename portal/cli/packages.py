@@ -1,13 +1,16 @@
-"""``kibanda packages``: add and list the packages a site sells."""
+"""``kibanda packages``: add, list, edit, retire and sell again the packages a site sells."""
 from __future__ import annotations
 
 import click
 
 from .. import clients
-from ..errors import ValidationError
+from ..errors import NotFound, ValidationError
 from ..models import Package
 from ..timeutil import format_duration, format_local
-from ..venue.packages import create_package, describe, format_size, sync_profile
+from ..venue.packages import (
+    create_package, describe, find_package, format_size, set_package_active, sync_profile,
+    update_package,
+)
 from .instance import BAD_INPUT, open_instance
 
 
@@ -38,15 +41,91 @@ def add_command(ctx: click.Context, name, price, validity, rate, devices, data_c
         click.echo(f"error: {exc.message_for('en')}", err=True)
         ctx.exit(BAD_INPUT)
     click.echo(f"added package {describe(package)} (router profile {package.profile_name})")
-    if settings.get("ROUTER_PASSWORD"):
-        # A site whose router link is configured gets the profile now, so the admin
-        # pages show it as on the router; otherwise the first sale creates it.
-        with clients.router_gateway(settings) as gateway:
-            if sync_profile(package, gateway):
-                click.echo(f"router profile {package.profile_name} is on the router")
-            else:
-                click.echo(f"the router did not take the profile yet ({package.router_error}); "
-                           "it is created with the first sale", err=True)
+    _sync_if_configured(settings, package)
+
+
+def _sync_if_configured(settings, package) -> None:
+    # A site whose router link is configured gets the profile now, so the admin pages
+    # show it as on the router; otherwise the first sale creates it.
+    if not settings.get("ROUTER_PASSWORD"):
+        return
+    with clients.router_gateway(settings) as gateway:
+        if sync_profile(package, gateway):
+            click.echo(f"router profile {package.profile_name} is on the router")
+        else:
+            click.echo(f"the router did not take the profile yet ({package.router_error}); "
+                       "it is created with the first sale", err=True)
+
+
+def _package_or_exit(ctx: click.Context, name_or_id: str):
+    try:
+        return find_package(name_or_id)
+    except NotFound as exc:
+        click.echo(f"error: {exc.message_for('en')} See: kibanda packages list --all", err=True)
+        ctx.exit(BAD_INPUT)
+
+
+@packages_group.command("edit")
+@click.argument("package")
+@click.option("--name", default=None, help="New English name.")
+@click.option("--name-sw", default=None, help="New Swahili name.")
+@click.option("--price", default=None, help="New price in whole Kenya shillings.")
+@click.option("--validity", default=None, help="New validity: 30m, 1h, 1d, 7d, 30d.")
+@click.option("--rate", default=None, help="New speed limit upload/download, e.g. 2M/5M "
+                                           "('' for none).")
+@click.option("--devices", default=None, help="New number of devices that may share it.")
+@click.option("--data-cap", default=None, help="New data cap, e.g. 2GB ('' for none).")
+@click.option("--sort-order", default=None, help="New position on the package page.")
+@click.pass_context
+def edit_command(ctx: click.Context, package, name, name_sw, price, validity, rate, devices,
+                 data_cap, sort_order) -> None:
+    """Change a package (by id or name); only the options given change."""
+    settings = open_instance(ctx)
+    current = _package_or_exit(ctx, package)
+    given = {"name_en": name, "name_sw": name_sw, "price": price, "validity": validity,
+             "rate_limit": rate, "devices": devices, "data_cap": data_cap,
+             "sort_order": sort_order}
+    if all(value is None for value in given.values()):
+        click.echo("error: nothing to change: give at least one option, e.g. --price 15",
+                   err=True)
+        ctx.exit(BAD_INPUT)
+    raw = {"name_en": current.name_en, "name_sw": current.name_sw, "price": current.price,
+           "validity": format_duration(current.validity_seconds),
+           "rate_limit": current.rate_limit, "devices": current.devices,
+           "data_cap": current.data_cap_bytes, "sort_order": current.sort_order}
+    raw.update({key: value for key, value in given.items() if value is not None})
+    try:
+        changed = update_package(current.id, actor="kibanda packages", **raw)
+    except ValidationError as exc:
+        click.echo(f"error: {exc.message_for('en')}", err=True)
+        ctx.exit(BAD_INPUT)
+    click.echo(f"changed package {describe(changed)}")
+    _sync_if_configured(settings, changed)
+
+
+def _set_on_sale(ctx: click.Context, package: str, active: bool) -> None:
+    open_instance(ctx)
+    changed = set_package_active(_package_or_exit(ctx, package).id, active,
+                                 actor="kibanda packages")
+    click.echo(f"package {describe(changed)} is on sale again" if active else
+               f"retired package {describe(changed)}: no longer sold; codes already given "
+               f"keep working")
+
+
+@packages_group.command("retire")
+@click.argument("package")
+@click.pass_context
+def retire_command(ctx: click.Context, package) -> None:
+    """Stop selling a package (by id or name); its sales and codes are kept."""
+    _set_on_sale(ctx, package, False)
+
+
+@packages_group.command("sell")
+@click.argument("package")
+@click.pass_context
+def sell_command(ctx: click.Context, package) -> None:
+    """Sell a retired package again (by id or name)."""
+    _set_on_sale(ctx, package, True)
 
 
 def sync_state(package) -> str:

@@ -283,13 +283,9 @@ def provision_if_due(grant: Grant | None, gateway, now: datetime) -> Grant | Non
     return provision_grant(grant.id, gateway, now)
 
 
-def manual_grant(package_id, note: str, gateway, now: datetime, actor: str,
-                 address: str = "") -> Grant:
-    """Give a customer access for free (compensation); returns the grant with its code.
-
-    The grant is recorded first and then put on the router; if the router is down it
-    waits as pending and the agent puts it on later, so the code is valid either way.
-    """
+def check_manual_grant(package_id, note: str) -> tuple[Package, str]:
+    """The package and the cleaned note of a free access, or ValidationError (nothing is
+    written: the owner's confirmation page shows these before anything is given)."""
     package = Package.get_or_none(Package.id == package_id) if str(package_id).isdigit() else None
     if package is None:
         raise ValidationError("no package", field="package", en="Choose a package.",
@@ -299,8 +295,31 @@ def manual_grant(package_id, note: str, gateway, now: datetime, actor: str,
         raise ValidationError("no note", field="note",
                               en="Write why you give this access (for example: paid but not connected).",
                               sw="Andika sababu ya kutoa muda huu (mfano: alilipa lakini hakuunganishwa).")
-    with db.atomic():
-        grant = create_grant(package, Grant.MANUAL, now, created_by=actor, note=note)
-        AuditLog.create(at=now, actor=actor, action="grant.manual", address=address,
-                        detail=f"{grant.username}: {package.name_en} ({note})")
+    return package, note
+
+
+def manual_grant(package_id, note: str, gateway, now: datetime, actor: str,
+                 address: str = "", request_key: str | None = None) -> Grant:
+    """Give a customer access for free (compensation); returns the grant with its code.
+
+    The grant is recorded first and then put on the router; if the router is down it
+    waits as pending and the agent puts it on later, so the code is valid either way.
+    ``request_key`` is the confirmation form's one-time key: the same form sent twice (a
+    double tap) returns the grant it already gave.
+    """
+    package, note = check_manual_grant(package_id, note)
+    request_key = (request_key or "")[:32] or None
+    try:
+        with db.atomic():
+            grant = create_grant(package, Grant.MANUAL, now, created_by=actor, note=note)
+            if request_key is not None:
+                Grant.update(request_key=request_key).where(Grant.id == grant.id).execute()
+            AuditLog.create(at=now, actor=actor, action="grant.manual", address=address,
+                            detail=f"{grant.username}: {package.name_en} ({note})")
+    except IntegrityError:
+        given = (Grant.get_or_none(Grant.request_key == request_key)
+                 if request_key is not None else None)
+        if given is None:
+            raise
+        return given
     return provision_grant(grant.id, gateway, now)

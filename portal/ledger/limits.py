@@ -14,7 +14,10 @@ Every limit is keyed on something the client cannot choose:
   still works.
 
 Pushes are also limited per phone (a victim's phone is not flooded with prompts) and per
-phone and amount (Daraja refuses the same amount to the same phone within 2 minutes).
+phone and amount (one prompt at a time: while a push of that amount to that phone is still
+unanswered, it is not sent again). Only pushes that were not paid count: a customer buying
+for a second phone, or again tomorrow, is not an attacker; a cancelled or wrong-PIN
+attempt counts, and so does a prompt still waiting for an answer.
 The numbers and what they mean for an attacker are in docs/venue-owners.md.
 """
 from __future__ import annotations
@@ -302,17 +305,28 @@ def _check(events: _Events, limits: Limits, device: Device, now: datetime) -> No
 
 # --- pushes ---------------------------------------------------------------------------------
 
+#: Pushes the limits count: every attempt that did not end paid.
+_UNPAID = Purchase.status != Purchase.PAID
+#: Pushes M-Pesa has not given its final word on: one of these holds a repeat back.
+_OPEN = (Purchase.PUSHING, Purchase.PENDING, Purchase.UNANSWERED)
+
+
 def _push_events(device: Device) -> _Events:
     mine = ((Purchase.verified == True) & (Purchase.mac == device.key)  # noqa: E712
             if device.verified else None)
-    return _Events("pushes", Purchase, Purchase.created_at, None, mine,
+    return _Events("pushes", Purchase, Purchase.created_at, _UNPAID, mine,
                    Purchase.verified == False, Purchase.source == device.source)  # noqa: E712
 
 
 def check_push_limits(phone: str, amount: int, device: Device, now: datetime) -> None:
     """Raise RateLimited when this phone, this device, its address or the site may not
-    get another push yet. Call inside the transaction that records the push."""
+    get another push yet. Call inside the transaction that records the push.
+
+    A push of the same amount to the same phone is held back only while it is still open
+    (M-Pesa has not answered): after a cancel or a wrong PIN the customer may try again
+    at once, and M-Pesa itself says so if it wants them to wait (ResultCode 17)."""
     recent = (Purchase.select().where((Purchase.phone == phone) & (Purchase.amount == amount)
+                                      & Purchase.status.in_(_OPEN)
                                       & (Purchase.created_at > now - PUSH_REPEAT_WINDOW))
               .order_by(Purchase.created_at.desc()).first())
     if recent is not None:
@@ -325,7 +339,7 @@ def check_push_limits(phone: str, amount: int, device: Device, now: datetime) ->
             sw=f"Tayari tumetuma ombi la malipo la kiasi hiki kwa simu hii. Angalia simu "
                f"yako, au subiri dakika {minutes} ujaribu tena.")
     to_phone = [row.created_at for row in Purchase.select(Purchase.created_at).where(
-        (Purchase.phone == phone) & (Purchase.created_at > now - WINDOW))
+        (Purchase.phone == phone) & _UNPAID & (Purchase.created_at > now - WINDOW))
         .order_by(Purchase.created_at)]
     if len(to_phone) >= PHONE_PUSH_LIMIT:
         wait = (to_phone[-PHONE_PUSH_LIMIT] + WINDOW - now).total_seconds()

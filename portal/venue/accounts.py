@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from peewee import IntegrityError
 
 from ..crypto import check_password, hash_password, new_password
-from ..errors import SetupClosed, SignInLocked, SignInRefused, ValidationError
+from ..errors import NotFound, SetupClosed, SignInLocked, SignInRefused, ValidationError
 from ..models import AdminUser, AuditLog, LoginFailure, db
 
 MIN_PASSWORD = 10
@@ -107,6 +107,12 @@ def authenticate(username: str, password: str, address: str, now: datetime) -> A
         raise SignInLocked(until)
     user = AdminUser.get_or_none(AdminUser.username == username)
     ok = check_password(user.password_hash if user else _DUMMY_HASH, password or "")
+    if user and ok and user.disabled:
+        # Said only to someone who knows the password: a guesser learns nothing.
+        AuditLog.create(at=now, actor=username, action="admin.login_disabled",
+                        address=address)
+        raise SignInRefused("account disabled", en="This account is disabled. Ask the owner.",
+                            sw="Akaunti hii imezimwa. Muulize mmiliki.")
     if not (user and ok):
         with db.atomic():
             LoginFailure.create(username=username, address=address, at=now)
@@ -149,3 +155,65 @@ def end_sessions(user_id: int) -> None:
     """Sign the user out everywhere: every session signed in before now is over."""
     (AdminUser.update(session_version=AdminUser.session_version + 1)
      .where(AdminUser.id == user_id).execute())
+
+
+# --- the owner looks after technicians' accounts ------------------------------------------
+
+def _technician(user_id: int) -> AdminUser:
+    """A technician's account, or ValidationError: owners are not managed from here."""
+    user = AdminUser.get_or_none(AdminUser.id == user_id)
+    if user is None:
+        raise NotFound(f"admin user {user_id}")
+    if user.role != AdminUser.TECHNICIAN:
+        raise ValidationError(f"{user.username} is an owner", field="user",
+                              en="Only technicians' accounts can be changed here. An owner "
+                                 "changes their own password under Password; a forgotten "
+                                 "owner password is reset on the appliance's console.",
+                              sw="Hapa unaweza kubadilisha akaunti za mafundi tu. Mmiliki "
+                                 "hubadilisha nenosiri lake chini ya Nenosiri; nenosiri la "
+                                 "mmiliki lililosahaulika hubadilishwa kwenye kompyuta ya "
+                                 "kifaa.")
+    return user
+
+
+def set_disabled(user_id: int, disabled: bool, actor: str, address: str,
+                 now: datetime) -> AdminUser:
+    """Disable (or enable again) a technician's account; disabling ends its sessions."""
+    user = _technician(user_id)
+    with db.atomic():
+        AdminUser.update(disabled=disabled,
+                         session_version=AdminUser.session_version + (1 if disabled else 0)
+                         ).where(AdminUser.id == user.id).execute()
+        AuditLog.create(at=now, actor=actor, action="admin.disable" if disabled else
+                        "admin.enable", detail=user.username, address=address)
+    return AdminUser.get_by_id(user.id)
+
+
+def remove_account(user_id: int, actor: str, address: str, now: datetime) -> str:
+    """Delete a technician's account (the activity log keeps its name); returns the name."""
+    user = _technician(user_id)
+    with db.atomic():
+        AdminUser.delete().where(AdminUser.id == user.id).execute()
+        AuditLog.create(at=now, actor=actor, action="admin.remove", detail=user.username,
+                        address=address)
+    return user.username
+
+
+def reset_password(user_id: int, actor: str, address: str, now: datetime,
+                   password: str | None = None, owner: bool = False) -> str:
+    """Give an account a new password (generated unless given) and end its sessions;
+    returns the password to hand over. The web resets technicians only; the console
+    (``owner=True``) also resets an owner's."""
+    user = AdminUser.get_or_none(AdminUser.id == user_id) if owner else _technician(user_id)
+    if user is None:
+        raise NotFound(f"admin user {user_id}")
+    password = password if password is not None else new_password()
+    validate_new_password(password)
+    with db.atomic():
+        AdminUser.update(password_hash=hash_password(password),
+                         session_version=AdminUser.session_version + 1
+                         ).where(AdminUser.id == user.id).execute()
+        LoginFailure.delete().where(LoginFailure.username == user.username).execute()
+        AuditLog.create(at=now, actor=actor, action="admin.password_reset",
+                        detail=user.username, address=address)
+    return password

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from peewee import IntegrityError
+from peewee import IntegrityError, fn
 
 from ..errors import NotFound, RouterError, ValidationError
 from ..models import AuditLog, Package, db, parse_id
@@ -124,8 +124,23 @@ def profile_name_for(name_en: str) -> str:
     return f"kb-{slug}"
 
 
+def _name_taken(name_en: str, other_than: int | None = None) -> ValidationError | None:
+    """The error for a name another package holds (any case), after an IntegrityError."""
+    query = Package.select().where(fn.LOWER(Package.name_en) == name_en.lower())
+    if other_than is not None:
+        query = query.where(Package.id != other_than)
+    if not query.exists():
+        return None
+    return ValidationError(f"package name {name_en!r} taken", field="name_en",
+                           en=f"There is already a package called {name_en}. Choose another "
+                              f"name, or change that package.",
+                           sw=f"Tayari kuna kifurushi kinachoitwa {name_en}. Chagua jina "
+                              f"lingine, au badilisha kifurushi hicho.")
+
+
 def create_package(actor: str = "system", address: str = "", **raw) -> Package:
-    """Validate and create a package (unique profile name); audit-logged."""
+    """Validate and create a package (unique name, whatever its case, and unique profile
+    name); audit-logged."""
     fields = clean_package_fields(**raw)
     base = profile_name_for(fields["name_en"])
     with db.atomic():
@@ -135,7 +150,10 @@ def create_package(actor: str = "system", address: str = "", **raw) -> Package:
                 with db.atomic():
                     package = Package.create(profile_name=name, **fields)
                 break
-            except IntegrityError:
+            except IntegrityError as exc:
+                taken = _name_taken(fields["name_en"])
+                if taken is not None:
+                    raise taken from exc
                 continue
         else:
             raise ValidationError("no free profile name", field="name_en",
@@ -151,13 +169,19 @@ def update_package(package_id: int, actor: str = "system", address: str = "", **
     if package is None:
         raise NotFound(f"package {package_id}")
     fields = clean_package_fields(**raw)
-    with db.atomic():
-        for key, value in fields.items():
-            setattr(package, key, value)
-        package.updated_at = utcnow()
-        package.router_synced_at = None
-        package.save()
-        AuditLog.write(actor, "package.update", describe(package), address)
+    try:
+        with db.atomic():
+            for key, value in fields.items():
+                setattr(package, key, value)
+            package.updated_at = utcnow()
+            package.router_synced_at = None
+            package.save()
+            AuditLog.write(actor, "package.update", describe(package), address)
+    except IntegrityError as exc:
+        taken = _name_taken(fields["name_en"], other_than=package.id)
+        if taken is not None:
+            raise taken from exc
+        raise
     return package
 
 
@@ -179,7 +203,8 @@ def set_package_active(package_id: int, active: bool, actor: str = "system",
 def find_package(name_or_id: str) -> Package:
     """A package by id, English name or profile name (for the CLI)."""
     text = str(name_or_id).strip()
-    query = Package.select().where((Package.name_en == text) | (Package.profile_name == text))
+    query = Package.select().where((fn.LOWER(Package.name_en) == text.lower())
+                                   | (Package.profile_name == text))
     if parse_id(text) is not None:
         query = Package.select().where(Package.id == parse_id(text)) | query
     package = query.first()

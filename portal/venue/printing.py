@@ -83,10 +83,12 @@ def _environment() -> Environment:
 
 
 def render_sheet(batch: VoucherBatch, vouchers: list[Voucher], *, layout: str = "a4",
-                 venue: str, dns_name: str, lang: str = "en", now=None, nonce: str = "") -> str:
+                 venue: str, dns_name: str, lang: str = "en", now=None, nonce: str = "",
+                 back_url: str = "") -> str:
     """The printable HTML page for ``vouchers`` of ``batch`` in one of LAYOUTS.
 
-    ``nonce`` marks the page's own <style> and <script> for the admin pages' policy.
+    ``nonce`` marks the page's own <style> and <script> for the admin pages' policy;
+    ``back_url`` (the admin page) adds a Back link beside Print (never printed).
     """
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
@@ -100,7 +102,7 @@ def render_sheet(batch: VoucherBatch, vouchers: list[Voucher], *, layout: str = 
         package_name=package.name(lang), price=package.price,
         validity=duration_words(package.validity_seconds, lang),
         data_cap=format_size(package.data_cap_bytes), dns_name=dns_name,
-        made=format_local(batch.created_at), nonce=nonce)
+        made=format_local(batch.created_at), nonce=nonce, back_url=back_url)
 
 
 def batch_csv(batch: VoucherBatch, vouchers) -> str:

@@ -6,16 +6,16 @@ price). Days, weeks (Monday first) and months are Nairobi's, stored times are UT
 """
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 
 from markupsafe import Markup, escape
 from peewee import JOIN, fn
 
-from ..errors import InvalidPhone
 from ..ledger.codes import normalise_code
 from ..models import Grant, Package, Purchase, Voucher
-from ..phone import normalise_phone
 from ..timeutil import NAIROBI
 
 CHART_DAYS = (14, 30)
@@ -236,25 +236,46 @@ class SearchResults:
         return not (self.purchases or self.vouchers or self.grants)
 
 
+def phone_prefix(text: str) -> str | None:
+    """The stored-number prefix (``2547...``) of a partly typed phone: "0700" -> "254700",
+    "+254 71" -> "25471", "712 3" -> "2547123"; None when it is not the start of a number."""
+    digits = re.sub(r"[\s+\-]", "", text)
+    if not digits.isdigit() or len(digits) < 3:
+        return None
+    if digits.startswith("254"):
+        return digits[:12]
+    if digits.startswith("0"):
+        return ("254" + digits[1:])[:12]
+    if digits[0] in "71":
+        return ("254" + digits)[:12]
+    return None
+
+
 def search(text: str) -> SearchResults:
-    """Find purchases by phone or M-Pesa receipt, vouchers by code, grants by access code."""
+    """Find purchases by phone or M-Pesa receipt, vouchers by code, grants by access code.
+
+    Partial input finds what starts with it: "0700" finds every 0700 xxx xxx number, the
+    first letters of a receipt or a code find it (at least 3 characters)."""
     query = " ".join((text or "").split())[:40]
     results = SearchResults(query)
     if len(query) < 3:
         return results
     compact = normalise_code(query)
-    try:
-        phone = normalise_phone(query)
-    except InvalidPhone:
-        phone = None
-    conditions = Purchase.receipt == compact
-    if phone:
-        conditions |= Purchase.phone == phone
-    results.purchases = list(Purchase.select(Purchase, Package).join(Package).where(conditions)
-                             .order_by(Purchase.created_at.desc()).limit(50))
+    conditions = Purchase.receipt.startswith(compact) if compact else None
+    prefix = phone_prefix(query)
+    if prefix:
+        by_phone = Purchase.phone.startswith(prefix)
+        conditions = by_phone if conditions is None else conditions | by_phone
+    if conditions is not None:
+        results.purchases = list(Purchase.select(Purchase, Package).join(Package)
+                                 .where(conditions)
+                                 .order_by(Purchase.created_at.desc()).limit(50))
+    if not compact:
+        return results
     results.vouchers = list(Voucher.select(Voucher, Package).join(Package)
-                            .where(Voucher.code == compact).limit(10))
-    grant_match = Grant.username == compact
+                            .where(Voucher.code.startswith(compact))
+                            .order_by(Voucher.code).limit(50))
+    grant_match = Grant.username.startswith(compact)
     if results.purchases:
         grant_match |= Grant.purchase.in_([p.id for p in results.purchases])
     results.grants = list(Grant.select(Grant, Package).join(Package, JOIN.INNER)

@@ -127,6 +127,17 @@ def register(app: Flask) -> None:
             return jsonify(error=exc.message_for(lang)), exc.status
         return render_template("error.html", message=exc.message_for(lang)), exc.status
 
+    @app.errorhandler(404)
+    def _page_not_found(exc):
+        # Unknown addresses get the venue's own page in the reader's language: the
+        # customer's look for customer paths, the owner's look under /admin.
+        message = i18n.gettext("This page does not exist.")
+        if request.path.endswith(".json") or request.accept_mimetypes.best == "application/json":
+            return jsonify(error=message), 404
+        if request.path == "/admin" or request.path.startswith("/admin/"):
+            return render_template("admin/not_found.html", message=message), 404
+        return customer.page_not_found(message)
+
     @app.errorhandler(DatabaseError)
     def _storage_error(exc: DatabaseError):
         # A full disk or a locked database: the transaction rolled back, so nothing was

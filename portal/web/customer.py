@@ -43,11 +43,15 @@ _OWNED_MAX = 20
 
 def _package_view(package: Package, lang: str) -> dict:
     cap = format_size(package.data_cap_bytes)
-    return {"id": package.id, "name": package.name(lang), "price": package.price,
-            "validity": duration_words(package.validity_seconds, lang),
-            "speed": speed_words(package.rate_limit, lang),
-            "devices": devices_words(package.devices, lang),
-            "data_cap": (f"data {cap}" if lang == "sw" else f"{cap} data") if cap else ""}
+    name = package.name(lang)
+    validity = duration_words(package.validity_seconds, lang)
+    # "1 hour" named "1 hour" says its duration once, not twice.
+    shown_validity = "" if validity.casefold() in name.casefold() else validity
+    details = [shown_validity, speed_words(package.rate_limit, lang),
+               devices_words(package.devices, lang),
+               (f"data {cap}" if lang == "sw" else f"{cap} data") if cap else ""]
+    return {"id": package.id, "name": name, "price": package.price, "validity": validity,
+            "details": [words for words in details if words]}
 
 
 #: Package cards by (database, language, fingerprint of the package table).
@@ -339,6 +343,11 @@ def customer_error(exc: KibandaError):
     if request.path.endswith(".json"):
         return jsonify(error=exc.message_for(lang)), exc.status
     return _render("customer/error.html", exc.status, message=exc.message_for(lang))
+
+
+def page_not_found(message: str):
+    """The customer's 404 page (the app's handler for an address nothing serves)."""
+    return _render("customer/error.html", 404, message=message)
 
 
 @bp.errorhandler(DatabaseError)

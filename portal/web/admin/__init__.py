@@ -16,6 +16,7 @@ from flask import (Blueprint, flash, g, redirect, render_template, request, sess
 
 from ...errors import KibandaError
 from ...models import AdminUser, AuditLog
+from ...phone import display_phone
 from ...timeutil import format_local
 from ..i18n import current_language, gettext as _
 
@@ -67,7 +68,7 @@ def session_user() -> AdminUser | None:
     if user_id is None:
         return None
     user = AdminUser.get_or_none(AdminUser.id == user_id)
-    if user is None or session.get("admin_sv") != user.session_version:
+    if user is None or user.disabled or session.get("admin_sv") != user.session_version:
         session.pop("admin_id", None)
         session.pop("admin_sv", None)
         return None
@@ -83,7 +84,12 @@ def start_session(user: AdminUser) -> None:
 @bp.context_processor
 def _template_helpers():
     return {"csrf_token": csrf_token, "admin": g.get("admin"), "local": format_local,
-            "OWNER": OWNER}
+            "OWNER": OWNER, "phone": _phone_shown}
+
+
+def _phone_shown(phone: str) -> str:
+    # The owner reads numbers as Kenyans write them: 0712 345 678, not 254712345678.
+    return display_phone(phone, "spaced")
 
 
 def login_required(role: str | None = None):
@@ -110,6 +116,30 @@ def audit(action: str, detail: str = "") -> None:
 def flash_error(exc: KibandaError) -> None:
     """Show a domain error to the admin in their language."""
     flash(exc.message_for(current_language()), "error")
+
+
+def confirmed() -> bool:
+    """Is this POST the second step (the confirmation page's button)?
+
+    Destructive actions (void, kick, free access, account changes) take two steps, and
+    both work without JavaScript: the first POST only shows what will happen.
+    """
+    return request.form.get("confirmed") == "yes"
+
+
+def confirm_page(*, title: str, question: str, confirm_label: str, cancel_url: str,
+                 details: list[tuple[str, str]] = (), keep: tuple[str, ...] = (),
+                 extra: dict | None = None, danger: bool = True):
+    """The confirmation step: what will happen, a button that does it, and a way back.
+
+    ``keep`` names form fields sent on to the second step; ``extra`` adds more.
+    """
+    fields = {name: request.form.get(name, "") for name in keep}
+    fields.update(extra or {})
+    return render_template("admin/confirm.html", title=title, question=question,
+                           confirm_label=confirm_label, cancel_url=cancel_url,
+                           details=list(details), fields=fields, danger=danger,
+                           action=request.path)
 
 
 def safe_next(target: str | None) -> str | None:

@@ -12,8 +12,8 @@ from ..i18n import current_language, gettext as _
 #: A million entries: far more than any site writes, and the offset stays a small number.
 MAX_AUDIT_PAGE = 10_000
 from . import (
-    AUDIT_PAGE, OWNER, TECHNICIAN, audit, bp, client_address, flash_error, login_required,
-    safe_next, start_session,
+    AUDIT_PAGE, OWNER, TECHNICIAN, audit, bp, client_address, confirm_page, confirmed,
+    flash_error, login_required, safe_next, start_session,
 )
 
 
@@ -136,3 +136,85 @@ def users():
             return redirect(url_for("admin.users"))
     return render_template("admin/users.html",
                            users=AdminUser.select().order_by(AdminUser.username))
+
+
+def _account(user_id: int) -> AdminUser:
+    user = AdminUser.get_or_none(AdminUser.id == user_id)
+    if user is None:
+        abort(404)
+    return user
+
+
+def _ask(title: str, question: str, confirm_label: str, danger: bool = True):
+    return confirm_page(title=title, question=question, confirm_label=confirm_label,
+                        cancel_url=url_for("admin.users"), danger=danger)
+
+
+def _change_account(change, done: str):
+    """Run ``change(actor, address, now)`` for the signed-in owner, say how it went, and go
+    back to the accounts."""
+    try:
+        change(g.admin.username, client_address(), utcnow())
+    except KibandaError as exc:
+        flash_error(exc)
+    else:
+        flash(done, "ok")
+    return redirect(url_for("admin.users"), 303)
+
+
+@bp.post("/users/<int:user_id>/disable")
+@login_required(OWNER)
+def user_disable(user_id: int):
+    """Disable a technician's account (after a confirmation page); it can be enabled again."""
+    user = _account(user_id)
+    if not confirmed():
+        return _ask(_("Disable an account"),
+                    _("Disable {name}'s account? They are signed out at once and cannot sign in until you enable it again.",
+                      name=user.username),
+                    _("Yes, disable"))
+    return _change_account(lambda *who: accounts.set_disabled(user.id, True, *who),
+                           _("{name} is disabled.", name=user.username))
+
+
+@bp.post("/users/<int:user_id>/enable")
+@login_required(OWNER)
+def user_enable(user_id: int):
+    """Let a disabled technician sign in again."""
+    user = _account(user_id)
+    return _change_account(lambda *who: accounts.set_disabled(user.id, False, *who),
+                           _("{name} can sign in again.", name=user.username))
+
+
+@bp.post("/users/<int:user_id>/remove")
+@login_required(OWNER)
+def user_remove(user_id: int):
+    """Remove a technician's account for good (after a confirmation page)."""
+    user = _account(user_id)
+    if not confirmed():
+        return _ask(_("Remove an account"),
+                    _("Remove {name}'s account for good? The activity log keeps what they did.",
+                      name=user.username),
+                    _("Yes, remove"))
+    return _change_account(lambda *who: accounts.remove_account(user.id, *who),
+                           _("{name}'s account is removed.", name=user.username))
+
+
+@bp.post("/users/<int:user_id>/password")
+@login_required(OWNER)
+def user_reset_password(user_id: int):
+    """Give a technician a new password (after a confirmation page) and show it once."""
+    user = _account(user_id)
+    if not confirmed():
+        return _ask(_("Reset a password"),
+                    _("Give {name} a new password? Their old password stops working and they are signed out.",
+                      name=user.username),
+                    _("Yes, make a new password"), danger=False)
+    try:
+        password = accounts.reset_password(user.id, g.admin.username, client_address(),
+                                           utcnow())
+    except KibandaError as exc:
+        flash_error(exc)
+        return redirect(url_for("admin.users"), 303)
+    # Shown once, in this answer only: it is never stored or shown again.
+    response = render_template("admin/new_password.html", user=user, password=password)
+    return response, 200, {"Cache-Control": "no-store"}

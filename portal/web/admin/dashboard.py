@@ -1,7 +1,9 @@
 """Admin pages: the sales dashboard, search, the router (health, sessions), grants."""
 from __future__ import annotations
 
-from flask import current_app, flash, g, redirect, render_template, request, url_for
+import secrets
+
+from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 
 from ...errors import KibandaError, RouterError
 from ...ledger import grants
@@ -9,8 +11,10 @@ from ...models import Grant, Package, parse_id
 from ...timeutil import format_local, utcnow
 from ...venue import heartbeat, reports
 from .. import app_router
-from ..i18n import gettext as _
-from . import OWNER, audit, bp, client_address, flash_error, login_required
+from ..i18n import current_language, gettext as _
+from . import (
+    OWNER, audit, bp, client_address, confirm_page, confirmed, flash_error, login_required,
+)
 
 
 def router_status() -> dict:
@@ -79,11 +83,41 @@ def router():
     return render_template("admin/router.html", router=router_status())
 
 
+def _kick_back() -> str:
+    back = request.form.get("back", "")
+    return (back if back.startswith("/admin") and not back.startswith("//")
+            else url_for("admin.router"))
+
+
+def session_label(row: dict) -> str:
+    """How a session is named to this user: its code for the owner; a technician sees no
+    codes (a code is as good as cash), only the device."""
+    if g.admin.role == OWNER:
+        return str(row.get("user", ""))
+    return str(row.get("mac-address") or row.get("address") or "")
+
+
 @bp.post("/sessions/<path:active_id>/kick")
 @login_required()
 def kick(active_id: str):
-    """Log one device out of the hotspot."""
-    user = request.form.get("user", "")
+    """Log one device out of the hotspot (after a confirmation page)."""
+    back = _kick_back()
+    if not confirmed():
+        row = next((s for s in router_status()["sessions"] if s.get(".id") == active_id), None)
+        if row is None:
+            flash(_("That device is not online any more."), "ok")
+            return redirect(back)
+        details = [(_("Address"), row.get("address", "")),
+                   (_("Device"), row.get("mac-address", "")),
+                   (_("Online for"), row.get("uptime", ""))]
+        if g.admin.role == OWNER:
+            details.insert(0, (_("Code / user"), row.get("user", "")))
+        return confirm_page(
+            title=_("Log a device out"),
+            question=_("Log this device out of the WiFi? Its time is not lost: it can connect again with its code."),
+            confirm_label=_("Yes, log it out"), cancel_url=back, details=details,
+            extra={"back": back, "user": session_label(row)})
+    user = request.form.get("user", "")[:60]
     try:
         app_router().kick(active_id)
     except RouterError as exc:
@@ -91,26 +125,48 @@ def kick(active_id: str):
     else:
         audit("session.kick", f"{user} ({active_id})")
         flash(_("{user} was logged out.", user=user or active_id), "ok")
-    back = request.form.get("back", "")
-    return redirect(back if back.startswith("/admin") and not back.startswith("//")
-                    else url_for("admin.router"))
+    return redirect(back)
 
 
 @bp.route("/grant", methods=["GET", "POST"])
 @login_required(OWNER)
 def grant():
-    """Give a customer free access (compensation); shows the access code to hand over."""
-    error, created = None, None
+    """Give a customer free access (compensation): the form, a confirmation page, then the
+    code on a page of its own (so reloading or going back never gives it twice)."""
     form = {"package": request.form.get("package", ""), "note": request.form.get("note", "")}
     if request.method == "POST":
+        # Only a row id reaches the ledger's query (SQLite integers are 64-bit).
+        package_id = parse_id(form["package"])
+        package_id = package_id if package_id is not None else ""
         try:
-            # Only a row id reaches the ledger's query (SQLite integers are 64-bit).
-            package_id = parse_id(form["package"])
-            created = grants.manual_grant(package_id if package_id is not None else "",
-                                          form["note"], app_router(), utcnow(),
-                                          actor=g.admin.username, address=client_address())
+            if not confirmed():
+                package, note = grants.check_manual_grant(package_id, form["note"])
+                return confirm_page(
+                    title=_("Free access"),
+                    question=_("Give this free access? The code works at once and is written in the activity log."),
+                    confirm_label=_("Yes, give access"), cancel_url=url_for("admin.grant"),
+                    danger=False, keep=("package", "note"),
+                    details=[(_("Package"), package.name(current_language())),
+                             (_("Why"), note)],
+                    extra={"request_key": secrets.token_urlsafe(16)})
+            created = grants.manual_grant(package_id, form["note"], app_router(), utcnow(),
+                                          actor=g.admin.username, address=client_address(),
+                                          request_key=request.form.get("request_key", ""))
         except KibandaError as exc:
-            error = exc
             flash_error(exc)
+            return render_template("admin/grant.html", packages=Package.on_sale(), form=form,
+                                   created=None, Grant=Grant), 400
+        return redirect(url_for("admin.grant_given", grant_id=created.id), 303)
     return render_template("admin/grant.html", packages=Package.on_sale(), form=form,
-                           created=created, Grant=Grant), 200 if error is None else 400
+                           created=None, Grant=Grant)
+
+
+@bp.get("/grant/<int:grant_id>")
+@login_required(OWNER)
+def grant_given(grant_id: int):
+    """A free access just given: the code to hand over, and an empty form for the next."""
+    created = Grant.get_or_none((Grant.id == grant_id) & (Grant.source == Grant.MANUAL))
+    if created is None:
+        abort(404)
+    return render_template("admin/grant.html", packages=Package.on_sale(),
+                           form={"package": "", "note": ""}, created=created, Grant=Grant)

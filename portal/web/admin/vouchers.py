@@ -6,12 +6,12 @@ from flask import (Response, current_app, flash, g, redirect, render_template, r
 
 from ...errors import KibandaError, ValidationError
 from ...models import AuditLog, Package, parse_id
-from ...timeutil import utcnow
+from ...timeutil import format_local, utcnow
 from ...venue import vouchers
 from ...venue.printing import LAYOUTS, batch_csv, render_sheet
 from .. import app_router, csp_nonce, current_branding
 from ..i18n import current_language, gettext as _
-from . import OWNER, bp, client_address, flash_error, login_required
+from . import OWNER, bp, client_address, confirm_page, confirmed, flash_error, login_required
 
 CODES_SHOWN = 300
 
@@ -73,7 +73,21 @@ def voucher_push(batch_id: int):
 @bp.post("/vouchers/<int:batch_id>/void")
 @login_required(OWNER)
 def voucher_void(batch_id: int):
-    """Remove the batch's unused codes from the router and void them."""
+    """Remove the batch's unused codes from the router and void them (after a
+    confirmation page: printed cards stop working)."""
+    if not confirmed():
+        batch = vouchers.get_batch(batch_id)
+        counts = vouchers.batch_counts(batch)
+        unused = counts.new + counts.on_router
+        return confirm_page(
+            title=_("Void this batch"),
+            question=_("Void {count} unused codes of batch #{batch}? Printed cards with these codes stop working. Codes already in use keep working.",
+                       count=unused, batch=batch.id),
+            confirm_label=_("Yes, void {count} codes", count=unused),
+            cancel_url=url_for("admin.voucher_batch", batch_id=batch.id),
+            details=[(_("Package"), batch.package.name(current_language())),
+                     (_("Made"), format_local(batch.created_at)),
+                     (_("Used"), str(counts.used))])
     try:
         count = vouchers.void_batch(batch_id, app_router(), utcnow(), actor=g.admin.username,
                                     address=client_address())
@@ -97,7 +111,8 @@ def voucher_print(batch_id: int):
                    client_address())
     html = render_sheet(batch, codes, layout=layout, venue=current_branding()["name"],
                         dns_name=current_app.config["HOTSPOT_DNS_NAME"],
-                        lang=current_language(), nonce=csp_nonce())
+                        lang=current_language(), nonce=csp_nonce(),
+                        back_url=url_for("admin.voucher_batch", batch_id=batch.id))
     return Response(html, mimetype="text/html")
 
 
