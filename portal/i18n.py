@@ -120,3 +120,9 @@ def format_money(kes: int | None, lang: str = "en") -> str:
         return ""
     return format_currency(kes, "KES", format="¤¤ #,##0", locale=locale_for(lang),
                            currency_digits=False)
+
+
+def N_(text: str) -> str:
+    """Mark ``text`` for the catalogue without translating it now (gettext_noop): tables of
+    English texts translated when shown. ``pybabel extract -k N_`` finds them."""
+    return text

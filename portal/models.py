@@ -21,7 +21,7 @@ from .timeutil import utcnow
 #: Deferred: ``init_db`` points it at the instance's file.
 db = SqliteDatabase(None)
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 11
 PRAGMAS = {
     "journal_mode": "wal",
     "foreign_keys": 1,
@@ -263,18 +263,36 @@ class Setting(BaseModel):
 
 
 class AuditLog(BaseModel):
-    """Who did what, when, from where."""
+    """Who did what, when, from where.
+
+    ``action`` is a key ("package.create") and ``facts`` the entry's values as JSON
+    ({"name": "1 hour", "name_sw": "Saa 1"}): the owner's pages render the line in their
+    language from both (``portal/venue/activity.py``). ``detail`` is the English line for
+    logs and for entries written before v11, which have no values.
+    """
 
     at = DateTimeField(default=utcnow, index=True)
     actor = CharField(max_length=60)
     action = CharField(max_length=60)
     detail = TextField(default="")
     address = CharField(max_length=45, default="")
+    facts = TextField(default="", constraints=[SQL("DEFAULT ''")])
 
     @classmethod
-    def write(cls, actor: str, action: str, detail: str = "", address: str = "") -> "AuditLog":
-        """Append one entry."""
-        return cls.create(actor=actor, action=action, detail=detail, address=address)
+    def write(cls, actor: str, action: str, detail: str = "", address: str = "", *,
+              at=None, **values) -> "AuditLog":
+        """Append one entry; ``values`` are the facts its translated line shows."""
+        return cls.create(at=at or utcnow(), actor=actor, action=action, detail=detail,
+                          address=address,
+                          facts=json.dumps(values, ensure_ascii=False) if values else "")
+
+    def values(self) -> dict:
+        """The entry's values ({} for an entry written before they were kept)."""
+        try:
+            loaded = json.loads(self.facts) if self.facts else {}
+        except ValueError:
+            return {}
+        return loaded if isinstance(loaded, dict) else {}
 
 
 class TokenCache(BaseModel):
@@ -423,9 +441,20 @@ def _purchase_references(migrator) -> None:
     db.execute_sql("CREATE UNIQUE INDEX IF NOT EXISTS purchase_reference ON purchase (reference)")
 
 
+def _audit_values(migrator) -> None:
+    """v11: activity-log entries keep their values (``facts``) so a page can say them in
+    Swahili; older entries keep only their English ``detail``."""
+    from playhouse.migrate import migrate
+
+    if db.table_exists("auditlog") and \
+            "facts" not in {column.name for column in db.get_columns("auditlog")}:
+        migrate(migrator.add_column("auditlog", "facts", AuditLog._meta.fields["facts"],
+                                    allow_not_null=True))
+
+
 #: Migrations by target version: ``{2: fn(migrator)}`` using playhouse.migrate.
 MIGRATIONS = {2: _explicit_purchase_states, 3: _admin_session_versions, 4: _limit_keys,
-              5: _purchase_references}
+              5: _purchase_references, 11: _audit_values}
 
 
 def create_schema() -> int:

@@ -20,7 +20,7 @@ from portal.i18n import (
 from portal.models import AdminUser, Grant, Purchase, Voucher
 
 ROOT = Path(__file__).resolve().parent.parent
-KEYWORDS = {**DEFAULT_KEYWORDS, "translate": None, "t": None}
+KEYWORDS = {**DEFAULT_KEYWORDS, "translate": None, "t": None, "N_": None}
 
 
 def _extracted() -> dict[str, set[str]]:

@@ -265,6 +265,7 @@ def manual_grant(package_id, note: str, gateway, now: datetime, actor: str,
                               sw="Andika sababu ya kutoa muda huu (mfano: alilipa lakini hakuunganishwa).")
     with db.atomic():
         grant = create_grant(package, Grant.MANUAL, now, created_by=actor, note=note)
-        AuditLog.create(at=now, actor=actor, action="grant.manual", address=address,
-                        detail=f"{grant.username}: {package.name_en} ({note})")
+        AuditLog.write(actor, "grant.manual", f"{grant.username}: {package.name_en} ({note})",
+                       address, at=now, code=grant.username, name=package.name_en,
+                       name_sw=package.name_sw, note=note)
     return provision_grant(grant.id, gateway, now)

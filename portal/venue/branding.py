@@ -118,7 +118,7 @@ def save_branding(actor: str, address: str, *, name: str, color: str,
         for key, value in ((NAME, name), (COLOR, color), (PHONE, phone)):
             set_setting(key, value)
         AuditLog.write(actor, "branding.update",
-                       f"name={name!r} color={color} phone={phone or '-'}", address)
+                       f"name={name!r} color={color} phone={phone or '-'}", address, name=name)
 
 
 def logo_kind(data: bytes) -> str | None:
@@ -164,7 +164,8 @@ def save_logo(actor: str, address: str, data: bytes, *, instance: str | os.PathL
     os.replace(tmp, folder / f"logo.{kind}")  # a reader sees the old file or the new one
     with db.atomic():
         set_setting(LOGO, f"{kind}:{version}")
-        AuditLog.write(actor, "branding.logo", f"{kind}, {len(data) // 1024 + 1} KB", address)
+        AuditLog.write(actor, "branding.logo", f"{kind}, {len(data) // 1024 + 1} KB", address,
+                       kind=kind, kb=len(data) // 1024 + 1)
     for other in LOGO_TYPES:
         if other != kind:
             (folder / f"logo.{other}").unlink(missing_ok=True)

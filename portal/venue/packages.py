@@ -8,6 +8,7 @@ from peewee import IntegrityError
 from ..errors import NotFound, RouterError, ValidationError
 from ..models import AuditLog, Package, db, parse_id
 from ..timeutil import format_duration, parse_duration, utcnow
+from .activity import package_values
 
 MIN_PRICE, MAX_PRICE = 1, 250_000
 MIN_DEVICES, MAX_DEVICES = 1, 10
@@ -141,7 +142,8 @@ def create_package(actor: str = "system", address: str = "", **raw) -> Package:
             raise ValidationError("no free profile name", field="name_en",
                                   en="Choose a different package name.",
                                   sw="Chagua jina lingine la kifurushi.")
-        AuditLog.write(actor, "package.create", describe(package), address)
+        AuditLog.write(actor, "package.create", describe(package), address,
+                       **package_values(package))
     return package
 
 
@@ -157,7 +159,8 @@ def update_package(package_id: int, actor: str = "system", address: str = "", **
         package.updated_at = utcnow()
         package.router_synced_at = None
         package.save()
-        AuditLog.write(actor, "package.update", describe(package), address)
+        AuditLog.write(actor, "package.update", describe(package), address,
+                       **package_values(package))
     return package
 
 
@@ -172,7 +175,7 @@ def set_package_active(package_id: int, active: bool, actor: str = "system",
         package.updated_at = utcnow()
         package.save()
         AuditLog.write(actor, "package.activate" if active else "package.retire",
-                       describe(package), address)
+                       describe(package), address, **package_values(package))
     return package
 
 

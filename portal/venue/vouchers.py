@@ -106,8 +106,10 @@ def create_batch(package: Package, count, now: datetime, created_by: str,
                                     **options)
         for start in range(0, len(codes), INSERT_CHUNK):
             _insert_codes(batch, codes[start:start + INSERT_CHUNK], options, now)
-        AuditLog.create(at=now, actor=created_by, action="vouchers.create", address=address,
-                        detail=f"batch {batch.id}: {options['count']} x {package.name_en}")
+        AuditLog.write(created_by, "vouchers.create",
+                       f"batch {batch.id}: {options['count']} x {package.name_en}", address,
+                       at=now, batch=batch.id, count=options["count"], name=package.name_en,
+                       name_sw=package.name_sw)
     return batch
 
 
@@ -283,8 +285,9 @@ def _finish_push(batch: VoucherBatch, state: str, error: str | None, actor: str,
     with db.atomic():
         VoucherBatch.update(push_state=state, push_error=error).where(
             VoucherBatch.id == batch.id).execute()
-        AuditLog.create(at=now, actor=actor, action="vouchers.push", address=address,
-                        detail=f"batch {batch.id}: {state}" + (f" ({error})" if error else ""))
+        AuditLog.write(actor, "vouchers.push",
+                       f"batch {batch.id}: {state}" + (f" ({error})" if error else ""), address,
+                       at=now, batch=batch.id, state=state)
     batch.push_state, batch.push_error = state, error
 
 
@@ -315,9 +318,9 @@ def void_batch(batch_id: int, gateway, now: datetime, actor: str = "system",
                       .execute())
         if not failed:
             VoucherBatch.update(voided_at=now).where(VoucherBatch.id == batch.id).execute()
-        AuditLog.create(at=now, actor=actor, action="vouchers.void", address=address,
-                        detail=f"batch {batch.id}: {count} code(s) voided"
-                               + (f", {len(failed)} refused by the router" if failed else ""))
+        AuditLog.write(actor, "vouchers.void", f"batch {batch.id}: {count} code(s) voided"
+                       + (f", {len(failed)} refused by the router" if failed else ""), address,
+                       at=now, batch=batch.id, count=count)
     if failed:
         raise ValidationError(f"void incomplete: {failed[0]}",
                               en=f"{count} codes voided; the router refused {len(failed)}: "

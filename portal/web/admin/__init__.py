@@ -16,7 +16,6 @@ from flask import (Blueprint, flash, g, redirect, render_template, request, sess
 
 from ...errors import KibandaError
 from ...models import AdminUser, AuditLog
-from ...timeutil import format_local
 from ..i18n import current_language, gettext as _
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -82,8 +81,7 @@ def start_session(user: AdminUser) -> None:
 
 @bp.context_processor
 def _template_helpers():
-    return {"csrf_token": csrf_token, "admin": g.get("admin"), "local": format_local,
-            "OWNER": OWNER}
+    return {"csrf_token": csrf_token, "admin": g.get("admin"), "OWNER": OWNER}
 
 
 def login_required(role: str | None = None):
@@ -101,10 +99,10 @@ def login_required(role: str | None = None):
     return decorator
 
 
-def audit(action: str, detail: str = "") -> None:
-    """Record an admin action by the signed-in user."""
+def audit(action: str, detail: str = "", **values) -> None:
+    """Record an admin action by the signed-in user (``values``: see venue/activity.py)."""
     AuditLog.write(g.admin.username if g.get("admin") else "-", action, detail,
-                   client_address())
+                   client_address(), **values)
 
 
 def flash_error(exc: KibandaError) -> None:

@@ -9,7 +9,7 @@ from ...models import Grant, Package, parse_id
 from ...timeutil import utcnow
 from ...venue import reports
 from .. import app_router
-from ..i18n import gettext as _
+from ..i18n import current_language, gettext as _
 from . import OWNER, audit, bp, client_address, flash_error, login_required
 
 
@@ -42,12 +42,13 @@ def dashboard_page():
     days = days if days in reports.CHART_DAYS else 14
     bars = reports.daily_takings(now, days)
     month_start, month_end = reports.period_bounds(now)["month"]
+    lang = current_language()
     chart = reports.chart_svg(bars, mpesa_label=_("M-Pesa"), voucher_label=_("Vouchers"),
-                                title=_("Money per day, last {days} days", days=days))
+                              title=_("Money per day, last {days} days", days=days), lang=lang)
     return render_template(
         "admin/dashboard.html", money=reports.takings_by_period(now), chart=chart,
         days=days, chart_total=sum(b.total for b in bars),
-        by_package=reports.sales_by_package(month_start, month_end),
+        by_package=reports.sales_by_package(month_start, month_end, lang),
         purchases=reports.latest_purchases(), router=router_status(),
         packages=Package.on_sale())
 
@@ -78,7 +79,7 @@ def kick(active_id: str):
     except RouterError as exc:
         flash_error(exc)
     else:
-        audit("session.kick", f"{user} ({active_id})")
+        audit("session.kick", f"{user} ({active_id})", user=user or active_id)
         flash(_("{user} was logged out.", user=user or active_id), "ok")
     back = request.form.get("back", "")
     return redirect(back if back.startswith("/admin") and not back.startswith("//")

@@ -94,7 +94,7 @@ def voucher_print(batch_id: int):
         layout = "a4"
     codes = list(vouchers.batch_codes(batch))
     AuditLog.write(g.admin.username, "vouchers.print", f"batch {batch.id} ({layout})",
-                   client_address())
+                   client_address(), batch=batch.id, layout=layout)
     html = render_sheet(batch, codes, layout=layout, venue=current_branding()["name"],
                         dns_name=current_app.config["HOTSPOT_DNS_NAME"],
                         lang=current_language(), nonce=csp_nonce())
@@ -107,7 +107,7 @@ def voucher_csv(batch_id: int):
     """The batch as CSV: code, package, price, state, created."""
     batch = vouchers.get_batch(batch_id)
     AuditLog.write(g.admin.username, "vouchers.export", f"batch {batch.id} (csv)",
-                   client_address())
+                   client_address(), batch=batch.id)
     return Response(batch_csv(batch, vouchers.batch_codes(batch)), mimetype="text/csv",
                     headers={"Content-Disposition":
                              f'attachment; filename="vouchers-batch-{batch.id}.csv"'})
