@@ -16,6 +16,7 @@ from flask import (Blueprint, flash, g, redirect, render_template, request, sess
 
 from ...errors import KibandaError
 from ...models import AdminUser, AuditLog
+from ...venue.branding import MAX_UPLOAD_BYTES
 from ..i18n import current_language, gettext as _
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -43,6 +44,9 @@ def _check_csrf():
     """Refuse any POST without this session's token, before anything changes."""
     if request.method != "POST":
         return None
+    if request.endpoint == "admin.branding_page":
+        # A logo straight off a phone's camera is a few MB: it is resized, not refused.
+        request.max_content_length = MAX_UPLOAD_BYTES + 64 * 1024  # and the form's fields
     sent = request.form.get("csrf_token", "")
     expected = session.get("csrf", "")
     if not (sent and expected and hmac.compare_digest(sent.encode(), expected.encode())):

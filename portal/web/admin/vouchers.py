@@ -8,6 +8,7 @@ from ...errors import KibandaError, ValidationError
 from ...models import AuditLog, Package, parse_id
 from ...timeutil import utcnow
 from ...venue import vouchers
+from ...venue.branding import logo_data_url
 from ...venue.printing import LAYOUTS, batch_csv, render_sheet
 from .. import app_router, csp_nonce, current_branding
 from ..i18n import current_language, gettext as _
@@ -95,7 +96,9 @@ def voucher_print(batch_id: int):
     codes = list(vouchers.batch_codes(batch))
     AuditLog.write(g.admin.username, "vouchers.print", f"batch {batch.id} ({layout})",
                    client_address(), batch=batch.id, layout=layout)
-    html = render_sheet(batch, codes, layout=layout, venue=current_branding()["name"],
+    site = current_branding()
+    html = render_sheet(batch, codes, layout=layout, venue=site["name"], ssid=site["ssid"],
+                        logo=logo_data_url(site, current_app.instance_path),
                         dns_name=current_app.config["HOTSPOT_DNS_NAME"],
                         lang=current_language(), nonce=csp_nonce())
     return Response(html, mimetype="text/html")
