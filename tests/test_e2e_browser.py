@@ -176,3 +176,23 @@ def test_swahili_landing(site, phone_page):
     assert prices == ["KES 10", "KES 50", "KES 250", "KES 800"]
     # Nothing wider than the phone's screen.
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
+
+
+def test_swahili_page_gives_the_date_in_swahili(site, phone_page):
+    from portal.i18n import format_datetime
+    from portal.timeutil import to_nairobi
+
+    [code] = site.make_vouchers("1 day", 1)
+    page = phone_page()
+    page.goto(site.customer_url("AA:BB:CC:00:01:08", "10.5.50.108", lang="sw"))
+    page.fill("#voucher-code", code)
+    page.get_by_role("button", name="Tumia vocha").click()
+    page.wait_for_selector("#access-code")
+    shot(page, "swahili-voucher-online")
+    with db.connection_context():
+        expires = Grant.get(Grant.username == code).expires_at
+    until = page.locator("dt:has-text('Inatumika hadi') + dd").inner_text().strip()
+    assert until == format_datetime(expires, "sw")  # Nairobi time, "4 Des 2026 07:15"
+    swahili_months = ["Jan", "Feb", "Mac", "Apr", "Mei", "Jun", "Jul", "Ago", "Sep", "Okt",
+                      "Nov", "Des"]
+    assert until.split()[1] == swahili_months[to_nairobi(expires).month - 1]
