@@ -83,6 +83,18 @@ def test_sheet_in_chromium_is_readable_and_its_qr_codes_log_in(printed, layout):
     found = decode(png)
     assert sorted(found) == sorted(login_url(DNS, code) for code in codes)
     assert found[0].startswith(f"http://{DNS}/login?username=")
+    # On paper too: the PDF chromium prints, rasterised at 300 dpi as a printer would, has
+    # sharp QR codes (each is one pixel a module, scaled without smoothing).
+    (ARTIFACTS / f"vouchers-{layout}.pdf").write_bytes(pdf)
+    paper = ARTIFACTS / f"vouchers-{layout}-pdf-%02d.png"
+    for earlier in ARTIFACTS.glob(f"vouchers-{layout}-pdf-*.png"):
+        earlier.unlink()  # only this run's pages are read
+    subprocess.run([require("gs"), "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-sDEVICE=pnggray",
+                    "-r300", f"-sOutputFile={paper}", str(ARTIFACTS / f"vouchers-{layout}.pdf")],
+                   check=True, timeout=120)
+    printed = [line for page in sorted(ARTIFACTS.glob(f"vouchers-{layout}-pdf-*.png"))
+               for line in decode(page)]
+    assert sorted(printed) == sorted(login_url(DNS, code) for code in codes)
 
 
 def test_reprint_gives_the_same_codes_and_csv_lists_them(printed):

@@ -14,8 +14,9 @@ sheet's codes are all alike (the same login URL, only the code differs), so here
 ``tests/test_venue_printing.py`` checks the result module for module against ``qrcode``
 with the same version and mask, and decodes printed sheets with zbarimg.
 
-A symbol is drawn as a 1-bit PNG (a few hundred bytes as a data: URL; the browser scales
-it with ``image-rendering: pixelated``), so a sheet of 5,000 cards stays a few megabytes.
+A symbol is drawn as a 1-bit PNG, one pixel a module (about 300 bytes as a data: URL;
+the browser scales it up with ``image-rendering: pixelated``, sharp on paper too), so a
+sheet of 5,000 cards stays a few megabytes.
 """
 from __future__ import annotations
 
@@ -156,19 +157,25 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
         ">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
 
 
-def png(n: int, cells: str, *, scale: int = 4, border: int = 2) -> bytes:
+_INVERT = str.maketrans("01", "10")  # a dark module is 0 in greyscale
+
+
+def png(n: int, cells: str, *, scale: int = 1, border: int = 2) -> bytes:
     """A 1-bit greyscale PNG of a symbol (``modules()``): ``scale`` pixels a module,
-    ``border`` modules of white around it (the quiet zone)."""
+    ``border`` modules of white around it (the quiet zone). One pixel a module is enough
+    for a page: the browser scales it up without smoothing (``image-rendering``)."""
     size = (n + 2 * border) * scale
     width = (size + 7) // 8
     white = b"\x00" + b"\xff" * width
     edge, pad = "1" * border * scale, "1" * (-size % 8)
-    widen = {ord("1"): "0" * scale, ord("0"): "1" * scale}  # dark is 0 in greyscale
+    light = cells.translate(_INVERT)
+    if scale > 1:
+        light = "".join(bit * scale for bit in light)
     raw = [white] * (border * scale)
-    wide, span = cells.translate(widen), n * scale
+    span = n * scale
     for start in range(0, n * span, span):
-        bits = edge + wide[start:start + span] + edge + pad
-        raw.extend([b"\x00" + int(bits, 2).to_bytes(width, "big")] * scale)
+        line = b"\x00" + int(edge + light[start:start + span] + edge + pad, 2).to_bytes(width, "big")
+        raw.extend([line] * scale)
     raw.extend([white] * (border * scale))
     header = struct.pack(">IIBBBBB", size, size, 1, 0, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header)
