@@ -74,7 +74,7 @@ def clean_batch_options(count, alphabet: str = "numeric", length=DEFAULT_LENGTH,
     length = whole_number(length if length not in (None, "") else DEFAULT_LENGTH, "length",
                           MIN_LENGTH, MAX_LENGTH,
                           en=f"Code length must be {MIN_LENGTH} to {MAX_LENGTH} characters.",
-                          sw=f"Urefu wa namba ya siri uwe herufi {MIN_LENGTH} hadi {MAX_LENGTH}.")
+                          sw=f"Urefu wa msimbo uwe herufi {MIN_LENGTH} hadi {MAX_LENGTH}.")
     prefix = (prefix or "").strip().upper()
     if len(prefix) > 4 or any(ch not in NUMERIC + ALNUM for ch in prefix):
         raise ValidationError(f"prefix {prefix!r}", field="prefix",
@@ -84,7 +84,7 @@ def clean_batch_options(count, alphabet: str = "numeric", length=DEFAULT_LENGTH,
     if count * 20 > space:
         raise ValidationError("code space too small", field="length",
                               en="Codes that short cannot be unique: choose a longer length.",
-                              sw="Namba fupi hivyo haziwezi kuwa za kipekee: chagua urefu zaidi.")
+                              sw="Misimbo mifupi hivyo haiwezi kuwa ya kipekee: chagua urefu zaidi.")
     return {"count": count, "alphabet": alphabet, "length": length, "prefix": prefix}
 
 
@@ -325,6 +325,6 @@ def void_batch(batch_id: int, gateway, now: datetime, actor: str = "system",
         raise ValidationError(f"void incomplete: {failed[0]}",
                               en=f"{count} codes voided; the router refused {len(failed)}: "
                                  f"{failed[0]}. Try again.",
-                              sw=f"Vocha {count} zimebatilishwa; kifaa kimekataa {len(failed)}: "
+                              sw=f"Vocha {count} zimebatilishwa; ruta imekataa {len(failed)}: "
                                  f"{failed[0]}. Jaribu tena.")
     return count
