@@ -36,6 +36,7 @@ from portal.venue.vouchers import PUSH_CHUNK, batch_codes, create_batch, push_ba
 TARGET_SECONDS = 10.0
 PAGE_LIMIT = 60 * 1024
 VENUE = "Mama Njeri's Cafe & Guest House, Kiambu Road 2"
+LANGS = ("en", "sw")
 
 
 def vouchers(args) -> bool:
@@ -119,16 +120,17 @@ def page_weights() -> bool:
                 save_logo("bench", "", logo.getvalue(), instance=site.instance)
                 package = Package.get(Package.name_en == "1 hour")
                 code = create_batch(package, 1, utcnow(), "bench").vouchers[0].code
-            for lang in ("en", "sw"):
+            for lang in LANGS:
                 phone = requests.Session()
-                landing = site.customer_url(mac=f"AA:BB:CC:00:0{int(lang == 'sw')}:09",
-                                            ip=f"10.5.50.{90 + int(lang == 'sw')}") + f"&lang={lang}"
+                index = LANGS.index(lang)
+                landing = site.customer_url(mac=f"AA:BB:CC:00:0{index}:09",
+                                            ip=f"10.5.50.{90 + index}") + f"&lang={lang}"
                 rows.append((lang, "landing", *_weight(phone, landing)[:1]))
                 rows.append((lang, "reconnect", _weight(phone, site.url + "/reconnect")[0]))
                 rows.append((lang, "wrong voucher", _weight(
                     phone, site.url + "/voucher", "POST", data={"code": "00000000"})[0]))
                 weight, waiting = _weight(phone, site.url + "/buy", "POST", data={
-                    "package": str(package.id), "phone": f"07123456{80 + int(lang == 'sw')}"})
+                    "package": str(package.id), "phone": f"07123456{80 + index}"})
                 rows.append((lang, "waiting", weight))
                 deadline = time.monotonic() + 20
                 while time.monotonic() < deadline and \

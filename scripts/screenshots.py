@@ -108,19 +108,15 @@ def customer(page, site, lang: str, number: int, codes: list[str], shot) -> None
     page.locator("form[action='/voucher'] button").click()
     page.wait_for_load_state()
     shot("customer-02-wrong-voucher")
-    page.goto(site.customer_url(mac=mac + "02", ip=f"10.5.50.{20 + number}"))
-    page.locator(".pkg input[type=radio]").first.check()
-    page.fill("#phone", "0712 345 6" + f"{70 + number}")
-    page.locator("#buy-form button[type=submit]").click()
+    buy(page, site.customer_url(mac=mac + "02", ip=f"10.5.50.{20 + number}"),
+        "0712 345 6" + f"{70 + number}")
     page.wait_for_url(re.compile(r"/purchases/"))
     shot("customer-03-waiting")
     page.wait_for_selector('#status[data-status="online"]')
     shot("customer-04-online")
-    page.goto(site.customer_url(mac=mac + "03", ip=f"10.5.50.{30 + number}"))
-    page.locator(".pkg input[type=radio]").first.check()
     # A cancelled push in English, a wrong PIN in Swahili (one phone is not asked twice).
-    page.fill("#phone", ("0700001032", "0700002001")[number])
-    page.locator("#buy-form button[type=submit]").click()
+    buy(page, site.customer_url(mac=mac + "03", ip=f"10.5.50.{30 + number}"),
+        ("0700001032", "0700002001")[number])
     page.wait_for_selector('#status[data-status="failed"]')
     shot("customer-05-failed")
     page.goto(site.customer_url(mac=mac + "04", ip=f"10.5.50.{40 + number}"))
@@ -132,12 +128,17 @@ def customer(page, site, lang: str, number: int, codes: list[str], shot) -> None
     shot("customer-07-reconnect")
     page.goto(site.url + "/no-such-page")
     shot("customer-08-not-found")
-    page.goto(site.customer_url(mac=mac + "05", ip=f"10.5.50.{50 + number}"))
-    page.locator(".pkg input[type=radio]").first.check()
-    page.fill("#phone", "12345")
-    page.locator("#buy-form button[type=submit]").click()
+    buy(page, site.customer_url(mac=mac + "05", ip=f"10.5.50.{50 + number}"), "12345")
     page.wait_for_load_state()
     shot("customer-09-bad-phone")
+
+
+def buy(page, landing: str, phone: str) -> None:
+    """On the landing page: the first package, ``phone``, Pay."""
+    page.goto(landing)
+    page.locator(".pkg input[type=radio]").first.check()
+    page.fill("#phone", phone)
+    page.locator("#buy-form button[type=submit]").click()
 
 
 def owner(page, site, lang: str, password: str, username: str, shot) -> None:
@@ -148,22 +149,26 @@ def owner(page, site, lang: str, password: str, username: str, shot) -> None:
     page.fill("input[name=password]", password)
     page.locator("form button[type=submit]").click()
     page.wait_for_load_state()
-    pages = ["dashboard", "vouchers", "packages", "packages/new", "router", "grant", "search?q=0712",
-             "audit", "users", "branding", "password"]
+    pages = ["dashboard", "vouchers", "packages", "packages/new", "router", "grant",
+             "search?q=0712", "audit", "users", "branding", "password"]
     for index, path in enumerate(pages, start=2):
         page.goto(f"{site.url}/admin/{path}")
         shot(f"owner-{index:02d}-{re.sub(r'[^a-z]+', '-', path).strip('-')}")
-    page.goto(f"{site.url}/admin/vouchers")
-    batch = page.locator("a[href*='/admin/vouchers/']").first.get_attribute("href")
-    page.goto(site.url + batch)
+    batch = follow_first(page, f"{site.url}/admin/vouchers", "a[href*='/admin/vouchers/']")
     shot("owner-20-voucher-batch")
     for layout in ("a4", "58mm"):
         page.goto(f"{site.url}{batch}/print?layout={layout}")
         shot(f"owner-21-print-{layout}")
-    page.goto(f"{site.url}/admin/packages")
-    edit = page.locator("a[href*='/edit']").first.get_attribute("href")
-    page.goto(site.url + edit)
+    follow_first(page, f"{site.url}/admin/packages", "a[href*='/edit']")
     shot("owner-22-package-edit")
+
+
+def follow_first(page, listing: str, selector: str) -> str:
+    """Open ``listing``, then the first link matching ``selector``; returns its path."""
+    page.goto(listing)
+    target = page.locator(selector).first.get_attribute("href")
+    page.goto(listing.split("/admin/")[0] + target)
+    return target
 
 
 if __name__ == "__main__":

@@ -174,8 +174,8 @@ def png(n: int, cells: str, *, scale: int = 1, border: int = 2) -> bytes:
     raw = [white] * (border * scale)
     span = n * scale
     for start in range(0, n * span, span):
-        line = b"\x00" + int(edge + light[start:start + span] + edge + pad, 2).to_bytes(width, "big")
-        raw.extend([line] * scale)
+        bits = int(edge + light[start:start + span] + edge + pad, 2)
+        raw.extend([b"\x00" + bits.to_bytes(width, "big")] * scale)
     raw.extend([white] * (border * scale))
     header = struct.pack(">IIBBBBB", size, size, 1, 0, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header)

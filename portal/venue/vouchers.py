@@ -84,7 +84,8 @@ def clean_batch_options(count, alphabet: str = "numeric", length=DEFAULT_LENGTH,
     if count * 20 > space:
         raise ValidationError("code space too small", field="length",
                               en="Codes that short cannot be unique: choose a longer length.",
-                              sw="Misimbo mifupi hivyo haiwezi kuwa ya kipekee: chagua urefu zaidi.")
+                              sw="Misimbo mifupi hivyo haiwezi kuwa ya kipekee: chagua urefu "
+                                 "zaidi.")
     return {"count": count, "alphabet": alphabet, "length": length, "prefix": prefix}
 
 
