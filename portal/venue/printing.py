@@ -42,7 +42,8 @@ def package_line(package: Package, lang: str) -> str:
     validity = duration_words(package.validity_seconds, lang)
     parts = [name]
     if " ".join(validity.lower().split()) != " ".join(name.lower().split()):
-        parts.append(f"{translate('valid for', lang)} {validity}")
+        valid_for = translate("valid for", lang)
+        parts.append(f"{valid_for} {validity}")
     if package.data_cap_bytes:
         parts.append(format_size(package.data_cap_bytes))
     return " · ".join(parts)
