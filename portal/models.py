@@ -446,9 +446,10 @@ def _audit_values(migrator) -> None:
     Swahili; older entries keep only their English ``detail``."""
     from playhouse.migrate import migrate
 
-    if db.table_exists("auditlog") and \
-            "facts" not in {column.name for column in db.get_columns("auditlog")}:
-        migrate(migrator.add_column("auditlog", "facts", AuditLog._meta.fields["facts"],
+    table = AuditLog._meta.table_name
+    if db.table_exists(table) and \
+            "facts" not in {column.name for column in db.get_columns(table)}:
+        migrate(migrator.add_column(table, "facts", AuditLog._meta.fields["facts"],
                                     allow_not_null=True))
 
 

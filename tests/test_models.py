@@ -177,3 +177,30 @@ def test_v2_database_gets_admin_session_versions_and_keeps_its_accounts(tmp_path
     with db.connection_context():
         assert "session_version" in {c.name for c in db.get_columns("admin_user")}
         assert [(u.username, u.session_version) for u in AdminUser.select()] == [("mama", 0)]
+
+
+# -- schema v5 to v11: activity-log entries keep their values ---------------------------
+
+def test_v5_activity_log_gains_values_and_old_entries_still_read(tmp_path):
+    from portal.models import AuditLog
+    from portal.venue.activity import entry_words
+
+    init_db(str(tmp_path / "v5.db"))
+    create_schema()
+    with db.connection_context():
+        # The database as release 5 left it: no auditlog.facts, schema version 5.
+        db.execute_sql('ALTER TABLE audit_log DROP COLUMN "facts"')
+        SchemaVersion.delete().execute()
+        SchemaVersion.create(version=5)
+        db.execute_sql("INSERT INTO audit_log (at, actor, action, detail, address) VALUES "
+                       "('2026-11-30 09:00:00', 'mama-njeri', 'vouchers.void', "
+                       "'batch 3: 48 code(s) voided', '192.168.88.50')")
+    assert create_schema() == 11
+    with db.connection_context():
+        old = AuditLog.get()
+        assert old.values() == {}
+        assert entry_words(old, "sw") == ("Vocha zimebatilishwa", "batch 3: 48 code(s) voided")
+        new = AuditLog.write("mama-njeri", "vouchers.void", "batch 4: 2 code(s) voided",
+                             batch=4, count=2)
+        assert entry_words(AuditLog.get_by_id(new.id), "sw") == (
+            "Vocha zimebatilishwa", "Kundi #4: 2 zimebatilishwa")
