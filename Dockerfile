@@ -1,5 +1,6 @@
 # The Kibanda appliance image: portal (gunicorn) + agent, one site per container.
-# Pure-Python dependencies only, so the same file builds for linux/amd64, arm64 and arm/v7:
+# The same file builds for linux/amd64, arm64 and arm/v7 (every dependency has a wheel
+# for them but Pillow on arm/v7, which is compiled there: see the install step):
 #   docker buildx build --platform linux/amd64,linux/arm64,linux/arm/v7 -t kibanda .
 # Run: docker run -p 8080:8080 -v kibanda-data:/data -e KIBANDA_ROUTER_HOST=192.168.88.1 kibanda
 FROM python:3.11-slim
@@ -16,7 +17,15 @@ COPY portal ./portal
 COPY agent ./agent
 COPY hotspot-html ./hotspot-html
 # Editable install: the hotspot-html directory is read from beside the portal package.
-RUN pip install -e . \
+# PyPI has no Pillow wheel for arm/v7: there it is built, with a compiler and the JPEG and
+# zlib headers (the libraries themselves stay for Pillow to use).
+ARG TARGETARCH
+ARG TARGETVARIANT
+RUN if [ "${TARGETARCH}${TARGETVARIANT}" = "armv7" ]; then \
+        apt-get update && apt-get install -y --no-install-recommends \
+            gcc libc6-dev libjpeg62-turbo-dev zlib1g-dev && rm -rf /var/lib/apt/lists/*; \
+    fi \
+    && pip install -e . \
     && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin kibanda \
     && mkdir -p /data && chown kibanda:kibanda /data
 
