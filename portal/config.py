@@ -41,6 +41,9 @@ DEFAULTS: dict[str, object] = {
     "ROUTER_LOGIN_METHOD": "plain",
     "HOTSPOT_SERVER": "hotspot1",
     "HOTSPOT_DNS_NAME": "wifi.kibanda.lan",
+    # The WiFi network's name (SSID) printed on voucher cards; the owner can change it on
+    # the Branding page. Empty: the cards do not name the network.
+    "WIFI_NAME": "",
     # The hotspot's gateway address(es) on the router, e.g. 10.5.50.1 (comma-separated).
     "HOTSPOT_ADDRESS": "",
     # M-Pesa (Daraja)

@@ -65,7 +65,7 @@ class RouterError(KibandaError):
 
     status = 503
     customer_en = "We could not reach the WiFi router. Please try again in a moment."
-    customer_sw = "Hatukuweza kufikia kifaa cha WiFi. Tafadhali jaribu tena baada ya muda mfupi."
+    customer_sw = "Hatukuweza kufikia ruta ya WiFi. Tafadhali jaribu tena baada ya muda mfupi."
 
 
 class RouterUnreachable(RouterError):
@@ -252,7 +252,7 @@ class AccessExpired(KibandaError):
 
     status = 410
     customer_en = "This code has expired. Please buy a new package."
-    customer_sw = "Muda wa namba hii umeisha. Tafadhali nunua kifurushi kipya."
+    customer_sw = "Muda wa msimbo huu umeisha. Tafadhali nunua kifurushi kipya."
 
 
 # -- the owner's sign-in -----------------------------------------------------------------

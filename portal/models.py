@@ -271,18 +271,36 @@ class Setting(BaseModel):
 
 
 class AuditLog(BaseModel):
-    """Who did what, when, from where."""
+    """Who did what, when, from where.
+
+    ``action`` is a key ("package.create") and ``facts`` the entry's values as JSON
+    ({"name": "1 hour", "name_sw": "Saa 1"}): the owner's pages render the line in their
+    language from both (``portal/venue/activity.py``). ``detail`` is the English line for
+    logs and for entries written before v11, which have no values.
+    """
 
     at = DateTimeField(default=utcnow, index=True)
     actor = CharField(max_length=60)
     action = CharField(max_length=60)
     detail = TextField(default="")
     address = CharField(max_length=45, default="")
+    facts = TextField(default="", constraints=[SQL("DEFAULT ''")])
 
     @classmethod
-    def write(cls, actor: str, action: str, detail: str = "", address: str = "") -> "AuditLog":
-        """Append one entry."""
-        return cls.create(actor=actor, action=action, detail=detail, address=address)
+    def write(cls, actor: str, action: str, detail: str = "", address: str = "", *,
+              at=None, **values) -> "AuditLog":
+        """Append one entry; ``values`` are the facts its translated line shows."""
+        return cls.create(at=at or utcnow(), actor=actor, action=action, detail=detail,
+                          address=address,
+                          facts=json.dumps(values, ensure_ascii=False) if values else "")
+
+    def values(self) -> dict:
+        """The entry's values ({} for an entry written before they were kept)."""
+        try:
+            loaded = json.loads(self.facts) if self.facts else {}
+        except ValueError:
+            return {}
+        return loaded if isinstance(loaded, dict) else {}
 
 
 class TokenCache(BaseModel):
@@ -445,6 +463,18 @@ def _grant_bytes_used(migrator) -> None:
         migrate(migrator.add_column("grant", "bytes_used", BigIntegerField(null=True)))
 
 
+def _audit_values(migrator) -> None:
+    """v11: activity-log entries keep their values (``facts``) so a page can say them in
+    Swahili; older entries keep only their English ``detail``."""
+    from playhouse.migrate import migrate
+
+    table = AuditLog._meta.table_name
+    if db.table_exists(table) and \
+            "facts" not in {column.name for column in db.get_columns(table)}:
+        migrate(migrator.add_column(table, "facts", AuditLog._meta.fields["facts"],
+                                    allow_not_null=True))
+
+
 def _accounts_and_free_access_keys(migrator) -> None:
     """v12: an owner can disable a technician's account; free access carries the one-time
     key of the form that gave it (a double tap gives one grant, not two)."""
@@ -479,7 +509,7 @@ def _unique_package_names(migrator) -> None:
 
 #: Migrations by target version: ``{2: fn(migrator)}`` using playhouse.migrate.
 MIGRATIONS = {2: _explicit_purchase_states, 3: _admin_session_versions, 4: _limit_keys,
-              5: _purchase_references, 8: _grant_bytes_used,
+              5: _purchase_references, 8: _grant_bytes_used, 11: _audit_values,
               12: _accounts_and_free_access_keys, 13: _unique_package_names}
 
 

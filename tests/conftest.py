@@ -251,9 +251,9 @@ def sales(app):
     from portal.venue.vouchers import create_batch
 
     hour = make_package(app, name_en="1 hour", price=20, validity="1h")
-    day = make_package(app, name_en="1 day", price=50, validity="1d")
-    week = make_package(app, name_en="1 week", price=250, validity="7d")
-    month = make_package(app, name_en="1 month", price=800, validity="30d")
+    day = make_package(app, name_en="1 day", name_sw="Siku 1", price=50, validity="1d")
+    week = make_package(app, name_en="1 week", name_sw="Wiki 1", price=250, validity="7d")
+    month = make_package(app, name_en="1 month", name_sw="Mwezi 1", price=800, validity="30d")
     with app.app_context(), db.connection_context():
         paid(day, 50, nairobi(11, 11), paid_amount=50, receipt="TCB1")        # today
         paid(hour, 20, nairobi(11, 0, 10))                                    # today, 00:10

@@ -16,7 +16,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-quic"]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-_PACKAGES = {CHROMIUM: "chromium", "zbarimg": "zbar-tools", "node": "nodejs"}
+_PACKAGES = {CHROMIUM: "chromium", "zbarimg": "zbar-tools", "node": "nodejs",
+             "gs": "ghostscript"}
 
 
 def require(tool: str) -> str:

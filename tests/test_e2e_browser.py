@@ -216,3 +216,21 @@ def test_try_again_after_a_cancel_sends_a_new_prompt(site, phone_page):
     shot(page, "retry-2-waiting")
     with db.connection_context():
         assert Purchase.select().where(Purchase.phone == "254700001032").count() == 2
+def test_swahili_page_gives_the_date_in_swahili(site, phone_page):
+    from portal.i18n import format_datetime
+    from portal.timeutil import to_nairobi
+
+    [code] = site.make_vouchers("1 day", 1)
+    page = phone_page()
+    page.goto(site.customer_url("AA:BB:CC:00:01:08", "10.5.50.108", lang="sw"))
+    page.fill("#voucher-code", code)
+    page.get_by_role("button", name="Tumia vocha").click()
+    page.wait_for_selector("#access-code")
+    shot(page, "swahili-voucher-online")
+    with db.connection_context():
+        expires = Grant.get(Grant.username == code).expires_at
+    until = page.locator("dt:has-text('Inatumika hadi') + dd").inner_text().strip()
+    assert until == format_datetime(expires, "sw")  # Nairobi time, "4 Des 2026 07:15"
+    swahili_months = ["Jan", "Feb", "Mac", "Apr", "Mei", "Jun", "Jul", "Ago", "Sep", "Okt",
+                      "Nov", "Des"]
+    assert until.split()[1] == swahili_months[to_nairobi(expires).month - 1]

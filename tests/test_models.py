@@ -190,6 +190,8 @@ def test_grants_of_an_older_database_get_data_used_unknown(tmp_path):
     assert create_schema() == models.SCHEMA_VERSION >= 8
     with db.connection_context():
         assert [(g.username, g.bytes_used) for g in Grant.select()] == [("48213377", None)]
+
+
 # -- schema v12 and v13: disabled accounts, free-access keys, unique package names ---------
 
 def test_v5_database_gets_disabled_accounts_grant_keys_and_unique_package_names(tmp_path):
@@ -228,3 +230,30 @@ def test_package_names_are_unique_whatever_their_case_in_a_new_database(database
     _package(name_en="1 hour")
     with pytest.raises(IntegrityError), database.atomic():
         _package(name_en="1 HOUR", profile_name="kb-other")
+
+
+# -- schema v5 to v11: activity-log entries keep their values ---------------------------
+
+def test_v5_activity_log_gains_values_and_old_entries_still_read(tmp_path):
+    from portal.models import AuditLog
+    from portal.venue.activity import entry_words
+
+    init_db(str(tmp_path / "v5.db"))
+    create_schema()
+    with db.connection_context():
+        # The database as release 5 left it: no auditlog.facts, schema version 5.
+        db.execute_sql('ALTER TABLE audit_log DROP COLUMN "facts"')
+        SchemaVersion.delete().execute()
+        SchemaVersion.create(version=5)
+        db.execute_sql("INSERT INTO audit_log (at, actor, action, detail, address) VALUES "
+                       "('2026-11-30 09:00:00', 'mama-njeri', 'vouchers.void', "
+                       "'batch 3: 48 code(s) voided', '192.168.88.50')")
+    assert create_schema() == models.SCHEMA_VERSION
+    with db.connection_context():
+        old = AuditLog.get()
+        assert old.values() == {}
+        assert entry_words(old, "sw") == ("Vocha zimebatilishwa", "batch 3: 48 code(s) voided")
+        new = AuditLog.write("mama-njeri", "vouchers.void", "batch 4: 2 code(s) voided",
+                             batch=4, count=2)
+        assert entry_words(AuditLog.get_by_id(new.id), "sw") == (
+            "Vocha zimebatilishwa", "Kundi #4: 2 zimebatilishwa")

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from portal.mpesa import RESULT_MESSAGES, failure_reason, result_message
+from portal.mpesa import RESULT_MESSAGES, failure_reason, owner_reason, result_message
+from portal.mpesa.results import OWNER_REASONS
 
 
 @pytest.mark.parametrize("code, reason", [
@@ -23,3 +24,12 @@ def test_result_messages_table_shape():
     assert "PIN" in result_message(2001, "en") and "PIN" in result_message(2001, "sw")
     for code in (2028, 8006):
         assert "staff" in result_message(code, "en")
+
+
+def test_every_result_code_has_plain_words_for_the_owner():
+    assert set(OWNER_REASONS) == set(RESULT_MESSAGES)
+    assert owner_reason("1037", "DS timeout user cannot be reached") == \
+        "The customer's phone could not be reached (switched off or no network)."
+    assert owner_reason(None, "The initiator information is invalid.") == \
+        "The customer entered a wrong M-Pesa PIN."
+    assert owner_reason(4242, "Something new") == "M-Pesa did not complete the payment."

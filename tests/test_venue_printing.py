@@ -83,6 +83,18 @@ def test_sheet_in_chromium_is_readable_and_its_qr_codes_log_in(printed, layout):
     found = decode(png)
     assert sorted(found) == sorted(login_url(DNS, code) for code in codes)
     assert found[0].startswith(f"http://{DNS}/login?username=")
+    # On paper too: the PDF chromium prints, rasterised at 300 dpi as a printer would, has
+    # sharp QR codes (each is one pixel a module, scaled without smoothing).
+    (ARTIFACTS / f"vouchers-{layout}.pdf").write_bytes(pdf)
+    paper = ARTIFACTS / f"vouchers-{layout}-pdf-%02d.png"
+    for earlier in ARTIFACTS.glob(f"vouchers-{layout}-pdf-*.png"):
+        earlier.unlink()  # only this run's pages are read
+    subprocess.run([require("gs"), "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-sDEVICE=pnggray",
+                    "-r300", f"-sOutputFile={paper}", str(ARTIFACTS / f"vouchers-{layout}.pdf")],
+                   check=True, timeout=120)
+    printed = [line for page in sorted(ARTIFACTS.glob(f"vouchers-{layout}-pdf-*.png"))
+               for line in decode(page)]
+    assert sorted(printed) == sorted(login_url(DNS, code) for code in codes)
 
 
 def test_reprint_gives_the_same_codes_and_csv_lists_them(printed):
@@ -91,8 +103,11 @@ def test_reprint_gives_the_same_codes_and_csv_lists_them(printed):
     again = owner.text(f"/admin/vouchers/{batch_id}/print?layout=80mm")
     # The same sheet, but for the nonce its <style> and <script> carry for this response.
     assert re.sub(r' nonce="[^"]+"', "", first) == re.sub(r' nonce="[^"]+"', "", again)
-    assert "@page{size:80mm" in first and "<img" not in first and "http" not in first.split(
-        "<main")[0].replace("http://www.w3.org", "")
+    assert "@page{size:80mm" in first and "http" not in first
+    # Every picture is inside the page: the sheet prints offline and fetches nothing.
+    sources = re.findall(r'<img[^>]* src="([^"]+)"', first)
+    assert len(sources) == len(codes) and all(s.startswith("data:image/png;base64,")
+                                              for s in sources)
     for code in codes:
         assert f'data-code="{code}"' in first
     response = owner.get(f"/admin/vouchers/{batch_id}.csv")
@@ -108,4 +123,64 @@ def test_swahili_sheet(printed):
     owner, batch_id, _codes = printed
     html = owner.text(f"/admin/vouchers/{batch_id}/print?layout=a4&lang=sw")
     assert "Siku 1" in html and 'lang="sw"' in html
-    assert "Jiunge na WiFi, kisha andika namba hii au skani QR." in html
+    assert "Jiunge na WiFi, kisha andika msimbo huu au skani QR." in html
+    # The package's name already says how long it lasts: said once ("Siku 1"), not
+    # "Siku 1 · muda Siku 1".
+    assert '<p class="pkg">Siku 1</p>' in html and "muda" not in html
+
+
+def test_swahili_a4_card_keeps_a_long_name_the_wifi_name_and_the_hint_inside(app, printed):
+    """Finding 6: a 46-character venue name and the Swahili hint were cut off the A4 card."""
+    from playwright.sync_api import sync_playwright
+    from PIL import Image
+
+    from portal.venue.branding import save_branding, save_logo
+
+    owner, batch_id, codes = printed
+    venue = "Mama Njeri's Cafe & Guest House, Kiambu Road 2"
+    assert len(venue) == 46
+    logo = io.BytesIO()
+    Image.new("RGB", (300, 100), (138, 21, 56)).save(logo, "PNG")
+    with app.app_context(), db.connection_context():
+        save_branding("mama-njeri", "", name=venue, color="#8a1538", support_phone="",
+                      ssid="MamaNjeri-WiFi")
+        save_logo("mama-njeri", "", logo.getvalue(), instance=app.instance_path)
+    html = owner.text(f"/admin/vouchers/{batch_id}/print?layout=a4&lang=sw")
+    png = ARTIFACTS / "vouchers-a4-sw-long-name.png"
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            page = browser.new_page(viewport={"width": WIDTHS["a4"], "height": 900},
+                                    device_scale_factor=2)
+            page.set_content(html)
+            page.emulate_media(media="print")
+            page.screenshot(path=str(png), full_page=True)
+            cards = page.eval_on_selector_all(".card", """cards => cards.map(c => {
+                const box = c.getBoundingClientRect(), inner = {top: box.top + c.clientTop,
+                    bottom: box.top + c.clientTop + c.clientHeight,
+                    left: box.left + c.clientLeft, right: box.left + c.clientLeft + c.clientWidth};
+                const part = s => { const r = c.querySelector(s).getBoundingClientRect();
+                    return {top: r.top, bottom: r.bottom, left: r.left, right: r.right}; };
+                const logo = c.querySelector('.logo');
+                return {inner, venue: part('.venue'), hint: part('.hint'), ssid: part('.ssid'),
+                        code: part('.code'), qr: part('.qr'), text: c.innerText,
+                        logo: logo ? getComputedStyle(logo).backgroundImage.slice(0, 26) : ''};
+            })""")
+        finally:
+            browser.close()
+    assert len(cards) == 9
+    for card in cards:
+        inner = card["inner"]
+        for part in ("venue", "hint", "ssid", "code", "qr"):
+            box = card[part]
+            assert inner["top"] - 0.5 <= box["top"] and box["bottom"] <= inner["bottom"] + 0.5, \
+                (part, box, inner)
+            assert inner["left"] - 0.5 <= box["left"] and box["right"] <= inner["right"] + 0.5, \
+                (part, box, inner)
+        assert card["hint"]["top"] >= card["qr"]["bottom"] - 0.5  # the hint is below the QR
+        assert venue in card["text"].replace("\n", " ")
+        assert "Jiunge na WiFi, kisha andika msimbo huu au skani QR." in \
+            card["text"].replace("\n", " ")
+        assert "WiFi: MamaNjeri-WiFi" in card["text"]
+        assert card["logo"] == 'url("data:image/png;base64'
+    assert sorted(decode(png)) == sorted(login_url(DNS, code) for code in codes)

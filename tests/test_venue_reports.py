@@ -28,7 +28,14 @@ def test_chart_and_sales_by_package(app, sales):
     svg = reports.chart_svg(bars, title="Money per day")
     assert svg.startswith("<svg") and svg.count('class="mpesa"') == 4
     assert svg.count('class="vouchers"') == 2 and "<script" not in svg
-    assert "11 Mar: KES 90 (M-Pesa 70, Vouchers 20)" in svg
+    assert "11 Mar 2026: KES 90 (M-Pesa 70, Vouchers 20)" in svg
     assert [(r.package, r.mpesa_count, r.voucher_count, r.amount) for r in by_package] == [
         ("1 month", 1, 0, 800), ("1 week", 1, 0, 250), ("1 hour", 1, 2, 60),
         ("1 day", 1, 0, 50)]
+    # A Swahili owner reads the Swahili month and the packages' Swahili names.
+    swahili = reports.chart_svg(bars, title="Pesa kwa siku", mpesa_label="M-Pesa",
+                                voucher_label="Vocha", lang="sw")
+    assert "11 Mac 2026: KES 90 (M-Pesa 70, Vocha 20)" in swahili
+    with app.app_context(), db.connection_context():
+        by_package = reports.sales_by_package(*reports.period_bounds(NOW)["month"], "sw")
+    assert [r.package for r in by_package] == ["Mwezi 1", "Wiki 1", "Saa 1", "Siku 1"]

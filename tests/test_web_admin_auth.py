@@ -157,9 +157,18 @@ def test_owner_adds_a_technician_and_reads_the_audit_log(app):
                                 "role": "technician"})
     assert "wanjiku" in owner.text("/admin/users")
     page = visible_text(owner.text("/admin/audit"))
-    assert "admin.create technician wanjiku" in page
-    assert "admin.login" in page and LAN in page
+    assert "Account added technician wanjiku" in page
+    assert "Signed in" in page and LAN in page
     assert csrf_of(owner.text("/admin/users"))
+    # The same lines in Swahili, and a line written before entries kept their values
+    # (v10 and older) still reads: its action and its English detail.
+    with app.app_context(), db.connection_context():
+        AuditLog.create(actor="mama-njeri", action="package.create", address=LAN,
+                        detail="#1 1 hour, KES 10, 1h, 1 device")
+    page = visible_text(owner.text("/admin/audit?lang=sw"))
+    assert "Akaunti imeongezwa fundi wanjiku" in page
+    assert "Ameingia" in page and "admin.login" not in page
+    assert "Kifurushi kimeongezwa #1 1 hour, KES 10, 1h, 1 device" in page
 
 
 def copied_cookie(browser: Browser) -> str:

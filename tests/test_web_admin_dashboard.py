@@ -31,7 +31,10 @@ def test_dashboard_page_today_excludes_last_night(app, router_sim):
     today = html.split('id="money-today"')[1].split("</section>")[0]
     assert 'class="total">50<' in today and "(1)" in today
     page = visible_text(html)
-    assert "The balance is insufficient for the transaction." in page
+    # Plain words for the owner; Daraja's own text only inside a details line.
+    assert "The customer's M-Pesa balance was too low." in page and "0711 000 111" in page
+    assert "words</summary><small>The balance is insufficient for the transaction.</small>" \
+        "</details>" in html
     assert "<svg" in html and "<script" not in html and "http://" not in html.replace(
         "http://www.w3.org", "")
     assert "Reachable" in page and "7.16" in page  # the emulator's RouterOS version
@@ -44,8 +47,7 @@ def test_search_by_phone_receipt_and_code(app, sales):
     owner = Browser(app)
     owner.login()
     by_phone = visible_text(owner.text("/admin/search?q=0799 999 999"))
-    # Phones as Kenyans write them, never 2547...
-    assert "Request cancelled by user" in by_phone and "0799 999 999" in by_phone
+    assert "The customer cancelled the request." in by_phone and "0799 999 999" in by_phone
     assert "254799999999" not in by_phone
     assert "TCB1" in visible_text(owner.text("/admin/search?q=tcb1"))
     with app.app_context(), db.connection_context():
@@ -61,6 +63,30 @@ def test_search_by_phone_receipt_and_code(app, sales):
     assert "TCB1" in visible_text(owner.text("/admin/search?q=tcb"))
     assert code in visible_text(owner.text(f"/admin/search?q={code[:4]}"))
     assert "Nothing found for 0700000000." in visible_text(owner.text("/admin/search?q=0700000000"))
+
+
+def test_owner_reads_why_a_sale_failed_in_swahili_and_a_missing_receipt(app):
+    make_users(app)
+    package = make_package(app, name_en="1 day", name_sw="Siku 1", price=50, validity="1d")
+    now = utcnow()
+    with app.app_context(), db.connection_context():
+        paid(package, 50, now, status=Purchase.FAILED, phone="254722000222",
+             desc="DS timeout user cannot be reached")
+        Purchase.update(result_code=1037).where(Purchase.phone == "254722000222").execute()
+        paid(package, 50, now, status=Purchase.FAILED, phone="254733000333",
+             desc="The initiator information is invalid.")  # no code: known by its words
+        paid(package, 50, now, paid_amount=50, phone="254744000444")  # credited by query
+    owner = Browser(app)
+    owner.login()
+    english = visible_text(owner.text("/admin/dashboard"))
+    assert "receipt not yet received from M-Pesa" in english
+    assert "The customer's phone could not be reached (switched off or no network)." in english
+    assert "The customer entered a wrong M-Pesa PIN." in english
+    swahili = visible_text(owner.text("/admin/dashboard?lang=sw"))
+    assert "Simu ya mteja haikufikika (imezimwa au haina mtandao)." in swahili
+    assert "Mteja aliweka PIN ya M-Pesa isiyo sahihi." in swahili
+    assert "risiti bado haijapokelewa kutoka M-Pesa" in swahili
+    assert "Siku 1" in swahili and "0744 000 444" in swahili
 
 
 def test_free_access_code_works_on_the_router_and_kick(app, router_sim):

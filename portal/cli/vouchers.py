@@ -8,7 +8,7 @@ import click
 from .. import clients
 from ..errors import KibandaError, RouterError
 from ..timeutil import format_local, utcnow
-from ..venue.branding import branding
+from ..venue.branding import branding, logo_data_url
 from ..venue.packages import find_package
 from ..venue.printing import render_sheet
 from ..venue.vouchers import (
@@ -56,10 +56,11 @@ def _push(ctx: click.Context, settings: dict, batch) -> None:
         ctx.exit(ROUTER_DOWN)
 
 
-def _write_sheet(settings: dict, batch, path: str, layout: str) -> None:
-
+def _write_sheet(ctx: click.Context, settings: dict, batch, path: str, layout: str) -> None:
+    site = branding(settings)
     html = render_sheet(batch, list(batch_codes(batch)), layout=layout,
-                        venue=branding(settings)["name"],
+                        venue=site["name"], ssid=site["ssid"],
+                        logo=logo_data_url(site, ctx.find_root().obj["instance"]),
                         dns_name=str(settings["HOTSPOT_DNS_NAME"]),
                         lang=str(settings.get("DEFAULT_LANGUAGE", "en")))
     Path(path).write_text(html, encoding="utf-8")
@@ -94,7 +95,7 @@ def create_command(ctx, package_name, count, alphabet, length, prefix, print_fil
     click.echo(f"made batch {batch.id}: {batch.count} x {package.name_en} "
                f"(KES {package.price}), {alphabet} codes of {batch.length} characters")
     if print_file:
-        _write_sheet(settings, batch, print_file, layout)
+        _write_sheet(ctx, settings, batch, print_file, layout)
     if not no_push:
         _push(ctx, settings, batch)
 
@@ -148,7 +149,7 @@ def print_command(ctx, batch_id, path, layout) -> None:
     except KibandaError as exc:
         click.echo(f"error: {exc.message_for('en')}", err=True)
         ctx.exit(BAD_INPUT)
-    _write_sheet(settings, batch, path, layout)
+    _write_sheet(ctx, settings, batch, path, layout)
 
 
 @vouchers.command("void")

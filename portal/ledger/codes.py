@@ -31,7 +31,7 @@ def _wrong_code(this_try: CodeTry, typed: str) -> ValidationError:
     this_try.wrong = True
     return ValidationError(f"wrong code {typed!r}", field="code",
                            en="That code is not valid. Check it and try again.",
-                           sw="Namba hiyo si sahihi. Iangalie ujaribu tena.")
+                           sw="Msimbo huo si sahihi. Uangalie ujaribu tena.")
 
 
 def _login(grant: Grant, gateway, mac: str, ip: str, now: datetime) -> Grant:

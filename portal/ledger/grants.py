@@ -314,8 +314,10 @@ def manual_grant(package_id, note: str, gateway, now: datetime, actor: str,
             grant = create_grant(package, Grant.MANUAL, now, created_by=actor, note=note)
             if request_key is not None:
                 Grant.update(request_key=request_key).where(Grant.id == grant.id).execute()
-            AuditLog.create(at=now, actor=actor, action="grant.manual", address=address,
-                            detail=f"{grant.username}: {package.name_en} ({note})")
+            AuditLog.write(actor, "grant.manual",
+                           f"{grant.username}: {package.name_en} ({note})", address, at=now,
+                           code=grant.username, name=package.name_en, name_sw=package.name_sw,
+                           note=note)
     except IntegrityError:
         given = (Grant.get_or_none(Grant.request_key == request_key)
                  if request_key is not None else None)

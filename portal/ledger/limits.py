@@ -188,7 +188,7 @@ def _unverified_wait(operator: str, seconds: float) -> RateLimited:
 
 _BUSY = {
     "wrong codes": ("Too many wrong codes on this WiFi right now",
-                    "Namba nyingi mno zisizo sahihi kwenye WiFi hii sasa hivi"),
+                    "Misimbo mingi mno isiyo sahihi kwenye WiFi hii sasa hivi"),
     "pushes": ("Too many payment requests on this WiFi right now",
                "Maombi mengi mno ya malipo kwenye WiFi hii sasa hivi"),
 }

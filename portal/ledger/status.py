@@ -26,13 +26,13 @@ _MESSAGES = {
                          "connected automatically: keep this page open, or use your M-Pesa "
                          "code on Reconnect.",
                    "sw": "Bado tunathibitisha na M-Pesa. Kama ulilipa, utaunganishwa wenyewe: "
-                         "acha ukurasa huu wazi, au tumia namba ya muamala ya M-Pesa kwenye "
+                         "acha ukurasa huu wazi, au tumia msimbo wa muamala wa M-Pesa kwenye "
                          "Unganisha tena."},
     "no_answer": {"en": "We got no answer from M-Pesa about this payment. If M-Pesa took "
                         "money, use your M-Pesa code on Reconnect or show the staff your "
                         "M-Pesa message.",
                   "sw": "Hatukupata jibu kutoka M-Pesa kuhusu malipo haya. Kama M-Pesa ilikata "
-                        "pesa, tumia namba ya muamala ya M-Pesa kwenye Unganisha tena au "
+                        "pesa, tumia msimbo wa muamala wa M-Pesa kwenye Unganisha tena au "
                         "onyesha wahudumu ujumbe wako wa M-Pesa."},
     "review": {"en": "We could not confirm this payment. If M-Pesa took money, show the "
                      "staff your M-Pesa message and they will connect you.",

@@ -12,12 +12,15 @@ from ..errors import (
 from ..phone import normalise_phone
 from .callbacks import CallbackResult, parse_callback
 from .client import PAYBILL, TILL, MpesaClient, QueryResult, StkPushResult
-from .results import RESULT_MESSAGES, error_from_answer, failure_reason, result_message
+from .results import (
+    RESULT_MESSAGES, error_from_answer, failure_reason, owner_reason, result_message,
+)
 from .tokens import CachedToken, MemoryTokenStore, TokenStore
 
 __all__ = [
     "MpesaClient", "StkPushResult", "QueryResult", "CallbackResult", "parse_callback",
     "normalise_phone", "RESULT_MESSAGES", "result_message", "failure_reason",
+    "owner_reason",
     "error_from_answer", "MpesaError", "InvalidPhone", "InvalidAmount", "MpesaBusy",
     "SubscriberLocked", "DuplicateRequest", "MpesaConfigError", "MpesaTimeout",
     "MpesaUnreachable", "MalformedCallback", "InvalidAccessToken", "PAYBILL", "TILL",

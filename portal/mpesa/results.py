@@ -11,6 +11,7 @@ from ..errors import (
     DuplicateRequest, InvalidAccessToken, InvalidAmount, InvalidPhone, KibandaError,
     MpesaBusy, MpesaConfigError, MpesaError, MpesaTimeout, SubscriberLocked,
 )
+from ..i18n import N_
 
 
 # ResultCode -> (English, Swahili, reason key). The reason keys are a contract with the
@@ -75,6 +76,46 @@ def result_message(code: int | str | None, lang: str = "en") -> str:
 def failure_reason(code: int | str | None) -> str:
     """A short key for a failed ResultCode: "cancelled", "wrong_pin", ... or "unknown"."""
     return RESULT_MESSAGES.get(_as_code(code), _UNKNOWN)[2]
+
+
+# ResultCode -> what happened, in plain words for the owner (the catalogue translates them).
+# Daraja's own ResultDesc ("DS timeout user cannot be reached") is kept for a details line.
+OWNER_REASONS: dict[int, str] = {
+    1: N_("The customer's M-Pesa balance was too low."),
+    2: N_("M-Pesa refused the amount: below its minimum."),
+    3: N_("M-Pesa refused the amount: above its maximum."),
+    4: N_("The payment would have gone over the customer's M-Pesa daily limit."),
+    8: N_("Your PayBill or Till is at its maximum balance: M-Pesa refused the payment."),
+    17: N_("The same amount was asked from this phone less than 2 minutes before; M-Pesa "
+           "refused the repeat."),
+    26: N_("M-Pesa was busy and did not send the request."),
+    1001: N_("Another M-Pesa request was open on the customer's phone."),
+    1019: N_("The request ran out of time before the customer answered it."),
+    1025: N_("M-Pesa could not send the request to the customer's phone."),
+    1032: N_("The customer cancelled the request."),
+    1037: N_("The customer's phone could not be reached (switched off or no network)."),
+    2001: N_("The customer entered a wrong M-Pesa PIN."),
+    2028: N_("M-Pesa refused the payment: the PayBill or Till settings do not match. "
+             "Ask your technician to check them."),
+    8006: N_("The customer's M-Pesa PIN is locked after too many wrong tries."),
+    9999: N_("M-Pesa could not send the request to the customer's phone."),
+}
+_OWNER_UNKNOWN = N_("M-Pesa did not complete the payment.")
+# Daraja's texts when a code is missing or unknown (lower case, as a part of ResultDesc).
+_KNOWN_TEXTS = (("cannot be reached", 1037), ("initiator information is invalid", 2001),
+                ("cancelled by user", 1032), ("insufficient", 1), ("rule limited", 17),
+                ("unable to lock subscriber", 1001), ("expired", 1019),
+                ("credential is locked", 8006), ("system is busy", 26))
+
+
+def owner_reason(code: int | str | None, result_desc: str | None = "") -> str:
+    """Why a payment did not go through, in plain English for the owner (a catalogue
+    message id): by ResultCode, else by Daraja's known wording, else a general line."""
+    number = _as_code(code)
+    if number not in OWNER_REASONS:
+        lowered = (result_desc or "").lower()
+        number = next((known for text, known in _KNOWN_TEXTS if text in lowered), None)
+    return OWNER_REASONS.get(number, _OWNER_UNKNOWN)
 
 
 def _as_code(code: int | str | None) -> int | None:

@@ -48,7 +48,8 @@ def create_admin(username: str, password: str, role: str = AdminUser.OWNER,
         with db.atomic():
             user = AdminUser.create(username=username, password_hash=hash_password(password),
                                     role=role)
-            AuditLog.write(actor, "admin.create", f"{role} {username}", address)
+            AuditLog.write(actor, "admin.create", f"{role} {username}", address, role=role,
+                           username=username)
     except IntegrityError as exc:
         raise ValidationError(f"username {username} taken", field="username",
                               en="That username is already taken.",

@@ -7,11 +7,16 @@ branding is one query and never touches the disk.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
+import io
 import logging
 import os
 import re
+import warnings
 from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import InvalidPhone, ValidationError
 from ..models import AuditLog, Setting, db
@@ -20,11 +25,19 @@ from .settings import set_setting
 
 log = logging.getLogger(__name__)
 
-NAME, COLOR, PHONE, LOGO = ("branding.site_name", "branding.primary_color",
-                            "branding.support_phone", "branding.logo")
+NAME, COLOR, PHONE, LOGO, SSID = ("branding.site_name", "branding.primary_color",
+                                  "branding.support_phone", "branding.logo", "branding.ssid")
 DEFAULT_COLOR = "#0a7d4f"
 MAX_NAME = 60
 MAX_LOGO_BYTES = 200 * 1024
+#: A phone photo is resized to fit this box before it is stored: shown 40 px high (three
+#: times that for sharp screens), and light enough to keep a customer page under 60 KB.
+LOGO_BOX = (360, 120)
+#: What an owner may upload: a phone photo is a few MB; bigger files are refused.
+MAX_UPLOAD_BYTES = 12 * 1024 * 1024
+#: Pixels Pillow may decode (a 48 MP phone camera); more is refused, never decoded.
+MAX_UPLOAD_PIXELS = 50_000_000
+MAX_SSID = 32
 LOGO_TYPES = {"png": "image/png", "jpg": "image/jpeg"}
 # Owners get hex only; configuration may also name a colour (it lands inside <style>).
 _OWNER_COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}){1,2}$")
@@ -34,7 +47,8 @@ _CONFIG_COLOR = re.compile(r"^(#[0-9a-fA-F]{3}(?:[0-9a-fA-F]{3})?|[a-zA-Z]{3,20}
 def _stored() -> dict[str, str]:
     """Every branding setting in one query."""
     rows = Setting.select(Setting.key, Setting.value).where(
-        Setting.key.in_([NAME, COLOR, PHONE, LOGO]), Setting.encrypted == False)  # noqa: E712
+        Setting.key.in_([NAME, COLOR, PHONE, LOGO, SSID]),
+        Setting.encrypted == False)  # noqa: E712
     return {row.key: row.value for row in rows}
 
 
@@ -77,16 +91,18 @@ def _merge(config, stored: dict[str, str]) -> dict:
     shown, tel = (display_phone(phone, "spaced"), dial_uri(phone)) if phone else ("", "")
     kind, _, version = stored.get(LOGO, "").partition(":")
     owner_logo = kind in LOGO_TYPES
+    ssid = (stored[SSID] if SSID in stored else str(config.get("WIFI_NAME") or "")).strip()
     return {"name": stored.get(NAME) or str(config.get("SITE_NAME") or "") or "Kibanda WiFi",
             "color": color, "text_color": text_color(color), "support_phone": shown,
-            "support_tel": tel,
+            "support_tel": tel, "ssid": ssid,
             "logo_url": f"/branding/logo?v={version}" if owner_logo else _config_logo(config),
             "logo_version": version if owner_logo else "", "logo_type": kind if owner_logo else ""}
 
 
 def save_branding(actor: str, address: str, *, name: str, color: str,
-                  support_phone: str) -> None:
-    """Validate and store the owner's name, colour and help phone (audit-logged)."""
+                  support_phone: str, ssid: str | None = None) -> None:
+    """Validate and store the owner's name, colour, help phone and, when given, the WiFi
+    name printed on vouchers (audit-logged)."""
     name = " ".join((name or "").split())
     if not 1 <= len(name) <= MAX_NAME:
         raise ValidationError("venue name empty or too long", field="name",
@@ -114,11 +130,27 @@ def save_branding(actor: str, address: str, *, name: str, color: str,
                                      "0712 345 678, or empty.",
                                   sw="Namba ya msaada iwe namba ya simu ya Kenya kama "
                                      "0712 345 678, au iachwe wazi.") from exc
+    values = [(NAME, name), (COLOR, color), (PHONE, phone)]
+    if ssid is not None:
+        values.append((SSID, _checked_ssid(ssid)))
     with db.atomic():
-        for key, value in ((NAME, name), (COLOR, color), (PHONE, phone)):
+        for key, value in values:
             set_setting(key, value)
         AuditLog.write(actor, "branding.update",
-                       f"name={name!r} color={color} phone={phone or '-'}", address)
+                       f"name={name!r} color={color} phone={phone or '-'}", address, name=name)
+
+
+def _checked_ssid(ssid: str) -> str:
+    """A WiFi name as the router takes it: up to 32 printable characters (may be empty)."""
+    ssid = (ssid or "").strip()
+    if len(ssid.encode("utf-8")) > MAX_SSID or any(not c.isprintable() for c in ssid) \
+            or "$(" in ssid:
+        raise ValidationError("invalid ssid", field="ssid",
+                              en="The WiFi name must be at most 32 letters, digits or signs, "
+                                 "as on the router.",
+                              sw="Jina la WiFi lisizidi herufi, tarakimu au alama 32, kama "
+                                 "kwenye ruta.")
+    return ssid
 
 
 def logo_kind(data: bytes) -> str | None:
@@ -153,6 +185,53 @@ def check_logo(data: bytes) -> str:
     return kind
 
 
+def prepare_logo(data: bytes) -> bytes:
+    """The logo to store for an uploaded picture: a small PNG or JPEG as it is; anything
+    bigger (a phone photo) turned upright and resized to fit LOGO_BOX. ValidationError
+    for a file that is not a picture, or too big to decode safely."""
+    kind = logo_kind(data)
+    if kind and len(data) <= MAX_LOGO_BYTES:
+        return data
+    if not data:
+        check_logo(data)  # raises: no picture chosen
+    not_a_picture = ValidationError("logo is not a picture", field="logo",
+                                    en="The logo must be a PNG or JPEG picture.",
+                                    sw="Nembo lazima iwe picha ya PNG au JPEG.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            picture = Image.open(io.BytesIO(data))
+            if picture.format not in ("PNG", "JPEG", "WEBP", "GIF", "BMP"):
+                raise not_a_picture  # SVG and the rest: refused, never converted
+            width, height = picture.size
+            if width * height > MAX_UPLOAD_PIXELS:
+                raise ValidationError(f"logo of {width}x{height} pixels", field="logo",
+                                      en="The picture is too large to use. Choose a smaller "
+                                         "one.",
+                                      sw="Picha ni kubwa mno kutumika. Chagua ndogo zaidi.")
+            picture = ImageOps.exif_transpose(picture)
+            picture.thumbnail(LOGO_BOX)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+            Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise not_a_picture from exc
+    out = io.BytesIO()
+    if picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info:
+        picture.convert("RGBA").save(out, "PNG", optimize=True)
+    else:
+        picture.convert("RGB").save(out, "JPEG", quality=80, optimize=True)
+    check_logo(out.getvalue())
+    return out.getvalue()
+
+
+def logo_data_url(site: dict, instance: str | os.PathLike) -> str:
+    """The owner's logo as a ``data:`` URL (a printed sheet carries it inside), or ""."""
+    kind = site.get("logo_type") or ""
+    path = logo_file(kind, instance) if kind in LOGO_TYPES else None
+    if path is None:
+        return ""
+    return f"data:{LOGO_TYPES[kind]};base64," + base64.b64encode(path.read_bytes()).decode()
+
+
 def save_logo(actor: str, address: str, data: bytes, *, instance: str | os.PathLike) -> str:
     """Store a PNG or JPEG logo in place of the old one; return its version."""
     kind = check_logo(data)
@@ -164,7 +243,8 @@ def save_logo(actor: str, address: str, data: bytes, *, instance: str | os.PathL
     os.replace(tmp, folder / f"logo.{kind}")  # a reader sees the old file or the new one
     with db.atomic():
         set_setting(LOGO, f"{kind}:{version}")
-        AuditLog.write(actor, "branding.logo", f"{kind}, {len(data) // 1024 + 1} KB", address)
+        AuditLog.write(actor, "branding.logo", f"{kind}, {len(data) // 1024 + 1} KB", address,
+                       kind=kind, kb=len(data) // 1024 + 1)
     for other in LOGO_TYPES:
         if other != kind:
             (folder / f"logo.{other}").unlink(missing_ok=True)

@@ -8,6 +8,7 @@ from peewee import IntegrityError, fn
 from ..errors import NotFound, RouterError, ValidationError
 from ..models import AuditLog, Package, db, parse_id
 from ..timeutil import format_duration, parse_duration, utcnow
+from .activity import package_values
 
 MIN_PRICE, MAX_PRICE = 1, 250_000
 MIN_DEVICES, MAX_DEVICES = 1, 10
@@ -159,7 +160,8 @@ def create_package(actor: str = "system", address: str = "", **raw) -> Package:
             raise ValidationError("no free profile name", field="name_en",
                                   en="Choose a different package name.",
                                   sw="Chagua jina lingine la kifurushi.")
-        AuditLog.write(actor, "package.create", describe(package), address)
+        AuditLog.write(actor, "package.create", describe(package), address,
+                       **package_values(package))
     return package
 
 
@@ -176,7 +178,8 @@ def update_package(package_id: int, actor: str = "system", address: str = "", **
             package.updated_at = utcnow()
             package.router_synced_at = None
             package.save()
-            AuditLog.write(actor, "package.update", describe(package), address)
+            AuditLog.write(actor, "package.update", describe(package), address,
+                           **package_values(package))
     except IntegrityError as exc:
         taken = _name_taken(fields["name_en"], other_than=package.id)
         if taken is not None:
@@ -196,7 +199,7 @@ def set_package_active(package_id: int, active: bool, actor: str = "system",
         package.updated_at = utcnow()
         package.save()
         AuditLog.write(actor, "package.activate" if active else "package.retire",
-                       describe(package), address)
+                       describe(package), address, **package_values(package))
     return package
 
 

@@ -15,6 +15,7 @@ from markupsafe import Markup, escape
 from peewee import JOIN, fn
 
 from ..ledger.codes import normalise_code
+from ..i18n import format_date, format_money, format_number
 from ..models import Grant, Package, Purchase, Voucher
 from ..timeutil import NAIROBI
 
@@ -135,24 +136,26 @@ def _as_datetime(value) -> datetime:
     return datetime.fromisoformat(str(value))
 
 
-def sales_by_package(start: datetime, end: datetime) -> list[PackageSales]:
-    """Count and money per package in [start, end), biggest first."""
+def sales_by_package(start: datetime, end: datetime, lang: str = "en") -> list[PackageSales]:
+    """Count and money per package in [start, end), biggest first (names in ``lang``)."""
     rows: dict[int, PackageSales] = {}
 
-    def row(package_id: int, name: str, price: int) -> PackageSales:
+    def row(package_id: int, name_en: str, name_sw: str, price: int) -> PackageSales:
+        name = name_sw if lang == "sw" and name_sw else name_en
         return rows.setdefault(package_id, PackageSales(name, price))
 
-    mpesa = (Purchase.select(Package.id, Package.name_en, Package.price,
+    mpesa = (Purchase.select(Package.id, Package.name_en, Package.name_sw, Package.price,
                              fn.COUNT(Purchase.id), fn.SUM(_PAID_AMOUNT))
              .join(Package).where(_paid(start, end)).group_by(Package.id).tuples())
-    for package_id, name, price, count, amount in mpesa:
-        entry = row(package_id, name, price)
+    for package_id, name_en, name_sw, price, count, amount in mpesa:
+        entry = row(package_id, name_en, name_sw, price)
         entry.mpesa_count += count
         entry.amount += int(amount or 0)
-    vouchers = (Voucher.select(Package.id, Package.name_en, Package.price, fn.COUNT(Voucher.id))
+    vouchers = (Voucher.select(Package.id, Package.name_en, Package.name_sw, Package.price,
+                               fn.COUNT(Voucher.id))
                 .join(Package).where(_used(start, end)).group_by(Package.id).tuples())
-    for package_id, name, price, count in vouchers:
-        entry = row(package_id, name, price)
+    for package_id, name_en, name_sw, price, count in vouchers:
+        entry = row(package_id, name_en, name_sw, price)
         entry.voucher_count += count
         entry.amount += count * price
     return sorted(rows.values(), key=lambda r: (-r.amount, r.package))
@@ -165,7 +168,7 @@ def latest_purchases(limit: int = 20) -> list[Purchase]:
 
 
 def chart_svg(bars: list[DayTakings], *, mpesa_label: str = "M-Pesa",
-              voucher_label: str = "Vouchers", title: str = "") -> Markup:
+              voucher_label: str = "Vouchers", title: str = "", lang: str = "en") -> Markup:
     """Stacked daily bars (M-Pesa below, vouchers above) as inline SVG; no JavaScript."""
     width, height, left, bottom, top = 320, 160, 34, 18, 10
     plot_w, plot_h = width - left - 4, height - bottom - top
@@ -188,8 +191,9 @@ def chart_svg(bars: list[DayTakings], *, mpesa_label: str = "M-Pesa",
         mpesa_h = plot_h * bar.mpesa / scale
         voucher_h = plot_h * bar.vouchers / scale
         y_mpesa = top + plot_h - mpesa_h
-        tip = (f"{bar.day:%d %b}: KES {bar.total:,} ({mpesa_label} {bar.mpesa:,}, "
-               f"{voucher_label} {bar.vouchers:,})")
+        tip = (f"{format_date(bar.day, lang)}: {format_money(bar.total, lang)} "
+               f"({mpesa_label} {format_number(bar.mpesa, lang)}, "
+               f"{voucher_label} {format_number(bar.vouchers, lang)})")
         parts.append(f'<g><title>{escape(tip)}</title>')
         if bar.mpesa:
             parts.append(f'<rect x="{x:.1f}" y="{y_mpesa:.1f}" width="{bar_w:.1f}" '

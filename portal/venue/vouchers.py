@@ -76,7 +76,7 @@ def clean_batch_options(count, alphabet: str = "numeric", length=DEFAULT_LENGTH,
     length = whole_number(length if length not in (None, "") else DEFAULT_LENGTH, "length",
                           MIN_LENGTH, MAX_LENGTH,
                           en=f"Code length must be {MIN_LENGTH} to {MAX_LENGTH} characters.",
-                          sw=f"Urefu wa namba ya siri uwe herufi {MIN_LENGTH} hadi {MAX_LENGTH}.")
+                          sw=f"Urefu wa msimbo uwe herufi {MIN_LENGTH} hadi {MAX_LENGTH}.")
     prefix = (prefix or "").strip().upper()
     if len(prefix) > 4 or any(ch not in NUMERIC + ALNUM for ch in prefix):
         raise ValidationError(f"prefix {prefix!r}", field="prefix",
@@ -86,7 +86,8 @@ def clean_batch_options(count, alphabet: str = "numeric", length=DEFAULT_LENGTH,
     if count * 20 > space:
         raise ValidationError("code space too small", field="length",
                               en="Codes that short cannot be unique: choose a longer length.",
-                              sw="Namba fupi hivyo haziwezi kuwa za kipekee: chagua urefu zaidi.")
+                              sw="Misimbo mifupi hivyo haiwezi kuwa ya kipekee: chagua urefu "
+                                 "zaidi.")
     return {"count": count, "alphabet": alphabet, "length": length, "prefix": prefix}
 
 
@@ -108,8 +109,10 @@ def create_batch(package: Package, count, now: datetime, created_by: str,
                                     **options)
         for start in range(0, len(codes), INSERT_CHUNK):
             _insert_codes(batch, codes[start:start + INSERT_CHUNK], options, now)
-        AuditLog.create(at=now, actor=created_by, action="vouchers.create", address=address,
-                        detail=f"batch {batch.id}: {options['count']} x {package.name_en}")
+        AuditLog.write(created_by, "vouchers.create",
+                       f"batch {batch.id}: {options['count']} x {package.name_en}", address,
+                       at=now, batch=batch.id, count=options["count"], name=package.name_en,
+                       name_sw=package.name_sw)
         events.record_event(events.VOUCHER_BATCH, now, batch_id=batch.id,
                             package=package.name_en, count=options["count"],
                             price=package.price)
@@ -282,8 +285,9 @@ def _finish_push(batch: VoucherBatch, state: str, error: str | None, actor: str,
     with db.atomic():
         VoucherBatch.update(push_state=state, push_error=error).where(
             VoucherBatch.id == batch.id).execute()
-        AuditLog.create(at=now, actor=actor, action="vouchers.push", address=address,
-                        detail=f"batch {batch.id}: {state}" + (f" ({error})" if error else ""))
+        AuditLog.write(actor, "vouchers.push",
+                       f"batch {batch.id}: {state}" + (f" ({error})" if error else ""), address,
+                       at=now, batch=batch.id, state=state)
     batch.push_state, batch.push_error = state, error
 
 
@@ -314,13 +318,13 @@ def void_batch(batch_id: int, gateway, now: datetime, actor: str = "system",
                       .execute())
         if not failed:
             VoucherBatch.update(voided_at=now).where(VoucherBatch.id == batch.id).execute()
-        AuditLog.create(at=now, actor=actor, action="vouchers.void", address=address,
-                        detail=f"batch {batch.id}: {count} code(s) voided"
-                               + (f", {len(failed)} refused by the router" if failed else ""))
+        AuditLog.write(actor, "vouchers.void", f"batch {batch.id}: {count} code(s) voided"
+                       + (f", {len(failed)} refused by the router" if failed else ""), address,
+                       at=now, batch=batch.id, count=count)
     if failed:
         raise ValidationError(f"void incomplete: {failed[0]}",
                               en=f"{count} codes voided; the router refused {len(failed)}: "
                                  f"{failed[0]}. Try again.",
-                              sw=f"Vocha {count} zimebatilishwa; kifaa kimekataa {len(failed)}: "
+                              sw=f"Vocha {count} zimebatilishwa; ruta imekataa {len(failed)}: "
                                  f"{failed[0]}. Jaribu tena.")
     return count

@@ -1,7 +1,12 @@
-"""Packages in plain words, English and Swahili: "1 day", "Siku 1", "up to 5 Mbps"."""
+"""Plain words, English and Swahili: packages ("1 day", "Siku 1", "up to 5 Mbps") and,
+for the owner, where an M-Pesa sale stands."""
 from __future__ import annotations
 
 import re
+
+from ..i18n import N_, translate
+from ..models import Purchase
+from ..mpesa import owner_reason
 
 _RATE = re.compile(r"^(\d+(?:\.\d+)?)([kKMG]?)$")
 
@@ -44,3 +49,24 @@ def devices_words(count: int, lang: str) -> str:
     if lang == "sw":
         return f"{'Kifaa' if count == 1 else 'Vifaa'} {count}"
     return f"{count} device{'' if count == 1 else 's'}"
+
+
+_OWNER_NOTES = {
+    Purchase.UNANSWERED: N_("No answer from M-Pesa to the request yet; still asking."),
+    Purchase.REVIEW: N_("Needs a look: M-Pesa's answer did not match this sale, or no final "
+                        "word came in 48 hours. Compare with the customer's M-Pesa message."),
+    Purchase.EXPIRED: N_("No final word from M-Pesa."),
+}
+
+
+def purchase_note(purchase: Purchase, lang: str) -> str:
+    """What the owner needs to know about an M-Pesa sale beyond its status, in ``lang``:
+    why it failed in plain words (never Daraja's raw text, which pages show apart), or
+    that a sale credited by query has no receipt yet. Empty when the status says it all."""
+    if purchase.status == Purchase.PAID:
+        return "" if purchase.receipt else translate("receipt not yet received from M-Pesa",
+                                                     lang)
+    if purchase.status == Purchase.FAILED:
+        return translate(owner_reason(purchase.result_code, purchase.result_desc), lang)
+    note = _OWNER_NOTES.get(purchase.status)
+    return translate(note, lang) if note else ""

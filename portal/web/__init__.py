@@ -77,10 +77,11 @@ def admin_policy(nonce: str, portal_url: str = "") -> str:
     """The admin pages' Content-Security-Policy: their own files and nonce-marked elements.
 
     Images may also come from PORTAL_URL (a configured logo), as the owner may reach the
-    admin pages by another address than the phones reach the portal.
+    admin pages by another address than the phones reach the portal, and from data: URLs
+    (a voucher sheet carries its QR codes and the logo inside itself, to print offline).
     """
     portal = _ORIGIN.match(portal_url or "")
-    images = "'self'" + (f" {portal.group(0)}" if portal else "")
+    images = "'self' data:" + (f" {portal.group(0)}" if portal else "")
     return (f"default-src 'self'; script-src 'self' 'nonce-{nonce}'; "
             f"style-src 'self' 'nonce-{nonce}'; img-src {images}; object-src 'none'; "
             f"base-uri 'none'; form-action 'self'; frame-ancestors 'none'")

@@ -20,7 +20,8 @@ from ..errors import (
 from ..ledger import codes, grants, purchases, status
 from ..models import Grant, Package, Purchase, db
 from ..phone import display_phone
-from ..timeutil import format_local, utcnow
+from ..i18n import format_datetime
+from ..timeutil import utcnow
 from ..venue.hotspot_files import router_error_message
 from ..venue.packages import format_size
 from ..venue.wording import devices_words, duration_words, speed_words
@@ -208,7 +209,7 @@ def _grant_view(grant: Grant | None, now, *, status: str, access_code, receipt,
     time_left = grants.grant_time_left(grant, now)
     return {"status": status, "access_code": access_code, "receipt": receipt,
             "time_left": time_left, "time_left_words": duration_words(time_left, lang),
-            "expires_local": format_local(grant.expires_at, "%d %b %Y %H:%M"),
+            "expires_local": format_datetime(grant.expires_at, lang),
             "devices": devices_words(grant.package.devices, lang),
             "package": grant.package.name(lang),
             "login_needed": bool(login_needed and login_url and access_code),

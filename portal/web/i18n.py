@@ -8,7 +8,12 @@ from __future__ import annotations
 from flask import current_app, g, request, session
 from markupsafe import Markup
 
-from ..i18n import LANGUAGES, translate
+from ..phone import display_phone
+from ..venue.wording import purchase_note
+from ..i18n import (
+    LANGUAGES, format_date, format_datetime, format_money, format_month, format_number,
+    translate,
+)
 
 
 def choose_language() -> str:
@@ -39,7 +44,31 @@ def gettext(text: str, **values) -> str:
     return Markup(result) if isinstance(text, Markup) else result
 
 
+def local(moment) -> str:
+    """A stored UTC time as Nairobi time in the request's language: "3 Des 2026 14:05"."""
+    return format_datetime(moment, current_language())
+
+
+def _in_language(formatter):
+    def filter_(value):
+        return formatter(value, current_language())
+    filter_.__doc__ = formatter.__doc__
+    return filter_
+
+
 def init_app(app) -> None:
-    """Expose ``_`` and ``lang`` to templates."""
+    """Expose ``_``, ``current_language``, ``local()`` and the CLDR filters to templates:
+    ``|money`` (KES 1,500), ``|number``, ``|day`` (3 Des 2026), ``|when`` (with the time),
+    ``|month`` (Desemba 2026), each in the request's language; ``|phone`` (0712 345 678),
+    ``|name`` (a package's name in the request's language, English when it has no
+    Swahili one) and ``purchase_note(p)`` (why a sale failed, in plain words)."""
     app.jinja_env.globals["_"] = gettext
     app.jinja_env.globals["current_language"] = current_language
+    app.jinja_env.globals["local"] = local
+    app.jinja_env.globals["purchase_note"] = lambda p: purchase_note(p, current_language())
+    app.jinja_env.filters["phone"] = lambda number: display_phone(number, "spaced")
+    app.jinja_env.filters["name"] = lambda package: package.name(current_language())
+    for name, formatter in (("money", format_money), ("number", format_number),
+                            ("day", format_date), ("when", format_datetime),
+                            ("month", format_month)):
+        app.jinja_env.filters[name] = _in_language(formatter)

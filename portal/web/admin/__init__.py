@@ -17,7 +17,7 @@ from flask import (Blueprint, flash, g, redirect, render_template, request, sess
 from ...errors import KibandaError
 from ...models import AdminUser, AuditLog
 from ...phone import display_phone
-from ...timeutil import format_local
+from ...venue.branding import MAX_UPLOAD_BYTES
 from ..i18n import current_language, gettext as _
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -45,6 +45,9 @@ def _check_csrf():
     """Refuse any POST without this session's token, before anything changes."""
     if request.method != "POST":
         return None
+    if request.endpoint == "admin.branding_page":
+        # A logo straight off a phone's camera is a few MB: it is resized, not refused.
+        request.max_content_length = MAX_UPLOAD_BYTES + 64 * 1024  # and the form's fields
     sent = request.form.get("csrf_token", "")
     expected = session.get("csrf", "")
     if not (sent and expected and hmac.compare_digest(sent.encode(), expected.encode())):
@@ -83,8 +86,8 @@ def start_session(user: AdminUser) -> None:
 
 @bp.context_processor
 def _template_helpers():
-    return {"csrf_token": csrf_token, "admin": g.get("admin"), "local": format_local,
-            "OWNER": OWNER, "phone": _phone_shown}
+    return {"csrf_token": csrf_token, "admin": g.get("admin"), "OWNER": OWNER,
+            "phone": _phone_shown}
 
 
 def _phone_shown(phone: str) -> str:
@@ -107,10 +110,10 @@ def login_required(role: str | None = None):
     return decorator
 
 
-def audit(action: str, detail: str = "") -> None:
-    """Record an admin action by the signed-in user."""
+def audit(action: str, detail: str = "", **values) -> None:
+    """Record an admin action by the signed-in user (``values``: see venue/activity.py)."""
     AuditLog.write(g.admin.username if g.get("admin") else "-", action, detail,
-                   client_address())
+                   client_address(), **values)
 
 
 def flash_error(exc: KibandaError) -> None:

@@ -7,6 +7,7 @@ from ...errors import KibandaError, SetupClosed, ValidationError
 from ...models import AdminUser, AuditLog
 from ...timeutil import utcnow
 from ...venue import accounts
+from ...venue.activity import entry_words
 from ..i18n import current_language, gettext as _
 
 #: A million entries: far more than any site writes, and the offset stays a small number.
@@ -115,8 +116,9 @@ def audit_log():
         return render_template("error.html", message=_("There is no such page.")), 400
     entries = list(AuditLog.select().order_by(AuditLog.at.desc(), AuditLog.id.desc())
                    .paginate(page, AUDIT_PAGE))
-    return render_template("admin/audit.html", entries=entries, page=page,
-                           more=len(entries) == AUDIT_PAGE)
+    lang = current_language()
+    return render_template("admin/audit.html", page=page, more=len(entries) == AUDIT_PAGE,
+                           entries=[(e, *entry_words(e, lang)) for e in entries])
 
 
 @bp.route("/users", methods=["GET", "POST"])

@@ -13,7 +13,7 @@ from ..i18n import current_language
 from ..i18n import gettext as _
 from . import OWNER, bp, client_address, login_required
 
-FIELDS = ("name", "color", "support_phone")
+FIELDS = ("name", "color", "support_phone", "ssid")
 
 
 def _page(values: dict, error: ValidationError | None = None):
@@ -21,8 +21,7 @@ def _page(values: dict, error: ValidationError | None = None):
     return render_template(
         "admin/branding.html", values=values, site=site,
         error=error.message_for(current_language()) if error else None,
-        error_field=error.field if error else None,
-        max_kb=branding.MAX_LOGO_BYTES // 1024), 200 if error is None else 400
+        error_field=error.field if error else None), 200 if error is None else 400
 
 
 @bp.route("/branding", methods=["GET", "POST"])
@@ -32,14 +31,14 @@ def branding_page():
     if request.method == "GET":
         site = current_branding()
         return _page({"name": site["name"], "color": site["color"],
-                      "support_phone": site["support_phone"]})
+                      "support_phone": site["support_phone"], "ssid": site["ssid"]})
     values = {name: request.form.get(name, "") for name in FIELDS}
     upload = request.files.get("logo")
-    logo = upload.read(branding.MAX_LOGO_BYTES + 1) if upload and upload.filename else b""
+    logo = upload.read(branding.MAX_UPLOAD_BYTES + 1) if upload and upload.filename else b""
     try:
-        # Check the logo before saving anything: a refused file must change nothing.
+        # Check (and shrink) the logo before saving anything: a refused file changes nothing.
         if logo:
-            branding.check_logo(logo)
+            logo = branding.prepare_logo(logo)
         branding.save_branding(g.admin.username, client_address(), **values)
         if logo:
             branding.save_logo(g.admin.username, client_address(), logo,
@@ -68,5 +67,6 @@ def _too_big(_exc):
     kept = session.get("lang")
     g.lang = kept if kept in LANGUAGES else (request.accept_languages.best_match(LANGUAGES)
                                              or "en")
-    message = _("The file is too big: at most {kb} KB.", kb=branding.MAX_LOGO_BYTES // 1024)
+    message = _("The file is too big: at most {mb} MB.",
+                mb=branding.MAX_UPLOAD_BYTES // (1024 * 1024))
     return render_template("error.html", message=message), 413

@@ -6,6 +6,7 @@ import secrets
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 
 from ...errors import KibandaError, RouterError
+from ...i18n import format_datetime, format_time
 from ...ledger import grants
 from ...models import Grant, Package, parse_id
 from ...timeutil import format_local, utcnow
@@ -46,12 +47,13 @@ def dashboard_page():
     days = days if days in reports.CHART_DAYS else 14
     bars = reports.daily_takings(now, days)
     month_start, month_end = reports.period_bounds(now)["month"]
+    lang = current_language()
     chart = reports.chart_svg(bars, mpesa_label=_("M-Pesa"), voucher_label=_("Vouchers"),
-                                title=_("Money per day, last {days} days", days=days))
+                              title=_("Money per day, last {days} days", days=days), lang=lang)
     return render_template(
         "admin/dashboard.html", money=reports.takings_by_period(now), chart=chart,
         days=days, chart_total=sum(b.total for b in bars),
-        by_package=reports.sales_by_package(month_start, month_end),
+        by_package=reports.sales_by_package(month_start, month_end, lang),
         purchases=reports.latest_purchases(), router=router_status(),
         packages=Package.on_sale(), agent=agent_notice(now))
 
@@ -64,7 +66,9 @@ def agent_notice(now) -> dict | None:
     if state.last_at is None:
         return {"since": None}
     same_day = format_local(state.last_at, "%Y%m%d") == format_local(now, "%Y%m%d")
-    return {"since": format_local(state.last_at, "%H:%M" if same_day else "%d %b %H:%M")}
+    lang = current_language()
+    return {"since": format_time(state.last_at, lang) if same_day
+            else format_datetime(state.last_at, lang)}
 
 
 @bp.get("/search")
@@ -123,7 +127,7 @@ def kick(active_id: str):
     except RouterError as exc:
         flash_error(exc)
     else:
-        audit("session.kick", f"{user} ({active_id})")
+        audit("session.kick", f"{user} ({active_id})", user=user or active_id)
         flash(_("{user} was logged out.", user=user or active_id), "ok")
     return redirect(back)
 

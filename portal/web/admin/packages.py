@@ -7,6 +7,7 @@ from ...errors import ValidationError
 from ...models import AuditLog, Package
 from ...timeutil import format_duration
 from ...venue import packages
+from ...venue.activity import package_values
 from ...venue.wording import duration_words
 from .. import app_router
 from ..i18n import current_language
@@ -122,6 +123,6 @@ def package_sync(package_id: int):
         flash_error(ValidationError("no package", en="Not found.", sw="Haikupatikana."))
         return redirect(url_for("admin.package_list"))
     AuditLog.write(g.admin.username, "package.sync", packages.describe(package),
-                   client_address())
+                   client_address(), **package_values(package))
     _sync(package)
     return redirect(url_for("admin.package_list"))

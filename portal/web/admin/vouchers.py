@@ -8,6 +8,7 @@ from ...errors import KibandaError, ValidationError
 from ...models import AuditLog, Package, parse_id
 from ...timeutil import format_local, utcnow
 from ...venue import vouchers
+from ...venue.branding import logo_data_url
 from ...venue.printing import LAYOUTS, batch_csv, render_sheet
 from .. import app_router, csp_nonce, current_branding
 from ..i18n import current_language, gettext as _
@@ -108,8 +109,10 @@ def voucher_print(batch_id: int):
         layout = "a4"
     codes = list(vouchers.batch_codes(batch))
     AuditLog.write(g.admin.username, "vouchers.print", f"batch {batch.id} ({layout})",
-                   client_address())
-    html = render_sheet(batch, codes, layout=layout, venue=current_branding()["name"],
+                   client_address(), batch=batch.id, layout=layout)
+    site = current_branding()
+    html = render_sheet(batch, codes, layout=layout, venue=site["name"], ssid=site["ssid"],
+                        logo=logo_data_url(site, current_app.instance_path),
                         dns_name=current_app.config["HOTSPOT_DNS_NAME"],
                         lang=current_language(), nonce=csp_nonce(),
                         back_url=url_for("admin.voucher_batch", batch_id=batch.id))
@@ -122,7 +125,7 @@ def voucher_csv(batch_id: int):
     """The batch as CSV: code, package, price, state, created."""
     batch = vouchers.get_batch(batch_id)
     AuditLog.write(g.admin.username, "vouchers.export", f"batch {batch.id} (csv)",
-                   client_address())
+                   client_address(), batch=batch.id)
     return Response(batch_csv(batch, vouchers.batch_codes(batch)), mimetype="text/csv",
                     headers={"Content-Disposition":
                              f'attachment; filename="vouchers-batch-{batch.id}.csv"'})
