@@ -114,3 +114,17 @@ def test_import_json_merges_new_strings_and_reports_conflicts(tmp_path):
     assert merged["Router"] == "Ruta"  # kept: the catalogue's word wins without --replace
     assert "Hello {name}" not in merged
     assert len(merged) == len(catalog()) + 1
+
+
+def test_every_activity_the_code_writes_has_words_in_both_languages():
+    # An action key missing from ACTIONS shows the owner its raw key ("admin.disable").
+    from portal.venue.activity import ACTIONS
+
+    call = re.compile(r'(?:action=|AuditLog\.write\(\w+, |audit\()((?:"[a-z_]+\.[a-z_]+"'
+                      r'(?:\s+if\s[^"]*?else\s+)?)+)')
+    written = set()
+    for path in (ROOT / "portal").rglob("*.py"):
+        for match in call.finditer(path.read_text(encoding="utf-8")):
+            written |= set(re.findall(r'"([a-z_]+\.[a-z_]+)"', match.group(1)))
+    assert {"admin.disable", "admin.enable", "grant.manual"} <= written
+    assert written <= set(ACTIONS), sorted(written - set(ACTIONS))
