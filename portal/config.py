@@ -55,9 +55,17 @@ DEFAULTS: dict[str, object] = {
     "MPESA_MAX_AMOUNT": 250000,
     "MPESA_CONNECT_TIMEOUT": 5.0,
     "MPESA_READ_TIMEOUT": 30.0,
-    "MPESA_ACCOUNT_REFERENCE": "WIFI",
+    # The STK prompt's AccountReference; empty: each purchase's own account code.
+    "MPESA_ACCOUNT_REFERENCE": "",
     "CALLBACK_BASE_URL": "",
     "CALLBACK_ALLOWED_IPS": "",
+    # Paying from the M-Pesa menu (C2B): validation refuses PayBill accounts that are no
+    # purchase's code (off: a customer who paid "WIFI" still gets a sale by the amount).
+    "C2B_REJECT_UNKNOWN_ACCOUNTS": False,
+    # Pull Transactions: the number nominated for the shortcode on the M-Pesa portal
+    # (empty: the agent does not pull), and minutes between pulls.
+    "MPESA_PULL_NOMINATED_NUMBER": "",
+    "MPESA_PULL_EVERY_MINUTES": 5,
     # Days a received M-Pesa callback is kept for review before the agent deletes it.
     "CALLBACK_RETENTION_DAYS": 90,
     # Upstream sync

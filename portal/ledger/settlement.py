@@ -33,6 +33,9 @@ SETTLED, LATE, DUPLICATE, FAILED, UNKNOWN, MISMATCH, MALFORMED, UNCONFIRMED = (
 #: A success may credit a purchase in these states; "review" waits for a person, except
 #: that M-Pesa's own final word (a query) may still credit it.
 _CREDITABLE = (Purchase.PENDING, Purchase.FAILED, Purchase.EXPIRED)
+#: Paths that bring a payment with its receipt from outside the STK exchange: a C2B
+#: confirmation (site URL or hub relay) and a Pull Transactions record (ledger/c2b.py).
+_RECEIPT_PATHS = ("c2b", "pull")
 #: How far back a callback with no reference is compared with pushes whose answer never came.
 _ORPHAN_WINDOW = timedelta(minutes=15)
 #: States in which a purchase may still learn its CheckoutRequestID from its callback.
@@ -65,6 +68,10 @@ def _credit(purchase: Purchase, *, result_code, result_desc, receipt, amount, vi
             now) -> str:
     """Mark ``purchase`` paid and create its Grant, once; returns the outcome word."""
     creditable = _CREDITABLE + ((Purchase.REVIEW,) if via == "query" else ())
+    if via in _RECEIPT_PATHS:
+        # M-Pesa's own record of a payment with its receipt: it may also finish a push
+        # that never got its answer, or one a person was asked to look at.
+        creditable = _CREDITABLE + Purchase.OPEN + (Purchase.REVIEW,)
     with db.atomic():
         rows = (Purchase.update(
             status=Purchase.PAID, result_code=result_code if result_code is not None else 0,
@@ -84,6 +91,19 @@ def _credit(purchase: Purchase, *, result_code, result_desc, receipt, amount, vi
             grant_uuid=f"grant-{grant.id}", previous_status=purchase.status,
             paid_at=now.isoformat())
     return LATE if purchase.status != Purchase.PENDING else SETTLED
+
+
+def credit(purchase: Purchase, *, receipt: str, amount: int, result_desc: str, via: str,
+           now: datetime) -> str:
+    """Credit ``purchase`` with a payment found by C2B or Pull Transactions (ledger/c2b.py):
+    the same conditional UPDATE, Grant and outbox event as an STK success."""
+    return _credit(purchase, result_code=0, result_desc=result_desc, receipt=receipt,
+                   amount=amount, via=via, now=now)
+
+
+def fill_receipt(purchase: Purchase, receipt: str, now: datetime) -> None:
+    """Give a purchase credited without its receipt (by query) the receipt M-Pesa shows."""
+    _fill_receipt(purchase, receipt, now)
 
 
 def _confirm_by_query(purchase: Purchase, now: datetime) -> None:

@@ -179,7 +179,7 @@ def buy():
             chosen, phone, mac=device["mac"], ip=device["ip"],
             link_login_only=device["link-login-only"], link_orig=device["link-orig"],
             mpesa=app_mpesa(), callback_url=purchases.callback_url(config),
-            now=utcnow(), account_reference=config.get("MPESA_ACCOUNT_REFERENCE") or "WIFI",
+            now=utcnow(), account_reference=config.get("MPESA_ACCOUNT_REFERENCE") or None,
             gateway=app_router(), source=request.remote_addr or "")
     except ValidationError as exc:
         if exc.field in ("phone", "package"):
