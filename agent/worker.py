@@ -18,7 +18,7 @@ from peewee import DatabaseError
 
 from portal import clients, jobs
 from portal.errors import KibandaError, RouterUnreachable
-from portal.ledger import grants, purchases
+from portal.ledger import c2b, grants, purchases, reconcile
 from portal.models import CallbackRecord, CodeAttempt, Job, LoginFailure, db
 from portal.venue import vouchers
 from portal.timeutil import utcnow
@@ -57,6 +57,7 @@ class Agent:
         # same cycle; queued jobs (voucher pushes) last, as they may take a while.
         self.steps: list[tuple[str, Step]] = [
             ("settle", self.settle_pending),
+            ("pull_transactions", self.pull_transactions),
             ("sweep_purchases", self.sweep_unconfirmed),
             ("provision", self.provision_waiting),
             ("remove_expired", self.remove_expired_grants),
@@ -110,6 +111,14 @@ class Agent:
                 continue
             asked += 1
         return asked
+
+    def pull_transactions(self, now: datetime) -> int:
+        """Finish C2B payments recorded but never matched, then (every few minutes, where
+        set up) settle what Pull Transactions lists; returns how many were handled."""
+        finished = c2b.match_new(now)
+        if not str(self.config.get("MPESA_PULL_NOMINATED_NUMBER") or "").strip():
+            return finished
+        return finished + reconcile.pull(self.mpesa, self.config, now)
 
     def sweep_unconfirmed(self, now: datetime) -> int:
         """Pushes whose sender died become unanswered; purchases M-Pesa never answered

@@ -77,6 +77,18 @@ class C2BOutcome:
         return grant_for(Purchase.get_by_id(self.purchase_id))
 
 
+def c2b_urls(config) -> tuple[str, str]:
+    """The confirmation and validation URLs to register: the site's own address, or the
+    hub's relay for the site when ``MPESA_RELAY`` is on (see the sync contract)."""
+    secret = config.get("CALLBACK_SECRET", "")
+    if config.get("MPESA_RELAY") and config.get("UPSTREAM_URL"):
+        hub = str(config.get("UPSTREAM_URL")).rstrip("/")
+        base = f"{hub}/relay/{config.get('HUB_SITE') or config.get('SITE_ID')}"
+    else:
+        base = str(config.get("CALLBACK_BASE_URL") or config.get("PORTAL_URL") or "").rstrip("/")
+    return (f"{base}/mpesa/c2b/confirmation/{secret}", f"{base}/mpesa/c2b/validation/{secret}")
+
+
 # --- account codes ------------------------------------------------------------------------
 
 def new_account_code() -> str:

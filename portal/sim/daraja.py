@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..timeutil import utcnow
 from .control import ControlServer, Controllable
+from .daraja_c2b import C2BBook
 from .daraja_callbacks import CallbackSender, callback_times
 from .daraja_control import control_routes
 from .daraja_faults import FaultPlan
@@ -81,7 +82,7 @@ class DarajaSim(Controllable):
                  till_number: str | None = None,
                  timestamp_window: float | None = 600.0,
                  invalidate_previous_token: bool = False, callback_timeout: float = 5.0,
-                 control_port: int | None = None):
+                 control_port: int | None = None, sandbox: bool = False):
         self.host, self.port = host, port
         self.consumer_key, self.consumer_secret = consumer_key, consumer_secret
         self.shortcode, self.passkey = str(shortcode), passkey
@@ -102,6 +103,7 @@ class DarajaSim(Controllable):
         self.token_requests = 0
         self.push_requests = 0
         self.query_requests = 0
+        self.pull_requests = 0
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._tokens: dict[str, float] = {}
@@ -109,6 +111,9 @@ class DarajaSim(Controllable):
         self.fault_plan = FaultPlan()
         self._transactions: dict[str, dict] = {}
         self._callbacks = CallbackSender(self._transactions, self._wake, callback_timeout)
+        #: Payments from the menu (C2B), their URLs and Pull Transactions (daraja_c2b).
+        self.c2b = C2BBook(self.shortcode, till_number, sandbox=sandbox,
+                           timeout=callback_timeout)
         self._serial = 0
         self._server: _Server | None = None
         self._threads: list[threading.Thread] = []
@@ -223,16 +228,34 @@ class DarajaSim(Controllable):
                 return txn
             time.sleep(0.02)
 
+    def pay_from_menu(self, phone: str, amount: int, account: str | None = None, *,
+                      till: bool = False, confirmation: str = "sent") -> dict:
+        """A test phone pays the PayBill (with ``account``) or the Till from its M-Pesa
+        menu; the confirmation is POSTed to the registered URL unless it is "lost"."""
+        return self.c2b.pay(phone, amount, account=account, till=till,
+                            confirmation=confirmation)
+
+    def stk_successes(self) -> list[dict]:
+        """Pushes the customer has paid (Pull Transactions lists them too)."""
+        return [txn for txn in self.transactions if txn["decided"] and txn["result_code"] == 0]
+
     # -- HTTP ------------------------------------------------------------------------
 
     def _dispatch(self, handler: _Handler, method: str) -> None:
         path = urlsplit(handler.path)
         route = {("GET", "/oauth/v1/generate"): self._oauth,
                  ("POST", "/mpesa/stkpush/v1/processrequest"): self._push,
-                 ("POST", "/mpesa/stkpushquery/v1/query"): self._query}.get((method, path.path))
+                 ("POST", "/mpesa/stkpushquery/v1/query"): self._query,
+                 ("POST", "/mpesa/c2b/v1/registerurl"): self._c2b_register,
+                 ("POST", "/mpesa/c2b/v2/registerurl"): self._c2b_register,
+                 ("POST", "/pulltransactions/v1/register"): self._pull_register,
+                 ("POST", "/pulltransactions/v1/query"): self._pull_query,
+                 }.get((method, path.path))
         if route is None:
             known = path.path in ("/oauth/v1/generate", "/mpesa/stkpush/v1/processrequest",
-                                  "/mpesa/stkpushquery/v1/query")
+                                  "/mpesa/stkpushquery/v1/query", "/mpesa/c2b/v1/registerurl",
+                                  "/mpesa/c2b/v2/registerurl", "/pulltransactions/v1/register",
+                                  "/pulltransactions/v1/query")
             status, code, text = ((405, "405.001", "Method Not Allowed") if known
                                   else (404, "404.001.01", "Resource not found"))
             handler.answer(status, error_body(code, text))
@@ -344,6 +367,27 @@ class DarajaSim(Controllable):
                              "CheckoutRequestID": txn["checkout_request_id"],
                              "ResponseCode": "0", "ResponseDescription": PUSH_ACCEPTED,
                              "CustomerMessage": PUSH_ACCEPTED})
+
+    def _c2b_register(self, handler: _Handler, _query: str) -> None:
+        body, drop = self._authorised_json(handler, "push")
+        if drop:
+            raise _Drop()
+        version = 1 if "/v1/" in handler.path else 2
+        handler.answer(200, self.c2b.register(body, version))
+
+    def _pull_register(self, handler: _Handler, _query: str) -> None:
+        body, drop = self._authorised_json(handler, "push")
+        if drop:
+            raise _Drop()
+        handler.answer(200, self.c2b.pull_register(body))
+
+    def _pull_query(self, handler: _Handler, _query: str) -> None:
+        with self._lock:
+            self.pull_requests += 1
+        body, drop = self._authorised_json(handler, "query")
+        if drop:
+            raise _Drop()
+        handler.answer(200, self.c2b.pull_query(body, self.stk_successes()))
 
     def _query(self, handler: _Handler, _query: str) -> None:
         with self._lock:

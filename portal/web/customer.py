@@ -17,7 +17,7 @@ from peewee import DatabaseError
 from ..errors import (
     DeviceLoginFailed, KibandaError, NotFound, StorageUnavailable, ValidationError,
 )
-from ..ledger import codes, grants, purchases, status
+from ..ledger import codes, grants, purchases, reconcile, status
 from ..models import Grant, Package, Purchase, db
 from ..phone import display_phone
 from ..timeutil import format_local, utcnow
@@ -310,7 +310,9 @@ def reconnect_page():
     try:
         grant = codes.reconnect(code, mac=device["mac"], ip=device["ip"],
                                 gateway=app_router(), now=utcnow(),
-                                source=request.remote_addr or "")
+                                source=request.remote_addr or "",
+                                lookup=lambda receipt: reconcile.lookup_receipt(
+                                    app_mpesa(), current_app.config, receipt))
     except DeviceLoginFailed as exc:
         return _show_grant(exc.grant, login_failed=True)
     except KibandaError as exc:

@@ -1,0 +1,113 @@
+"""Reconciliation with M-Pesa's own records: Pull Transactions, and receipts customers type.
+
+Most sites have no public address, so no C2B confirmation (and often no STK callback)
+ever reaches them. Every few minutes the agent asks Pull Transactions for the payments
+since its last successful pull (with an overlap; at most 48 hours back) and hands each
+one to :func:`.c2b.record_confirmation`, exactly as a confirmation: a receipt already
+known changes nothing, an STK payment whose callback and queries were all lost pays its
+purchase, a query-only credit gets its receipt, and a payment made from the menu while
+the site was offline becomes a sale.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any, Mapping
+
+from ..errors import KibandaError
+from ..models import Setting
+from ..mpesa import PulledTransaction
+from ..timeutil import nairobi_timestamp, utcnow
+from . import c2b
+
+log = logging.getLogger(__name__)
+
+#: Each pull starts this long before the last successful one ended (late records).
+OVERLAP = timedelta(minutes=10)
+HORIZON = timedelta(hours=48)
+AHEAD = timedelta(minutes=1)
+_LAST_PULL = "mpesa.pull.last_success"
+_REGISTERED = "mpesa.pull.registered"
+
+
+def as_confirmation(found: PulledTransaction) -> dict:
+    """A Pull record in the shape of a C2B confirmation (reference sections 5 and 7)."""
+    when = nairobi_timestamp(found.at) if found.at else ""
+    return {"TransactionType": found.kind, "TransID": found.receipt, "TransTime": when,
+            "TransAmount": found.amount, "BillRefNumber": found.bill_reference,
+            "MSISDN": found.msisdn, "FirstName": ""}
+
+
+def _stored(key: str) -> str | None:
+    row = Setting.get_or_none(Setting.key == key)
+    return row.value if row else None
+
+
+def _store(key: str, value: str, now: datetime) -> None:
+    (Setting.insert(key=key, value=value, encrypted=False, updated_at=now)
+     .on_conflict_replace().execute())
+
+
+def last_pull() -> datetime | None:
+    """When the last pull that succeeded ended (None: never)."""
+    text = _stored(_LAST_PULL)
+    try:
+        return datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def settle_pulled(found: list[PulledTransaction], now: datetime) -> dict[str, int]:
+    """Hand each record to the one confirmation path; returns counts per outcome."""
+    counts: dict[str, int] = {}
+    for record in found:
+        outcome = c2b.record_confirmation(as_confirmation(record), via="pull", now=now).outcome
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
+
+
+def pull(mpesa, config: Mapping[str, Any], now: datetime, *, force: bool = False) -> int:
+    """Pull the payments since the last pull and settle them, when due (or ``force``);
+    returns how many records were read. Raises KibandaError when M-Pesa cannot be asked.
+
+    Off (0) without ``MPESA_PULL_NOMINATED_NUMBER``: Pull needs the shortcode registered
+    with the number nominated on the M-Pesa portal, done here once.
+    """
+    nominated = str(config.get("MPESA_PULL_NOMINATED_NUMBER") or "").strip()
+    if not nominated:
+        return 0
+    every = timedelta(minutes=max(1, int(config.get("MPESA_PULL_EVERY_MINUTES") or 5)))
+    last = last_pull()
+    if not force and last is not None and now - last < every:
+        return 0
+    if _stored(_REGISTERED) != mpesa.shortcode:
+        mpesa.pull_register(nominated, c2b.c2b_urls(config)[0], now=now)
+        _store(_REGISTERED, mpesa.shortcode, now)
+    start = max(now - HORIZON, (last - OVERLAP) if last else now - HORIZON)
+    # The window ends a little ahead: its bounds are whole seconds, records are not.
+    found = mpesa.pull_transactions(start, now + AHEAD, now=now)
+    counts = settle_pulled(found, now)
+    _store(_LAST_PULL, now.isoformat(), now)
+    if counts.get(c2b.CREDITED) or counts.get(c2b.REVIEW):
+        log.info("Pull Transactions: %s", counts)
+    return len(found)
+
+
+def lookup_receipt(mpesa, config: Mapping[str, Any], receipt: str,
+                   now: datetime | None = None) -> bool:
+    """A receipt a customer typed that Kibanda does not know: ask Pull Transactions for
+    the last 48 hours and settle what it finds; True when that receipt was among them."""
+    now = now or utcnow()
+    if mpesa is None or not str(config.get("MPESA_PULL_NOMINATED_NUMBER") or "").strip():
+        return False
+    try:
+        if _stored(_REGISTERED) != mpesa.shortcode:
+            pull(mpesa, config, now, force=True)
+        found = mpesa.pull_transactions(now - HORIZON, now + AHEAD, now=now)
+    except KibandaError as exc:
+        log.info("receipt lookup: Pull Transactions unavailable: %s", exc.operator_message)
+        return False
+    wanted = [record for record in found if record.receipt.upper() == receipt]
+    settle_pulled(wanted, now)
+    return bool(wanted)
+
