@@ -9,7 +9,7 @@ from helpers import IP, MAC, PAYER, SECRET, buy, wait_for
 
 from portal.errors import MpesaConfigError
 from portal.ledger import c2b
-from portal.models import C2BPayment, CallbackRecord, Grant, Purchase, db
+from portal.models import C2BPayment, CallbackRecord, Grant, GrantDevice, Purchase, db
 from portal.timeutil import nairobi_timestamp
 
 pytestmark = [pytest.mark.site(live_http=True, daraja=True, packages=True),
@@ -99,3 +99,91 @@ def test_the_sandbox_refuses_registration_with_a_clear_error(site):
     site.mpesa.base_url = "https://sandbox.safaricom.co.ke"
     with pytest.raises(MpesaConfigError, match="emulator"):
         register(site)
+
+
+# == the customer pages' blocks (landing, waiting and failure pages, success note) =========
+
+RANDOM_MAC = "DA:A1:19:00:00:01"  # 0xDA: the locally administered bit is set
+NEW_RANDOM_MAC = "3E:A1:19:00:00:02"
+DEVICE = {"mac": "AA:BB:CC:DD:EE:01", "ip": IP, "link-login-only": "http://10.5.50.1/login",
+      "link-orig": "http://example.com/"}
+
+
+def page_text(response) -> str:
+    return response.get_data(as_text=True)
+
+
+def test_the_landing_page_offers_the_paybill_and_the_till(site, client):
+    page = page_text(client.get("/", query_string=DEVICE))
+    assert 'id="menu-paybill"' in page and site.daraja.shortcode in page
+    assert "under Reconnect" in page
+    swahili = page_text(client.get("/?lang=sw"))
+    assert "Lipa kupitia menyu ya M-Pesa" in swahili and "Unganisha tena" in swahili
+    site.app.config.update(MPESA_TYPE="till", MPESA_PARTYB="600100")
+    till = page_text(client.get("/?lang=en"))
+    assert 'id="menu-till"' in till and "600100" in till and "menu-account" not in till
+
+
+def test_the_waiting_page_shows_the_account_and_goes_online_when_paid_from_the_menu(
+        site, client):
+    register(site)
+    answer = client.post("/buy", data={"package": "1", "phone": PAYER, **DEVICE})
+    page_url = answer.headers["Location"]
+    page = page_text(client.get(page_url))
+    purchase = Purchase.get(Purchase.phone == PAYER)
+    assert f'id="menu-account" class="code">{purchase.account_code}<' in page
+    assert "No prompt?" in page and "Keep this page open" in page
+    # A stranger who guesses the page sees no account code to pay into.
+    assert purchase.account_code not in page_text(
+        site.app.test_client().get(page_url))
+    site.daraja.pay_from_menu(PAYER, 10, purchase.account_code)
+    state = client.get(page_url + ".json").get_json()
+    assert state["status"] == "online" and state["receipt"]
+    assert "menu-account" not in page_text(client.get(page_url))
+
+
+def test_a_random_mac_phone_is_told_its_code_is_its_key_and_comes_back_with_a_new_mac(
+        site, client):
+    device = {**DEVICE, "mac": RANDOM_MAC}
+    site.device_joins(IP, RANDOM_MAC)
+    site.daraja.decision_delay = 0
+    page_url = client.post("/buy", data={"package": "1", "phone": PAYER,
+                                         **device}).headers["Location"]
+    assert wait_for(lambda: Purchase.get(Purchase.phone == PAYER).status == "paid")
+    grant = Grant.get()
+    assert wait_for(lambda: site.online(grant.username, IP))
+    page = page_text(client.get(page_url))
+    assert 'id="private-address"' in page and "Your access code is your key" in page
+    assert "anwani binafsi" in page_text(client.get(page_url + "?lang=sw"))
+    # Next day the phone shows up with another private address; the old session is gone.
+    site.router.device_leaves(RANDOM_MAC)
+    site.device_joins("10.5.50.77", NEW_RANDOM_MAC)
+    phone = site.app.test_client()
+    back = phone.post("/reconnect", data={"code": grant.username, "mac": NEW_RANDOM_MAC,
+                                          "ip": "10.5.50.77"})
+    assert back.status_code == 200, page_text(back)
+    assert site.online(grant.username, "10.5.50.77")
+    places = [(d.mac, d.freed_by) for d in GrantDevice.select().order_by(GrantDevice.id)]
+    assert places == [(RANDOM_MAC, "replaced: offline"), (NEW_RANDOM_MAC, "")]
+
+
+def test_a_third_device_on_a_one_device_code_is_refused_until_the_owner_frees_one(site):
+    from portal.ledger import devices
+    from portal.timeutil import utcnow
+
+    site.daraja.decision_delay = 0
+    purchase = buy(site, PAYER)
+    assert wait_for(lambda: Purchase.get_by_id(purchase.id).status == "paid")
+    grant = Grant.get()
+    assert wait_for(lambda: site.online(grant.username, IP))
+    site.device_joins("10.5.50.78", "AA:BB:CC:DD:EE:78")
+    phone = site.app.test_client()
+    refused = phone.post("/reconnect", data={"code": grant.username,
+                                             "mac": "AA:BB:CC:DD:EE:78", "ip": "10.5.50.78"})
+    assert refused.status_code == 409
+    assert "All the devices this package allows are online" in page_text(refused)
+    devices.free(GrantDevice.get().id, actor="mama", gateway=site.gateway, now=utcnow())
+    assert not site.online(grant.username, IP)
+    again = phone.post("/reconnect", data={"code": grant.username,
+                                           "mac": "AA:BB:CC:DD:EE:78", "ip": "10.5.50.78"})
+    assert again.status_code == 200 and site.online(grant.username, "10.5.50.78")

@@ -16,7 +16,7 @@ from ..errors import (
     SessionLimitReached, ValidationError,
 )
 from ..models import C2BPayment, Grant, Purchase, Voucher, db
-from . import grants
+from . import devices, grants
 from .grants import grant_for
 from .limits import CodeTry, Device, counted_try, identify
 
@@ -39,6 +39,7 @@ def _login(grant: Grant, gateway, mac: str, ip: str, now: datetime) -> Grant:
     """Log this device in with ``grant``; raises DeviceLoginFailed or DeviceLimitReached."""
     if grants.grant_time_left(grant, now) == 0 or grant.router_state == Grant.REMOVED:
         raise AccessExpired(f"grant {grant.id} expired at {grant.expires_at}")
+    devices.take_place(grant, mac, gateway, now)
     try:
         grants.login_device(grant, gateway, ip, mac, now)
     except SessionLimitReached as exc:

@@ -16,6 +16,7 @@ from peewee import IntegrityError, fn
 from ..errors import RouterError, RouterTrap, RouterUnreachable, ValidationError
 from ..models import AuditLog, Grant, OutboxEvent, Package, Purchase, Voucher, db
 from ..timeutil import backoff_seconds
+from . import devices
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,7 @@ def login_device(grant: Grant, gateway, ip: str, mac: str, now: datetime) -> Non
     gateway.login(grant.username, grant.password, ip, mac)
     (Grant.update(logged_in_at=now, first_login_at=fn.COALESCE(Grant.first_login_at, now))
      .where(Grant.id == grant.id).execute())
+    devices.record_login(grant, mac, ip, now)  # it holds one of the package's places
     grant.logged_in_at = now
     grant.first_login_at = grant.first_login_at or now
 
