@@ -94,7 +94,7 @@ def _redeem(typed: str, device: Device, this_try: CodeTry, gateway, now: datetim
 
 
 def reconnect(code, *, mac, ip, gateway, now, source="",
-              lookup: Callable[[str], bool] | None = None) -> Grant:
+              lookup: Callable[[str], bool | None] | None = None) -> Grant:
     """Log this device in again with an access code, an M-Pesa receipt or a used voucher
     (``source``, ``mac`` and ``ip`` as for :func:`redeem_voucher`).
 
@@ -127,15 +127,17 @@ def _in_review(typed: str) -> None:
 
 
 def _reconnect(typed: str, device: Device, this_try: CodeTry, gateway, now: datetime,
-               lookup: Callable[[str], bool] | None = None) -> Grant:
-    grant = None
+               lookup: Callable[[str], bool | None] | None = None) -> Grant:
+    grant, asked = None, False
     if typed:
         grant = Grant.get_or_none(Grant.username == typed)
         if grant is None and _RECEIPT.match(typed):
             grant = _by_receipt(typed)
             if grant is None:
                 _in_review(typed)
-            if grant is None and lookup is not None and lookup(typed):
+            found = lookup(typed) if grant is None and lookup is not None else None
+            asked = found is not None
+            if found:
                 grant = _by_receipt(typed)
                 if grant is None:
                     _in_review(typed)
@@ -145,7 +147,7 @@ def _reconnect(typed: str, device: Device, this_try: CodeTry, gateway, now: date
     if grant is None:
         if typed and Voucher.get_or_none(Voucher.code == typed) is not None:
             return _redeem(typed, device, this_try, gateway, now)
-        if lookup is not None and _RECEIPT.match(typed):
+        if asked:
             this_try.wrong = True
             raise ValidationError(
                 f"receipt {typed} not found at M-Pesa", field="code",

@@ -94,19 +94,20 @@ def pull(mpesa, config: Mapping[str, Any], now: datetime, *, force: bool = False
 
 
 def lookup_receipt(mpesa, config: Mapping[str, Any], receipt: str,
-                   now: datetime | None = None) -> bool:
+                   now: datetime | None = None) -> bool | None:
     """A receipt a customer typed that Kibanda does not know: ask Pull Transactions for
-    the last 48 hours and settle what it finds; True when that receipt was among them."""
+    the last 48 hours and settle what it finds. True when that receipt was among them,
+    False when it was not, None when M-Pesa could not be asked (Pull not set up or down)."""
     now = now or utcnow()
     if mpesa is None or not str(config.get("MPESA_PULL_NOMINATED_NUMBER") or "").strip():
-        return False
+        return None
     try:
         if _stored(_REGISTERED) != mpesa.shortcode:
             pull(mpesa, config, now, force=True)
         found = mpesa.pull_transactions(now - HORIZON, now + AHEAD, now=now)
     except KibandaError as exc:
         log.info("receipt lookup: Pull Transactions unavailable: %s", exc.operator_message)
-        return False
+        return None
     wanted = [record for record in found if record.receipt.upper() == receipt]
     settle_pulled(wanted, now)
     return bool(wanted)

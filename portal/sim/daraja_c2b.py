@@ -137,7 +137,7 @@ class C2BBook:
             "confirmation_status": None, "confirmation_error": None,
             "first_name": first_name,
         }
-        body = self._body(payment, registration.get("version", 2))
+        body = self.body_of(payment, registration.get("version", 2))
         if registration.get("validation_url"):
             payment["validation"] = self._validate(registration, body)
             payment["taken"] = payment["validation"] != "rejected"
@@ -162,7 +162,7 @@ class C2BBook:
             return "accepted" if str(answer.get("ResultCode")) == "0" else "rejected"
         return "accepted" if registration["response_type"] == "Completed" else "rejected"
 
-    def _body(self, payment: dict, version: int) -> dict:
+    def body_of(self, payment: dict, version: int = 2) -> dict:
         """The confirmation / validation body of the reference sheet."""
         local = payment["paid_at"].replace(tzinfo=timezone.utc).astimezone(NAIROBI)
         return {
