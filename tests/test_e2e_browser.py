@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+import requests
 from helpers import Site
 
 from portal.models import Grant, Purchase, db
@@ -176,3 +177,28 @@ def test_swahili_landing(site, phone_page):
     assert prices == ["KES 10", "KES 50", "KES 250", "KES 800"]
     # Nothing wider than the phone's screen.
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
+
+
+def test_paying_from_the_menu_when_no_prompt_comes(site, phone_page):
+    """The prompt never reaches the phone; the page shows the PayBill and the account
+    code; the customer pays from the M-Pesa menu (the emulator's control interface) and
+    the waiting page goes online by itself."""
+    page = phone_page()
+    mac, ip, phone = "AA:BB:CC:00:01:09", "10.5.50.109", "254700001037"
+    site.daraja.set_phone(phone, callback="lost", query_outage=True)
+    pay(page, site, mac=mac, ip=ip, package="1 hour", phone="0700001037", name="c2b")
+    assert status_of(page) == "pending"
+    paybill = page.inner_text("#menu-paybill").strip()
+    account = page.inner_text("#menu-account").strip()
+    assert paybill == site.daraja.shortcode and re.fullmatch(r"[A-Z0-9]{5}", account)
+    shot(page, "c2b-2-no-prompt")
+    control = f"http://127.0.0.1:{site.daraja.control_port}/c2b/pay"
+    paid = requests.post(control, json={"phone": phone, "amount": 10, "account": account},
+                         timeout=10).json()
+    assert paid["confirmation_status"] == 200
+    page.wait_for_selector('#status[data-status="online"]')
+    shot(page, "c2b-3-online")
+    assert page.inner_text("#receipt").strip() == paid["receipt"]
+    code = page.inner_text("#access-code").strip()
+    assert site.wait_for_session(ip, mac, timeout=2)["user"] == code
+    assert page.query_selector("#pay-from-menu") is None

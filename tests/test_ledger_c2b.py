@@ -200,3 +200,16 @@ def test_validation_refuses_cents_and_amounts_below_every_package(site):
     purchase = buy(site, PAYER)
     assert c2b.validate(confirmation(account=purchase.account_code),
                         reject_unknown_accounts=True)[0] is True
+
+
+def test_a_relayed_confirmation_needs_the_secret_then_takes_the_same_path(site):
+    purchase = buy(site, PAYER)
+    body = json.dumps(confirmation(account=purchase.account_code))
+    config = site.app.config
+    assert c2b.relayed_confirmation("guess", body, source_ip="hub", config=config) is None
+    result = c2b.relayed_confirmation(config["CALLBACK_SECRET"], body, source_ip="hub",
+                                      config=config)
+    assert result.outcome == "credited" and payment("RKL51ZDR4F").via == "relay"
+    again = c2b.relayed_confirmation(config["CALLBACK_SECRET"] + "/", body, source_ip="hub",
+                                     config=config)
+    assert again.outcome == "duplicate" and len(grants_of(purchase.id)) == 1

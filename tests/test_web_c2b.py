@@ -131,7 +131,7 @@ def test_the_waiting_page_shows_the_account_and_goes_online_when_paid_from_the_m
     page_url = answer.headers["Location"]
     page = page_text(client.get(page_url))
     purchase = Purchase.get(Purchase.phone == PAYER)
-    assert f'id="menu-account" class="code">{purchase.account_code}<' in page
+    assert f'id="menu-account"><strong>{purchase.account_code}<' in page
     assert "No prompt?" in page and "Keep this page open" in page
     # A stranger who guesses the page sees no account code to pay into.
     assert purchase.account_code not in page_text(

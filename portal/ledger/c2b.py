@@ -20,6 +20,7 @@ STK success: one grant per receipt, whatever path found the payment first.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import re
@@ -213,6 +214,20 @@ def record_confirmation(payload, *, source_ip: str = "", via: str = "direct",
     except IntegrityError:
         return _again(trans_id, via, source_ip, text, now)
     return match_payment(payment.id, now)
+
+
+def relayed_confirmation(rest: str, body, *, source_ip: str, config,
+                         now: datetime | None = None) -> C2BOutcome | None:
+    """A "c2b_confirmation" the hub relayed for this site (sync contract, "Relay"): the
+    same secret check as the site's own URL (``rest`` is what followed
+    ``/mpesa/c2b/confirmation/``), then :func:`record_confirmation`. None when the secret
+    is wrong (the message is not ours to settle; acknowledge it all the same)."""
+    expected = str(config.get("CALLBACK_SECRET") or "")
+    secret = str(rest or "").strip("/").split("/", 1)[0]
+    if not expected or not hmac.compare_digest(secret.encode(), expected.encode()):
+        log.warning("relayed C2B confirmation with a wrong secret from %s", source_ip)
+        return None
+    return record_confirmation(body, source_ip=source_ip, via="relay", now=now)
 
 
 def _again(trans_id: str, via: str, source_ip: str, text: str, now: datetime) -> C2BOutcome:

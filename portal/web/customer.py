@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from datetime import timedelta
 
 from flask import (
     Blueprint, current_app, jsonify, redirect, render_template, request, session, url_for,
@@ -37,6 +38,8 @@ _ROUTER_LINK = re.compile(r"^https?://(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]
                           r"(?:[/?#][^\s\\]*)?$", re.I)
 _LINK = re.compile(r"^https?://[^\s\\]+$", re.I)
 _OWNED_MAX = 20
+#: How long a failed prompt's page keeps refreshing for a payment from the menu.
+MENU_WAIT = timedelta(minutes=15)
 
 
 # -- presentation helpers ---------------------------------------------------------------
@@ -266,10 +269,14 @@ def purchase_page(reference: str):
                          purchase.link_login_only or device.get("link-login-only", "")),
         link_orig=_clean("link-orig", purchase.link_orig or device.get("link-orig", "")),
         lang=lang, mac=purchase.mac or device.get("mac", ""))
-    owned = _owns("purchases", purchase.id)
+    pay_menu = _pay_menu(purchase) if _owns("purchases", purchase.id) else None
+    # A failed prompt's page offers the menu: it keeps looking for that payment a while.
+    menu_wait = bool(pay_menu and state["status"] in ("failed", "expired")
+                     and state["reason"] not in ("used_up", "review")
+                     and now - purchase.created_at < MENU_WAIT)
     return _render("customer/purchase.html", state=state, purchase=purchase,
                    package_name=purchase.package.name(lang), phone_local=state["phone"],
-                   grant_view=grant_view, pay_menu=_pay_menu(purchase) if owned else None)
+                   grant_view=grant_view, pay_menu=pay_menu, menu_wait=menu_wait)
 
 
 @bp.get("/purchases/<string(maxlength=32):reference>.json")
