@@ -66,6 +66,11 @@ DEFAULTS: dict[str, object] = {
     # (empty: the agent does not pull), and minutes between pulls.
     "MPESA_PULL_NOMINATED_NUMBER": "",
     "MPESA_PULL_EVERY_MINUTES": 5,
+    # Transaction Status (optional; many venues have none): the API initiator's name and
+    # its SecurityCredential (the initiator password encrypted with Safaricom's
+    # certificate, as the Daraja portal makes it). Stored encrypted in kibanda.toml.
+    "MPESA_INITIATOR_NAME": "",
+    "MPESA_SECURITY_CREDENTIAL": "",
     # Days a received M-Pesa callback is kept for review before the agent deletes it.
     "CALLBACK_RETENTION_DAYS": 90,
     # Upstream sync
@@ -80,7 +85,7 @@ SECRET_FILES = {
 CONFIG_FILE = "kibanda.toml"
 #: Settings stored encrypted in kibanda.toml (environment variables stay as they are).
 SECRET_SETTINGS = ("ROUTER_PASSWORD", "MPESA_CONSUMER_KEY", "MPESA_CONSUMER_SECRET",
-                   "MPESA_PASSKEY")
+                   "MPESA_PASSKEY", "MPESA_SECURITY_CREDENTIAL")
 ENCRYPTED_PREFIX = "fernet:"
 
 

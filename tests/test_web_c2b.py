@@ -187,3 +187,27 @@ def test_a_third_device_on_a_one_device_code_is_refused_until_the_owner_frees_on
     again = phone.post("/reconnect", data={"code": grant.username,
                                            "mac": "AA:BB:CC:DD:EE:78", "ip": "10.5.50.78"})
     assert again.status_code == 200 and site.online(grant.username, "10.5.50.78")
+
+
+def test_a_typed_receipt_is_checked_with_transaction_status_and_credited(make_site):
+    site = make_site(live_http=True, daraja=True, packages=True,
+                     MPESA_INITIATOR_NAME="kibanda-api",
+                     MPESA_SECURITY_CREDENTIAL="c2VjdXJpdHktY3JlZGVudGlhbA==")
+    paid = site.daraja.pay_from_menu("254711000001", 50, "WIFI")  # nothing registered
+    phone = site.app.test_client()
+    device = {"mac": "AA:BB:CC:DD:EE:01", "ip": IP}
+    first = phone.post("/reconnect", data={"code": paid["receipt"], **device})
+    assert first.status_code == 400
+    assert "checking this M-Pesa code with M-Pesa" in page_text(first)
+    asked = site.daraja.status_results[0]["Result"]
+    assert asked["TransactionID"] == paid["receipt"] and asked["ResultCode"] == 0
+    assert wait_for(lambda: C2BPayment.select().where(
+        C2BPayment.trans_id == paid["receipt"], C2BPayment.status == "credited").exists())
+    assert C2BPayment.get().via == "lookup"
+    again = phone.post("/reconnect", data={"code": paid["receipt"], **device})
+    assert again.status_code == 200 and site.online(None, IP)
+    # A receipt M-Pesa does not know: the result says so and nothing changes.
+    phone.post("/reconnect", data={"code": "QWE1234567", **device})
+    assert wait_for(lambda: len(site.daraja.status_results) == 2)
+    assert site.daraja.status_results[1]["Result"]["ResultCode"] == 1
+    assert C2BPayment.select().count() == 1 and Grant.select().count() == 1

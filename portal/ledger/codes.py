@@ -16,7 +16,7 @@ from ..errors import (
     SessionLimitReached, ValidationError,
 )
 from ..models import C2BPayment, Grant, Purchase, Voucher, db
-from . import devices, grants
+from . import devices, grants, reconcile
 from .grants import grant_for
 from .limits import CodeTry, Device, counted_try, identify
 
@@ -94,7 +94,7 @@ def _redeem(typed: str, device: Device, this_try: CodeTry, gateway, now: datetim
 
 
 def reconnect(code, *, mac, ip, gateway, now, source="",
-              lookup: Callable[[str], bool | None] | None = None) -> Grant:
+              lookup: Callable[[str], str] | None = None) -> Grant:
     """Log this device in again with an access code, an M-Pesa receipt or a used voucher
     (``source``, ``mac`` and ``ip`` as for :func:`redeem_voucher`).
 
@@ -127,7 +127,7 @@ def _in_review(typed: str) -> None:
 
 
 def _reconnect(typed: str, device: Device, this_try: CodeTry, gateway, now: datetime,
-               lookup: Callable[[str], bool | None] | None = None) -> Grant:
+               lookup: Callable[[str], str] | None = None) -> Grant:
     grant, asked = None, False
     if typed:
         grant = Grant.get_or_none(Grant.username == typed)
@@ -135,12 +135,20 @@ def _reconnect(typed: str, device: Device, this_try: CodeTry, gateway, now: date
             grant = _by_receipt(typed)
             if grant is None:
                 _in_review(typed)
-            found = lookup(typed) if grant is None and lookup is not None else None
-            asked = found is not None
-            if found:
+            answer = lookup(typed) if grant is None and lookup is not None else None
+            if answer == reconcile.FOUND:
                 grant = _by_receipt(typed)
                 if grant is None:
                     _in_review(typed)
+            elif answer == reconcile.ASKED:
+                this_try.wrong = True  # each question to M-Pesa counts as a guess
+                raise ValidationError(
+                    f"receipt {typed}: Transaction Status asked", field="code",
+                    en="We are checking this M-Pesa code with M-Pesa. Please try again in "
+                       "a minute.",
+                    sw="Tunaithibitisha namba hii na M-Pesa. Tafadhali jaribu tena baada "
+                       "ya dakika moja.")
+            asked = answer == reconcile.NOT_FOUND
         elif grant is not None and not hmac.compare_digest(grant.username.encode(),
                                                            typed.encode()):
             grant = None

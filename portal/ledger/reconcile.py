@@ -93,22 +93,53 @@ def pull(mpesa, config: Mapping[str, Any], now: datetime, *, force: bool = False
     return len(found)
 
 
+# What a receipt lookup came to.
+FOUND, NOT_FOUND, ASKED, UNAVAILABLE = "found", "not found", "asked", "unavailable"
+
+
+def status_urls(config: Mapping[str, Any]) -> tuple[str, str]:
+    """Where Transaction Status posts its result and its queue timeout."""
+    base = str(config.get("CALLBACK_BASE_URL") or config.get("PORTAL_URL") or "").rstrip("/")
+    secret = config.get("CALLBACK_SECRET", "")
+    return f"{base}/mpesa/status/result/{secret}", f"{base}/mpesa/status/timeout/{secret}"
+
+
 def lookup_receipt(mpesa, config: Mapping[str, Any], receipt: str,
-                   now: datetime | None = None) -> bool | None:
-    """A receipt a customer typed that Kibanda does not know: ask Pull Transactions for
-    the last 48 hours and settle what it finds. True when that receipt was among them,
-    False when it was not, None when M-Pesa could not be asked (Pull not set up or down)."""
+                   now: datetime | None = None) -> str:
+    """A receipt a customer typed that Kibanda does not know ("I already paid").
+
+    Pull Transactions (last 48 hours) first: what it lists is settled at once (FOUND), or
+    the receipt is not there (NOT_FOUND). Where the site has initiator credentials and
+    Pull did not find it, Transaction Status is asked (ASKED): its result arrives at the
+    ResultURL and is settled there. UNAVAILABLE: M-Pesa could not be asked.
+    """
     now = now or utcnow()
-    if mpesa is None or not str(config.get("MPESA_PULL_NOMINATED_NUMBER") or "").strip():
-        return None
-    try:
-        if _stored(_REGISTERED) != mpesa.shortcode:
-            pull(mpesa, config, now, force=True)
-        found = mpesa.pull_transactions(now - HORIZON, now + AHEAD, now=now)
-    except KibandaError as exc:
-        log.info("receipt lookup: Pull Transactions unavailable: %s", exc.operator_message)
-        return None
-    wanted = [record for record in found if record.receipt.upper() == receipt]
-    settle_pulled(wanted, now)
-    return bool(wanted)
+    if mpesa is None:
+        return UNAVAILABLE
+    answer = UNAVAILABLE
+    if str(config.get("MPESA_PULL_NOMINATED_NUMBER") or "").strip():
+        try:
+            if _stored(_REGISTERED) != mpesa.shortcode:
+                pull(mpesa, config, now, force=True)
+            found = mpesa.pull_transactions(now - HORIZON, now + AHEAD, now=now)
+        except KibandaError as exc:
+            log.info("receipt lookup: Pull Transactions unavailable: %s", exc.operator_message)
+        else:
+            wanted = [record for record in found if record.receipt.upper() == receipt]
+            settle_pulled(wanted, now)
+            if wanted:
+                return FOUND
+            answer = NOT_FOUND
+    if config.get("MPESA_INITIATOR_NAME") and config.get("MPESA_SECURITY_CREDENTIAL"):
+        result_url, timeout_url = status_urls(config)
+        try:
+            mpesa.transaction_status(receipt, initiator=config["MPESA_INITIATOR_NAME"],
+                                     security_credential=config["MPESA_SECURITY_CREDENTIAL"],
+                                     result_url=result_url, timeout_url=timeout_url, now=now)
+        except KibandaError as exc:
+            log.info("receipt lookup: Transaction Status unavailable: %s",
+                     exc.operator_message)
+        else:
+            return ASKED
+    return answer
 

@@ -42,6 +42,7 @@ PULL_QUERY_PATH = "/pulltransactions/v1/query"
 PULL_HORIZON = timedelta(hours=48)
 PULL_MAX_PAGES = 200
 SANDBOX_HOST = "sandbox.safaricom.co.ke"
+STATUS_PATH = "/mpesa/transactionstatus/v1/query"
 ACCOUNT_REFERENCE_MAX = 12
 TRANSACTION_DESC_MAX = 13
 #: Refresh this long before Daraja's expiry (or at half-life for short-lived tokens).
@@ -370,6 +371,30 @@ class MpesaClient:
                 break
             found.extend(page)
         return found
+
+    def transaction_status(self, receipt: str, *, initiator: str, security_credential: str,
+                           result_url: str, timeout_url: str,
+                           now: datetime | None = None) -> dict:
+        """Ask M-Pesa about one receipt (Transaction Status). The answer only says the
+        question was accepted: the result is POSTed to ``result_url`` later."""
+        if not initiator or not security_credential:
+            raise MpesaConfigError("Transaction Status needs MPESA_INITIATOR_NAME and "
+                                   "MPESA_SECURITY_CREDENTIAL")
+        body = {"Initiator": initiator, "SecurityCredential": security_credential,
+                "CommandID": "TransactionStatusQuery", "TransactionID": str(receipt),
+                "PartyA": self.party_b if self.mpesa_type == TILL else self.shortcode,
+                "IdentifierType": "4", "ResultURL": result_url,
+                "QueueTimeOutURL": timeout_url, "Remarks": "Kibanda receipt check",
+                "Occasion": "reconnect"}
+        response = self._api_post(STATUS_PATH, body, now, what="Transaction Status",
+                                  may_retry=True)
+        if response.status_code != 200:
+            raise error_from_answer(response.status_code, response.text,
+                                    what="Transaction Status")
+        answer = _json(response, "Transaction Status")
+        if str(answer.get("ResponseCode", "")) != "0":
+            raise MpesaError(f"Transaction Status refused: {response.text[:200]}")
+        return answer
 
     def password(self, timestamp: str) -> str:
         """Daraja's Password: base64 of shortcode + passkey + the request's own Timestamp."""

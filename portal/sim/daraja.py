@@ -11,6 +11,7 @@ The ``kibanda sim mpesa`` command is in ``portal.cli.sim``.
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import logging
 import threading
@@ -20,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..timeutil import utcnow
 from .control import ControlServer, Controllable
-from .daraja_c2b import C2BBook
+from .daraja_c2b import C2BBook, check_status_query, post_and_read, status_result
 from .daraja_callbacks import CallbackSender, callback_times
 from .daraja_control import control_routes
 from .daraja_faults import FaultPlan
@@ -104,6 +105,9 @@ class DarajaSim(Controllable):
         self.push_requests = 0
         self.query_requests = 0
         self.pull_requests = 0
+        #: Seconds before a Transaction Status result is POSTed; the results sent so far.
+        self.status_delay = 0.05
+        self.status_results: list[dict] = []
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._tokens: dict[str, float] = {}
@@ -250,12 +254,14 @@ class DarajaSim(Controllable):
                  ("POST", "/mpesa/c2b/v2/registerurl"): self._c2b_register,
                  ("POST", "/pulltransactions/v1/register"): self._pull_register,
                  ("POST", "/pulltransactions/v1/query"): self._pull_query,
+                 ("POST", "/mpesa/transactionstatus/v1/query"): self._status,
                  }.get((method, path.path))
         if route is None:
             known = path.path in ("/oauth/v1/generate", "/mpesa/stkpush/v1/processrequest",
                                   "/mpesa/stkpushquery/v1/query", "/mpesa/c2b/v1/registerurl",
                                   "/mpesa/c2b/v2/registerurl", "/pulltransactions/v1/register",
-                                  "/pulltransactions/v1/query")
+                                  "/pulltransactions/v1/query",
+                                  "/mpesa/transactionstatus/v1/query")
             status, code, text = ((405, "405.001", "Method Not Allowed") if known
                                   else (404, "404.001.01", "Resource not found"))
             handler.answer(status, error_body(code, text))
@@ -388,6 +394,32 @@ class DarajaSim(Controllable):
         if drop:
             raise _Drop()
         handler.answer(200, self.c2b.pull_query(body, self.stk_successes()))
+
+    def _status(self, handler: _Handler, _query: str) -> None:
+        """Transaction Status: accepted now, the result POSTed to the ResultURL after."""
+        body, drop = self._authorised_json(handler, "query")
+        if drop:
+            raise _Drop()
+        check_status_query(body, (self.shortcode, self.c2b.till_number))
+        receipt = str(body["TransactionID"]).strip().upper()
+        conversation = "AG_" + new_request_id().replace("-", "")[:20]
+        result = status_result(receipt, conversation,
+                               self.c2b.find(receipt, self.stk_successes()))
+        self.status_results.append(result)
+
+        def post() -> None:
+            if self._halt.wait(self.status_delay):
+                return
+            try:
+                post_and_read(body["ResultURL"], result, self.callback_timeout)
+            except (OSError, ValueError, http.client.HTTPException) as exc:
+                log.warning("Transaction Status result to %s failed: %s", body["ResultURL"], exc)
+
+        thread = threading.Thread(target=post, name="daraja-sim-status", daemon=True)
+        thread.start()
+        handler.answer(200, {"OriginatorConversationID": new_request_id(),
+                             "ConversationID": conversation, "ResponseCode": "0",
+                             "ResponseDescription": "Accept the service request successfully."})
 
     def _query(self, handler: _Handler, _query: str) -> None:
         with self._lock:

@@ -207,6 +207,19 @@ class C2BBook:
         return {"ResponseRefID": new_request_id(), "ResponseCode": "1000",
                 "ResponseMessage": "Success", "Response": [page]}
 
+    def find(self, receipt: str, stk_successes: list[dict]) -> dict | None:
+        """A payment by its receipt (menu or STK), for Transaction Status."""
+        for p in self.payments:
+            if p["receipt"] == receipt:
+                return {"at": p["paid_at"], "phone": p["phone"], "amount": p["amount"],
+                        "shortcode": p["shortcode"],
+                        "kind": "Buy Goods" if p["till"] else "Pay Bill"}
+        for txn in stk_successes:
+            if txn["receipt"] == receipt:
+                return {"at": txn["pushed_at"], "phone": txn["phone"], "amount": txn["amount"],
+                        "shortcode": self.shortcode, "kind": "Pay Bill Online"}
+        return None
+
     def _records(self, stk_successes: list[dict]) -> list[tuple[datetime, dict]]:
         rows = []
         for p in self.payments:
@@ -220,6 +233,49 @@ class C2BBook:
                 txn["receipt"], txn["pushed_at"], txn["phone"], txn["amount"],
                 txn["account_reference"], "c2b-pay-bill-debit")))
         return rows
+
+
+def check_status_query(body: dict, shortcodes: tuple[str, ...]) -> None:
+    """Transaction Status's field rules (reference section 7); raises Refusal."""
+    for name in ("Initiator", "SecurityCredential", "TransactionID"):
+        if not str(body.get(name) or "").strip():
+            raise bad_request(name)
+    if body.get("CommandID") != "TransactionStatusQuery":
+        raise bad_request("CommandID")
+    if str(body.get("PartyA") or "") not in shortcodes:
+        raise bad_request("PartyA")
+    if str(body.get("IdentifierType")) != "4":
+        raise bad_request("IdentifierType")
+    for name in ("ResultURL", "QueueTimeOutURL"):
+        if not str(body.get(name) or "").startswith(("http://", "https://")):
+            raise bad_request(name)
+
+
+def status_result(receipt: str, conversation_id: str, found: dict | None) -> dict:
+    """The result POSTed to the ResultURL: the payment's parameters, or "not found"
+    (the emulator's own ResultCode 1 and words: no official sample for a miss)."""
+    if found is None:
+        return {"Result": {"ResultType": 0, "ResultCode": 1,
+                           "ResultDesc": "No transaction with that receipt (emulator)",
+                           "OriginatorConversationID": new_request_id(),
+                           "ConversationID": conversation_id, "TransactionID": receipt}}
+    local = found["at"].replace(tzinfo=timezone.utc).astimezone(NAIROBI)
+    when = int(local.strftime("%Y%m%d%H%M%S"))
+    parameters = [
+        {"Key": "DebitPartyName", "Value": f"{found['phone']} - TEST CUSTOMER"},
+        {"Key": "CreditPartyName", "Value": f"{found['shortcode']} - Kibanda Emulator"},
+        {"Key": "InitiatedTime", "Value": when}, {"Key": "FinalisedTime", "Value": when},
+        {"Key": "ReasonType", "Value": found["kind"]},
+        {"Key": "TransactionStatus", "Value": "Completed"},
+        {"Key": "Amount", "Value": found["amount"]},
+        {"Key": "ReceiptNo", "Value": receipt},
+    ]
+    return {"Result": {"ResultType": 0, "ResultCode": 0,
+                       "ResultDesc": "The service request is processed successfully.",
+                       "OriginatorConversationID": new_request_id(),
+                       "ConversationID": conversation_id, "TransactionID": receipt,
+                       "ResultParameters": {"ResultParameter": parameters},
+                       "ReferenceData": {"ReferenceItem": {"Key": "Occasion"}}}}
 
 
 def _record(receipt: str, at: datetime, phone: str, amount: int, account: str,

@@ -1,5 +1,6 @@
 """``POST /mpesa/c2b/confirmation/<secret>`` and ``/validation/<secret>``: payments made
-from the M-Pesa menu (PayBill or Till), recorded, matched and acknowledged.
+from the M-Pesa menu (PayBill or Till), recorded, matched and acknowledged; and
+``/mpesa/status/result/<secret>``: a Transaction Status answer about a typed receipt.
 
 Same protection as the STK callback (the secret path token and, where configured, the
 source address); the work is :func:`portal.ledger.c2b.record_confirmation`, which the
@@ -12,7 +13,9 @@ import json
 
 from flask import Blueprint, abort, current_app, jsonify, request
 
+from ..errors import MalformedCallback
 from ..ledger import c2b, grants, settlement
+from ..mpesa.status import parse_status_result
 from ..timeutil import utcnow
 from . import app_router
 from .callback import source_allowed
@@ -67,3 +70,29 @@ def validation(secret: str):
         return jsonify(ResultCode="0", ResultDesc="Accepted")
     current_app.logger.info("C2B validation refused: %s", reason)
     return jsonify(ResultCode="C2B00011", ResultDesc="Rejected")
+
+
+@bp.post("/mpesa/status/result/<secret>")
+def status_result(secret: str):
+    """A Transaction Status result: a completed payment is settled like a confirmation."""
+    body = _guard()
+    now = utcnow()
+    try:
+        payment = parse_status_result(body)
+    except MalformedCallback as exc:
+        settlement.record_refused(body, request.remote_addr or "", now, exc.operator_message)
+        return jsonify(ResultCode=1, ResultDesc="Rejected: malformed body"), 400
+    if payment is not None:
+        result = c2b.record_confirmation(payment, source_ip=request.remote_addr or "",
+                                         via="lookup", now=now)
+        if result.outcome == c2b.CREDITED:
+            grants.provision_if_due(result.grant, app_router(), now)
+    return jsonify(ResultCode=0, ResultDesc="Accepted")
+
+
+@bp.post("/mpesa/status/timeout/<secret>")
+def status_timeout(secret: str):
+    """M-Pesa's queue timed out the question: nothing to settle (the customer asks again)."""
+    _guard()
+    current_app.logger.info("Transaction Status question timed out in M-Pesa's queue")
+    return jsonify(ResultCode=0, ResultDesc="Accepted")

@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 ACCEPTED = {"ResultCode": 0, "ResultDesc": "Accepted"}
 _SECRET_IN_PATH = re.compile(
-    r"(/mpesa/(?:callback|c2b/confirmation|c2b/validation))/[^\s?\"']+")
+    r"(/mpesa/(?:callback|c2b/confirmation|c2b/validation|status/result|status/timeout))"
+    r"/[^\s?\"']+")
 
 
 def redact_secret(text: str) -> str:
