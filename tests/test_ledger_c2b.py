@@ -213,3 +213,27 @@ def test_a_relayed_confirmation_needs_the_secret_then_takes_the_same_path(site):
     again = c2b.relayed_confirmation(config["CALLBACK_SECRET"] + "/", body, source_ip="hub",
                                      config=config)
     assert again.outcome == "duplicate" and len(grants_of(purchase.id)) == 1
+
+
+def test_a_prompt_paid_after_the_menu_payment_is_a_payment_of_its_own(site):
+    from portal.ledger import settlement
+
+    purchase = buy(site, PAYER)
+    c2b.record_confirmation(confirmation(account=purchase.account_code))
+    body = {"Body": {"stkCallback": {
+        "MerchantRequestID": purchase.merchant_request_id,
+        "CheckoutRequestID": purchase.checkout_request_id, "ResultCode": 0,
+        "ResultDesc": "The service request is processed successfully.",
+        "CallbackMetadata": {"Item": [
+            {"Name": "Amount", "Value": 10.0}, {"Name": "MpesaReceiptNumber", "Value": "NLJ7RT61SV"},
+            {"Name": "TransactionDate", "Value": 20261202101010},
+            {"Name": "PhoneNumber", "Value": int(PAYER)}]}}}}
+    outcome, _purchase = settlement.record_callback(json.dumps(body).encode(), "196.201.214.200",
+                                                    utcnow(), reference=purchase.reference)
+    assert outcome == "duplicate"
+    second = payment("NLJ7RT61SV")
+    assert second.status == "credited" and second.purchase_id != purchase.id
+    assert "by amount" in second.reason
+    assert Grant.select().count() == 2  # one per payment: nothing lost, nothing twice
+    record = CallbackRecord.get(CallbackRecord.checkout_request_id == purchase.checkout_request_id)
+    assert "second payment NLJ7RT61SV" in record.detail

@@ -242,6 +242,18 @@ def record_callback(raw_body: bytes, remote_addr: str, now: datetime,
                                          f"receipt {result.receipt} may be this push")
              .where(Purchase.id == orphan.id).execute())
             detail = f"may belong to purchase {orphan.id} (push answer never came)"
+    elif outcome == DUPLICATE and result.success and _second_payment(purchase, result):
+        # Paid already with another receipt (from the M-Pesa menu): this prompt was paid
+        # too. That money is a payment of its own, never dropped (ledger/c2b.py).
+        from . import c2b
+
+        second = c2b.record_confirmation(
+            {"TransactionType": "STK paid after the menu", "TransID": result.receipt,
+             "TransAmount": str(result.amount), "MSISDN": str(result.phone or ""),
+             "TransTime": "", "BillRefNumber": ""},
+            source_ip=remote_addr, via="callback", now=now)
+        detail = (f"purchase {purchase.id} was already paid ({purchase.receipt}); "
+                  f"second payment {result.receipt}: {second.outcome} {second.reason}")[:500]
     elif outcome == MISMATCH:
         detail = (_mismatch(purchase, result.amount, result.phone)
                   or f"receipt {result.receipt} is already another purchase's") \
@@ -258,6 +270,15 @@ def record_callback(raw_body: bytes, remote_addr: str, now: datetime,
         log.warning("callback %s from %s: %s (%s)", result.checkout_request_id, remote_addr,
                     outcome, detail)
     return outcome, purchase
+
+
+def _second_payment(purchase: Purchase | None, result: CallbackResult) -> bool:
+    """A success with its receipt for a purchase already paid under another receipt."""
+    if purchase is None or not result.receipt or result.amount is None:
+        return False
+    current = Purchase.get_by_id(purchase.id)
+    return bool(current.receipt and current.receipt != result.receipt
+                and not Purchase.select().where(Purchase.receipt == result.receipt).exists())
 
 
 def record_refused(raw_body: bytes, remote_addr: str, now: datetime, reason: str) -> None:

@@ -323,6 +323,13 @@ class DarajaSim(Controllable):
             raise bad_request("JSON")
         return body, drop
 
+    def _answerable_json(self, handler: _Handler, on: str) -> dict:
+        """The checked body of a request that gets an answer (a "drop" fault: none)."""
+        body, drop = self._authorised_json(handler, on)
+        if drop:
+            raise _Drop()
+        return body
+
     def _inject_fault(self, on: str) -> bool:
         """Raise the next queued fault for ``on``; True when the answer must be dropped."""
         kind = self.fault_plan.take_fault(on)
@@ -375,31 +382,23 @@ class DarajaSim(Controllable):
                              "CustomerMessage": PUSH_ACCEPTED})
 
     def _c2b_register(self, handler: _Handler, _query: str) -> None:
-        body, drop = self._authorised_json(handler, "push")
-        if drop:
-            raise _Drop()
+        body = self._answerable_json(handler, "push")
         version = 1 if "/v1/" in handler.path else 2
         handler.answer(200, self.c2b.register(body, version))
 
     def _pull_register(self, handler: _Handler, _query: str) -> None:
-        body, drop = self._authorised_json(handler, "push")
-        if drop:
-            raise _Drop()
+        body = self._answerable_json(handler, "push")
         handler.answer(200, self.c2b.pull_register(body))
 
     def _pull_query(self, handler: _Handler, _query: str) -> None:
         with self._lock:
             self.pull_requests += 1
-        body, drop = self._authorised_json(handler, "query")
-        if drop:
-            raise _Drop()
+        body = self._answerable_json(handler, "query")
         handler.answer(200, self.c2b.pull_query(body, self.stk_successes()))
 
     def _status(self, handler: _Handler, _query: str) -> None:
         """Transaction Status: accepted now, the result POSTed to the ResultURL after."""
-        body, drop = self._authorised_json(handler, "query")
-        if drop:
-            raise _Drop()
+        body = self._answerable_json(handler, "query")
         check_status_query(body, (self.shortcode, self.c2b.till_number))
         receipt = str(body["TransactionID"]).strip().upper()
         conversation = "AG_" + new_request_id().replace("-", "")[:20]
@@ -424,9 +423,7 @@ class DarajaSim(Controllable):
     def _query(self, handler: _Handler, _query: str) -> None:
         with self._lock:
             self.query_requests += 1
-        body, drop = self._authorised_json(handler, "query")
-        if drop:
-            raise _Drop()
+        body = self._answerable_json(handler, "query")
         check_credentials(body, self.shortcode, self.passkey, utcnow(), self.timestamp_window)
         checkout = body.get("CheckoutRequestID")
         with self._lock:
