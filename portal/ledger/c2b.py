@@ -189,7 +189,8 @@ def record_confirmation(payload, *, source_ip: str = "", via: str = "direct",
         text = json.dumps(payload, default=str)[:MAX_BODY]
     trans_id = normalise_account(payload.get("TransID")) if isinstance(payload, dict) else ""
     if not _TRANS_ID.match(trans_id):
-        CallbackRecord.create(received_at=now, remote_addr=source_ip[:45], outcome=MALFORMED,
+        CallbackRecord.create(received_at=now, remote_addr=(source_ip or "")[:45],
+                              outcome=MALFORMED,
                               detail=f"C2B confirmation ({via}) without a usable TransID",
                               body=text[:MAX_BODY])
         log.warning("C2B confirmation from %s (%s) without a usable TransID", source_ip, via)

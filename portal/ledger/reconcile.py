@@ -27,6 +27,7 @@ OVERLAP = timedelta(minutes=10)
 HORIZON = timedelta(hours=48)
 AHEAD = timedelta(minutes=1)
 _LAST_PULL = "mpesa.pull.last_success"
+_LAST_TRY = "mpesa.pull.last_attempt"
 _REGISTERED = "mpesa.pull.registered"
 
 
@@ -48,9 +49,9 @@ def _store(key: str, value: str, now: datetime) -> None:
      .on_conflict_replace().execute())
 
 
-def last_pull() -> datetime | None:
+def last_pull(key: str = _LAST_PULL) -> datetime | None:
     """When the last pull that succeeded ended (None: never)."""
-    text = _stored(_LAST_PULL)
+    text = _stored(key)
     try:
         return datetime.fromisoformat(text) if text else None
     except ValueError:
@@ -78,8 +79,10 @@ def pull(mpesa, config: Mapping[str, Any], now: datetime, *, force: bool = False
         return 0
     every = timedelta(minutes=max(1, int(config.get("MPESA_PULL_EVERY_MINUTES") or 5)))
     last = last_pull()
-    if not force and last is not None and now - last < every:
-        return 0
+    tried = last_pull(_LAST_TRY)
+    if not force and any(t is not None and now - t < every for t in (last, tried)):
+        return 0  # a failed pull (Daraja down, registration refused) waits its turn too
+    _store(_LAST_TRY, now.isoformat(), now)
     if _stored(_REGISTERED) != mpesa.shortcode:
         mpesa.pull_register(nominated, c2b.c2b_urls(config)[0], now=now)
         _store(_REGISTERED, mpesa.shortcode, now)
@@ -121,7 +124,10 @@ def lookup_receipt(mpesa, config: Mapping[str, Any], receipt: str,
         try:
             if _stored(_REGISTERED) != mpesa.shortcode:
                 pull(mpesa, config, now, force=True)
-            found = mpesa.pull_transactions(now - HORIZON, now + AHEAD, now=now)
+            # What the last pull covered is settled already: only the rest is asked for.
+            last = last_pull()
+            start = max(now - HORIZON, last - OVERLAP) if last else now - HORIZON
+            found = mpesa.pull_transactions(start, now + AHEAD, now=now)
         except KibandaError as exc:
             log.info("receipt lookup: Pull Transactions unavailable: %s", exc.operator_message)
         else:

@@ -149,8 +149,8 @@ def _pay_menu(purchase: Purchase | None = None) -> dict | None:
     till = str(config.get("MPESA_TYPE") or "").lower() in ("till", "buygoods", "buy_goods",
                                                             "buy-goods")
     number = str(config.get("MPESA_PARTYB") if till else config.get("MPESA_SHORTCODE") or "")
-    if not number.isdigit():
-        return None
+    if not number.isdigit() or not config.get("MPESA_CONSUMER_KEY"):
+        return None  # M-Pesa not set up: a number shown here would take nobody's money
     account = purchase.account_code if purchase is not None else None
     if not till and account is None and config.get("C2B_REJECT_UNKNOWN_ACCOUNTS"):
         return None  # no code to give yet, and any other account would be refused
