@@ -358,7 +358,10 @@ def c2b_run(args) -> None:
 
     def pay(item) -> None:
         phone, amount, account = item
-        lost = rng.random() < 0.02
+        with lock:
+            lost = rng.random() < 0.02
+            pause = rng.uniform(0, 0.4)
+        time.sleep(pause)  # customers pay over a minute or so, not all at once
         payment = daraja.pay_from_menu(phone, amount, account,
                                        confirmation="lost" if lost else "sent")
         with lock:
@@ -440,17 +443,20 @@ def c2b_run(args) -> None:
         else:
             figures["lost"] += 1
     figures["duplicates re-sent"] = sum(duplicates.values())
-    figures["duplicates counted on their payment"] = sum(r.copies - 1 for r in rows.values())
+    figures["  reached the portal"] = duplicates[200]
+    figures["  counted on a payment already recorded"] = sum(r.copies - 1 for r in rows.values())
     paid_receipts = {p["receipt"] for p in made}
     figures["granted without payment"] = sum(
         1 for receipt, p in receipts.items() if receipt not in paid_receipts and grants[p.id])
     print(f"{args.c2b} C2B payments, concurrency {args.concurrency}, seed {args.seed}: "
-          f"sent in {sent:.0f} s, portal killed {kills['portal']} times")
+          f"sent in {sent:.0f} s, portal killed {kills['portal']} times (every "
+          f"~{args.fault_every:g} s)")
     for name in ("payments from the menu", "confirmation lost or refused", "credited once",
                  "  to its waiting purchase", "  sold by amount", "  recovered by Pull",
                  "in review", "lost", "credited twice", "granted without payment",
-                 "duplicates re-sent", "duplicates counted on their payment"):
-        print(f"  {name:38} {figures[name]}")
+                 "duplicates re-sent", "  reached the portal",
+                 "  counted on a payment already recorded"):
+        print(f"  {name:42} {figures[name]}")
     accounted = figures["credited once"] + figures["in review"]
     bad = figures["lost"] + figures["credited twice"] + figures["granted without payment"]
     print(f"accounted for {accounted} of {figures['payments from the menu']}; target every one "
