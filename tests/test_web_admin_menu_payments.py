@@ -26,6 +26,7 @@ def test_the_owner_sees_each_case_with_its_reason_and_decides(app):
         c2b.record_confirmation(confirmation("RKL51ZDR4B", "20.50"))    # cents
         c2b.record_confirmation(confirmation("RKL51ZDR4C", "50"))       # sold by amount
         c2b.record_confirmation(confirmation("RKL51ZDR4C", "50"))       # sent again
+        c2b.record_confirmation(b'{"TransAmount": "50"}', source_ip="10.9.9.9")  # unreadable
     owner = Browser(app)
     owner.login()
     sales = visible_text(owner.text("/admin/dashboard"))
@@ -34,6 +35,7 @@ def test_the_owner_sees_each_case_with_its_reason_and_decides(app):
     page = visible_text(html)
     assert "KES 30 is the price of no package" in page and "has cents" in page
     assert "received 2 times" in page and "sold 1 day by amount" in page
+    assert "10.9.9.9 C2B confirmation (direct) without a usable TransID" in page
     with db.connection_context():
         first = C2BPayment.get(C2BPayment.trans_id == "RKL51ZDR4A")
         cents = C2BPayment.get(C2BPayment.trans_id == "RKL51ZDR4B")

@@ -384,6 +384,13 @@ def recent(limit: int = 20):
     return C2BPayment.select().order_by(C2BPayment.received_at.desc()).limit(limit)
 
 
+def unusable_messages(limit: int = 20):
+    """C2B messages that became no payment (unreadable, refused), newest first."""
+    return (CallbackRecord.select().where(CallbackRecord.detail.startswith("C2B")
+                                          & (CallbackRecord.outcome != DUPLICATE))
+            .order_by(CallbackRecord.received_at.desc()).limit(limit))
+
+
 def nearest_package(amount: int | None) -> Package | None:
     """The active package whose price is closest to ``amount`` without exceeding it
     (else the cheapest)."""

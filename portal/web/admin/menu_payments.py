@@ -25,7 +25,7 @@ def menu_payments():
     """Payments from the menu: those in review (with the owner's options), then the latest."""
     review = [(payment, c2b.nearest_package(payment.amount)) for payment in c2b.to_review()]
     return render_template("admin/menu_payments.html", review=review, latest=c2b.recent(30),
-                           packages=Package.on_sale())
+                           packages=Package.on_sale(), unusable=c2b.unusable_messages())
 
 
 @bp.post("/menu-payments/<int:payment_id>/grant")
