@@ -108,3 +108,15 @@ def test_the_stk_query_still_works_when_pull_is_set_up(site, agent):
     agent.loop(utcnow())
     assert fresh(purchase).status == "paid" and Grant.select().count() == 1
     assert site.online(None, IP)
+
+
+def test_a_failed_pull_is_reported_and_waits_its_interval(site, agent):
+    now = utcnow()
+    site.daraja.fail_next("busy", n=1, on="query")
+    report = agent.loop(now)
+    assert "pull_transactions" in report.failed and report.done["settle"] == 0
+    agent.loop(now + timedelta(minutes=1))
+    assert site.daraja.pull_requests == 1  # Daraja is not asked again every cycle
+    paid = site.daraja.pay_from_menu("254711000001", 50, "WIFI")
+    assert agent.loop(now + timedelta(minutes=6)).ok
+    assert Purchase.get(Purchase.receipt == paid["receipt"]).status == "paid"
