@@ -122,7 +122,7 @@ def whole_amount(text) -> tuple[int | None, str]:
     if not value.is_finite() or value <= 0:
         return None, f"amount {str(text)[:20]!r} is not a payment"
     if value != value.to_integral_value():
-        return None, f"amount {value} has cents (M-Pesa takes whole shillings)"
+        return None, f"amount {str(text).strip()[:20]} has cents (M-Pesa takes whole shillings)"
     if value > 10**9:
         return None, f"amount {str(text)[:20]!r} is out of range"
     return int(value), ""
@@ -272,7 +272,11 @@ def match_new(now: datetime, older_than: timedelta = timedelta(seconds=30)) -> i
     for row in C2BPayment.select(C2BPayment.id).where(
             (C2BPayment.status == C2BPayment.NEW)
             & (C2BPayment.received_at <= now - older_than)).limit(200):
-        match_payment(row.id, now)
+        try:
+            match_payment(row.id, now)
+        except Exception:  # noqa: BLE001 - one bad row must not hold up the others
+            log.exception("C2B payment %s could not be matched; it stays recorded", row.id)
+            continue
         done += 1
     return done
 
