@@ -76,6 +76,8 @@ def test_the_owner_sees_and_frees_the_devices_of_a_code(site, app):
     assert site.online(grant.username, IP)
     owner = Browser(app)
     owner.login()
+    found = owner.text(f"/admin/search?q={grant.username}")
+    assert f"/admin/grant-devices?code={grant.username}" in found
     html = owner.text(f"/admin/grant-devices?code={grant.username}")
     assert MAC in html and "1 of 1 places used" in visible_text(html)
     device_id = re.search(r'/admin/grant-devices/(\d+)/free', html).group(1)
