@@ -19,7 +19,7 @@ from peewee import DatabaseError
 
 from portal import clients, jobs
 from portal.errors import KibandaError, RouterError, RouterUnreachable
-from portal.ledger import grants, purchases, router_state
+from portal.ledger import c2b, grants, purchases, reconcile, router_state
 from portal.models import CallbackRecord, CodeAttempt, Job, LoginFailure, db
 from portal.venue import heartbeat, vouchers
 from portal.timeutil import utcnow
@@ -60,6 +60,7 @@ class Agent:
         # track and reconcile share one read of the router, every AGENT_ROUTER_CHECK_SECONDS.
         self.steps: list[tuple[str, Step]] = [
             ("settle", self.settle_pending),
+            ("pull_transactions", self.pull_transactions),
             ("sweep_purchases", self.sweep_unconfirmed),
             ("provision", self.provision_waiting),
             ("remove_expired", self.remove_expired_grants),
@@ -127,6 +128,14 @@ class Agent:
         if failure is not None:
             raise failure  # the step failed (``kibanda agent --once`` exits 1), after all were asked
         return asked
+
+    def pull_transactions(self, now: datetime) -> int:
+        """Finish C2B payments recorded but never matched, then (every few minutes, where
+        set up) settle what Pull Transactions lists; returns how many were handled."""
+        finished = c2b.match_new(now)
+        if not str(self.config.get("MPESA_PULL_NOMINATED_NUMBER") or "").strip():
+            return finished
+        return finished + reconcile.pull(self.mpesa, self.config, now)
 
     def sweep_unconfirmed(self, now: datetime) -> int:
         """Pushes whose sender died become unanswered; purchases M-Pesa never answered

@@ -58,9 +58,22 @@ DEFAULTS: dict[str, object] = {
     "MPESA_MAX_AMOUNT": 250000,
     "MPESA_CONNECT_TIMEOUT": 5.0,
     "MPESA_READ_TIMEOUT": 30.0,
-    "MPESA_ACCOUNT_REFERENCE": "WIFI",
+    # The STK prompt's AccountReference; empty: each purchase's own account code.
+    "MPESA_ACCOUNT_REFERENCE": "",
     "CALLBACK_BASE_URL": "",
     "CALLBACK_ALLOWED_IPS": "",
+    # Paying from the M-Pesa menu (C2B): validation refuses PayBill accounts that are no
+    # purchase's code (off: a customer who paid "WIFI" still gets a sale by the amount).
+    "C2B_REJECT_UNKNOWN_ACCOUNTS": False,
+    # Pull Transactions: the number nominated for the shortcode on the M-Pesa portal
+    # (empty: the agent does not pull), and minutes between pulls.
+    "MPESA_PULL_NOMINATED_NUMBER": "",
+    "MPESA_PULL_EVERY_MINUTES": 5,
+    # Transaction Status (optional; many venues have none): the API initiator's name and
+    # its SecurityCredential (the initiator password encrypted with Safaricom's
+    # certificate, as the Daraja portal makes it). Stored encrypted in kibanda.toml.
+    "MPESA_INITIATOR_NAME": "",
+    "MPESA_SECURITY_CREDENTIAL": "",
     # Days a received M-Pesa callback is kept for review before the agent deletes it.
     "CALLBACK_RETENTION_DAYS": 90,
     # The agent: seconds between reads of the router's users and sessions (track and
@@ -79,7 +92,7 @@ SECRET_FILES = {
 CONFIG_FILE = "kibanda.toml"
 #: Settings stored encrypted in kibanda.toml (environment variables stay as they are).
 SECRET_SETTINGS = ("ROUTER_PASSWORD", "MPESA_CONSUMER_KEY", "MPESA_CONSUMER_SECRET",
-                   "MPESA_PASSKEY")
+                   "MPESA_PASSKEY", "MPESA_SECURITY_CREDENTIAL")
 ENCRYPTED_PREFIX = "fernet:"
 
 

@@ -121,6 +121,9 @@ class Purchase(BaseModel):
     query_attempts = IntegerField(default=0)
     last_query_at = DateTimeField(null=True)
     next_query_at = DateTimeField(null=True, index=True)
+    #: What the customer types as the PayBill account when paying from the M-Pesa menu
+    #: (short, no look-alikes; see ledger/c2b.py). Also the STK push's AccountReference.
+    account_code = CharField(max_length=8, unique=True, null=True)
 
 
 class VoucherBatch(BaseModel):
@@ -221,6 +224,55 @@ class CallbackRecord(BaseModel):
     outcome = CharField(max_length=20)  # settled, duplicate, failed, unknown, mismatch, malformed
     detail = TextField(default="")
     body = TextField()
+
+
+class C2BPayment(BaseModel):
+    """A payment made from the M-Pesa menu (PayBill or Till), from a C2B confirmation or
+    found by Pull Transactions; recorded before it is matched, so it is never lost.
+
+    new: recorded, not yet matched (a crash between the two: the agent matches it).
+    credited: its purchase (a waiting one, or a sale made for it) is paid and has a grant.
+    known: the receipt already belongs to a purchase (an STK payment seen again).
+    review: a person decides (grant the nearest package, or mark refunded); see ``reason``.
+    refunded: the owner gave the money back.
+    """
+
+    NEW, CREDITED, KNOWN, REVIEW, REFUNDED = "new", "credited", "known", "review", "refunded"
+
+    trans_id = CharField(max_length=20, unique=True)  # the M-Pesa receipt
+    transaction_type = CharField(max_length=40, default="")
+    bill_ref = CharField(max_length=40, default="")
+    amount_text = CharField(max_length=20, default="")
+    amount = IntegerField(null=True)  # whole KES, None when it is not a whole number
+    msisdn = CharField(max_length=80, default="")  # as M-Pesa sent it: plain, masked or hashed
+    paid_at = DateTimeField(null=True)  # TransTime, as UTC
+    first_name = CharField(max_length=40, default="")
+    via = CharField(max_length=8, default="direct")  # direct, relay, pull, lookup
+    source_ip = CharField(max_length=45, default="")
+    status = CharField(max_length=10, default=NEW, index=True)
+    reason = TextField(default="")
+    purchase = ForeignKeyField(Purchase, backref="c2b_payments", null=True,
+                               on_delete="RESTRICT")
+    copies = IntegerField(default=1)  # how many times the confirmation arrived
+    received_at = DateTimeField(default=utcnow, index=True)
+    settled_at = DateTimeField(null=True)
+    resolved_by = CharField(max_length=60, default="")
+    body = TextField(default="")
+
+
+class GrantDevice(BaseModel):
+    """A device that logged in with a grant: it holds one of the package's places."""
+
+    grant = ForeignKeyField(Grant, backref="devices", on_delete="CASCADE")
+    mac = CharField(max_length=17)
+    ip = CharField(max_length=45, default="")
+    first_seen_at = DateTimeField(default=utcnow)
+    last_seen_at = DateTimeField(default=utcnow)
+    freed_at = DateTimeField(null=True)
+    freed_by = CharField(max_length=60, default="")
+
+    class Meta:
+        indexes = ((("grant", "mac"), False),)
 
 
 class CodeAttempt(BaseModel):
@@ -354,7 +406,7 @@ Package.add_index(SQL(PACKAGE_NAME_INDEX))
 
 ALL_MODELS = [Package, Purchase, VoucherBatch, Voucher, Grant, OutboxEvent, CallbackRecord,
               CodeAttempt, AdminUser, LoginFailure, Setting, AuditLog, TokenCache, Job,
-              SchemaVersion]
+              C2BPayment, GrantDevice, SchemaVersion]
 
 
 def init_db(path: str) -> SqliteDatabase:
@@ -455,6 +507,17 @@ def _purchase_references(migrator) -> None:
     db.execute_sql("CREATE UNIQUE INDEX IF NOT EXISTS purchase_reference ON purchase (reference)")
 
 
+def _account_codes(migrator) -> None:
+    """v6: a purchase's PayBill account code (pay from the M-Pesa menu); old ones have none."""
+    from playhouse.migrate import migrate
+
+    if "account_code" not in {column.name for column in db.get_columns("purchase")}:
+        migrate(migrator.add_column("purchase", "account_code",
+                                    CharField(max_length=8, null=True)))
+    db.execute_sql("CREATE UNIQUE INDEX IF NOT EXISTS purchase_account_code "
+                   "ON purchase (account_code)")
+
+
 def _grant_bytes_used(migrator) -> None:
     """v8: the data a grant used on the router (for data-capped packages)."""
     from playhouse.migrate import migrate
@@ -509,8 +572,9 @@ def _unique_package_names(migrator) -> None:
 
 #: Migrations by target version: ``{2: fn(migrator)}`` using playhouse.migrate.
 MIGRATIONS = {2: _explicit_purchase_states, 3: _admin_session_versions, 4: _limit_keys,
-              5: _purchase_references, 8: _grant_bytes_used, 11: _audit_values,
-              12: _accounts_and_free_access_keys, 13: _unique_package_names}
+              5: _purchase_references, 6: _account_codes, 8: _grant_bytes_used,
+              11: _audit_values, 12: _accounts_and_free_access_keys,
+              13: _unique_package_names}
 
 
 def create_schema() -> int:

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+import requests
 from helpers import Site
 
 from portal.models import Grant, Purchase, db
@@ -216,13 +217,15 @@ def test_try_again_after_a_cancel_sends_a_new_prompt(site, phone_page):
     shot(page, "retry-2-waiting")
     with db.connection_context():
         assert Purchase.select().where(Purchase.phone == "254700001032").count() == 2
+
+
 def test_swahili_page_gives_the_date_in_swahili(site, phone_page):
     from portal.i18n import format_datetime
     from portal.timeutil import to_nairobi
 
     [code] = site.make_vouchers("1 day", 1)
     page = phone_page()
-    page.goto(site.customer_url("AA:BB:CC:00:01:08", "10.5.50.108", lang="sw"))
+    page.goto(site.customer_url("AA:BB:CC:00:01:0A", "10.5.50.110", lang="sw"))
     page.fill("#voucher-code", code)
     page.get_by_role("button", name="Tumia vocha").click()
     page.wait_for_selector("#access-code")
@@ -234,3 +237,28 @@ def test_swahili_page_gives_the_date_in_swahili(site, phone_page):
     swahili_months = ["Jan", "Feb", "Mac", "Apr", "Mei", "Jun", "Jul", "Ago", "Sep", "Okt",
                       "Nov", "Des"]
     assert until.split()[1] == swahili_months[to_nairobi(expires).month - 1]
+
+
+def test_paying_from_the_menu_when_no_prompt_comes(site, phone_page):
+    """The prompt never reaches the phone; the page shows the PayBill and the account
+    code; the customer pays from the M-Pesa menu (the emulator's control interface) and
+    the waiting page goes online by itself."""
+    page = phone_page()
+    mac, ip, phone = "AA:BB:CC:00:01:0B", "10.5.50.111", "254700001037"
+    site.daraja.set_phone(phone, callback="lost", query_outage=True)
+    pay(page, site, mac=mac, ip=ip, package="1 hour", phone="0700001037", name="c2b")
+    assert status_of(page) == "pending"
+    paybill = page.inner_text("#menu-paybill").strip()
+    account = page.inner_text("#menu-account").strip()
+    assert paybill == site.daraja.shortcode and re.fullmatch(r"[A-Z0-9]{5}", account)
+    shot(page, "c2b-2-no-prompt")
+    control = f"http://127.0.0.1:{site.daraja.control_port}/c2b/pay"
+    paid = requests.post(control, json={"phone": phone, "amount": 10, "account": account},
+                         timeout=10).json()
+    assert paid["confirmation_status"] == 200
+    page.wait_for_selector('#status[data-status="online"]')
+    shot(page, "c2b-3-online")
+    assert page.inner_text("#receipt").strip() == paid["receipt"]
+    code = page.inner_text("#access-code").strip()
+    assert site.wait_for_session(ip, mac, timeout=2)["user"] == code
+    assert page.query_selector("#pay-from-menu") is None

@@ -72,6 +72,12 @@ Kibanda demo is running (instance folder {site.instance}, reset on every run).
   Pay with any of these M-Pesa test numbers (the emulated customer answers in {site.decision_delay:g} s):
 {phones}
 
+  Pay from the M-Pesa menu instead (PayBill {site.settings()["MPESA_SHORTCODE"]}): buy with
+  0700001037 (the prompt never reaches that phone), read the account code on the page, then:
+    {site.pay_from_menu_command(10, "<account code>")}
+  The page goes online by itself. Other accounts or amounts become sales by price or go to
+  review: see {site.url}/admin/menu-payments
+
   Admin pages: {site.url}/admin/
     user: {DEMO_OWNER}
     password: {password}

@@ -28,7 +28,8 @@ from ..sim.daraja_rules import SANDBOX_PASSKEY, SANDBOX_SHORTCODE
 from ..sim.routeros import RouterSim
 from ..venue.accounts import create_admin
 from ..venue.packages import create_package, sync_profile
-from ..web import close_clients
+from ..ledger.c2b import c2b_urls
+from ..web import app_mpesa, close_clients
 from ..web.callback import redact_secret
 
 DEMO_OWNER = "owner"
@@ -131,6 +132,8 @@ class DemoSite:
             "MPESA_SHORTCODE": SANDBOX_SHORTCODE, "MPESA_PASSKEY": SANDBOX_PASSKEY,
             "MPESA_TYPE": "paybill",
             "PORTAL_URL": self.url, "CALLBACK_BASE_URL": self.url,
+            # The agent also pulls the emulator's records (catches lost confirmations).
+            "MPESA_PULL_NOMINATED_NUMBER": "254708374149",
             **self.extra_settings,
         }
 
@@ -143,7 +146,9 @@ class DemoSite:
                                     clock=self.router_clock).start()
             # The phone the demo pretends to be has joined the hotspot.
             self.router.device_joins(DEMO_DEVICE["ip"], DEMO_DEVICE["mac"])
-            self.daraja = DarajaSim(host=self.host, decision_delay=self.decision_delay).start()
+            # Its control interface lets a person "pay from the M-Pesa menu" (the banner says how).
+            self.daraja = DarajaSim(host=self.host, decision_delay=self.decision_delay,
+                                    control_port=0).start()
             # Bind first: the callback URL and PORTAL_URL need the real port.
             ensure_instance(self.instance)
             self.server = make_server(self.host, self.requested_port, _LateApp(), threaded=True,
@@ -155,6 +160,7 @@ class DemoSite:
             write_config_values(self.instance, settings)
             self.app = create_app(settings, instance=str(self.instance))
             self.server.app.target = self.app
+            self.register_c2b_urls()
             self._spawn(self.server.serve_forever, "portal-http", poll_interval=0.1)
             if self.run_agent:
                 self.agent = Agent(self.app.config)
@@ -164,6 +170,18 @@ class DemoSite:
             self.stop()
             raise
         return self
+
+    def register_c2b_urls(self) -> None:
+        """Register the portal's C2B URLs with the emulated M-Pesa, as ``kibanda mpesa
+        register-urls`` does at a real site (the sandbox cannot)."""
+        with db.connection_context():
+            app_mpesa(self.app).register_c2b_urls(*c2b_urls(self.app.config))
+
+    def pay_from_menu_command(self, amount: int = 10, account: str = "<account>") -> str:
+        """The control-interface call that pays the PayBill from a test phone's menu."""
+        return (f"curl -s -X POST http://{self.host}:{self.daraja.control_port}/c2b/pay "
+                f"-d '{{\"phone\": \"254712000001\", \"amount\": {amount}, "
+                f"\"account\": \"{account}\"}}'")
 
     def _spawn(self, target, name: str, **kwargs) -> None:
         thread = threading.Thread(target=target, name=name, kwargs=kwargs, daemon=True)

@@ -59,13 +59,15 @@ def router_command(host, port, user, password, version, latency_ms, state_file, 
 @click.option("--control-port", type=int, default=None,
               help="Serve the HTTP control interface on this port (0: any free port); "
                    "off by default. See docs/emulators.md.")
+@click.option("--sandbox", is_flag=True,
+              help="Refuse C2B URL registration, as the real Daraja sandbox does.")
 def mpesa_command(host, port, consumer_key, consumer_secret, shortcode, passkey,
-                  decision_delay, callback_delay, control_port):
+                  decision_delay, callback_delay, control_port, sandbox):
     """Run the Daraja (M-Pesa) emulator until Ctrl-C or SIGTERM."""
     sim = DarajaSim(host=host, port=port, consumer_key=consumer_key,
                     consumer_secret=consumer_secret, shortcode=shortcode, passkey=passkey,
                     decision_delay=decision_delay, callback_delay=callback_delay,
-                    control_port=control_port)
+                    control_port=control_port, sandbox=sandbox)
     _serve(sim, lambda: [
         f"Daraja emulator at {sim.base_url} (shortcode {shortcode}, consumer key "
         f"{consumer_key!r}); Ctrl-C to stop",

@@ -9,13 +9,14 @@ from __future__ import annotations
 import hmac
 import re
 from datetime import datetime, timedelta
+from typing import Callable
 
 from ..errors import (
     AccessExpired, DeviceLimitReached, DeviceLoginFailed, NotFound, RouterError,
     SessionLimitReached, ValidationError,
 )
-from ..models import Grant, Purchase, Voucher, db
-from . import events, grants
+from ..models import C2BPayment, Grant, Purchase, Voucher, db
+from . import devices, events, grants, reconcile
 from .grants import grant_for
 from .limits import CodeTry, Device, counted_try, identify
 
@@ -38,6 +39,7 @@ def _login(grant: Grant, gateway, mac: str, ip: str, now: datetime) -> Grant:
     """Log this device in with ``grant``; raises DeviceLoginFailed or DeviceLimitReached."""
     if grants.grant_time_left(grant, now) == 0 or grant.router_state == Grant.REMOVED:
         raise AccessExpired(f"grant {grant.id} expired at {grant.expires_at}")
+    devices.take_place(grant, mac, gateway, now)
     try:
         grants.login_device(grant, gateway, ip, mac, now)
     except SessionLimitReached as exc:
@@ -113,28 +115,75 @@ def start_voucher(voucher: Voucher, first_login_at: datetime, *, login_mac: str 
     return grant
 
 
-def reconnect(code, *, mac, ip, gateway, now, source="") -> Grant:
+def reconnect(code, *, mac, ip, gateway, now, source="",
+              lookup: Callable[[str], str] | None = None) -> Grant:
     """Log this device in again with an access code, an M-Pesa receipt or a used voucher
-    (``source``, ``mac`` and ``ip`` as for :func:`redeem_voucher`)."""
+    (``source``, ``mac`` and ``ip`` as for :func:`redeem_voucher`).
+
+    ``lookup(receipt)`` asks M-Pesa about a receipt Kibanda does not know yet ("I already
+    paid": :func:`.reconcile.lookup_receipt`) and settles it when found; the try counts
+    against the limits like any code.
+    """
     device = identify(gateway, mac, ip, source)
     with counted_try(device, now) as this_try:
-        return _reconnect(normalise_code(code), device, this_try, gateway, now)
+        return _reconnect(normalise_code(code), device, this_try, gateway, now, lookup)
 
 
-def _reconnect(typed: str, device: Device, this_try: CodeTry, gateway, now: datetime) -> Grant:
-    grant = None
+def _by_receipt(typed: str) -> Grant | None:
+    purchase = Purchase.get_or_none(Purchase.receipt == typed)
+    if purchase is not None and hmac.compare_digest(purchase.receipt.encode(), typed.encode()):
+        return grant_for(purchase)
+    return None
+
+
+def _in_review(typed: str) -> None:
+    """A real receipt whose payment a person must look at: say so (it was no guess)."""
+    payment = C2BPayment.get_or_none(C2BPayment.trans_id == typed)
+    if payment is not None and payment.status == C2BPayment.REVIEW:
+        raise ValidationError(
+            f"receipt {typed} is in review: {payment.reason}", field="code",
+            en="We found your payment, but the staff must check it before you connect. "
+               "Please show them your M-Pesa message.",
+            sw="Tumeona malipo yako, lakini wahudumu lazima wayaangalie kabla hujaunganishwa. "
+               "Tafadhali waonyeshe ujumbe wako wa M-Pesa.")
+
+
+def _reconnect(typed: str, device: Device, this_try: CodeTry, gateway, now: datetime,
+               lookup: Callable[[str], str] | None = None) -> Grant:
+    grant, asked = None, False
     if typed:
         grant = Grant.get_or_none(Grant.username == typed)
         if grant is None and _RECEIPT.match(typed):
-            purchase = Purchase.get_or_none(Purchase.receipt == typed)
-            if purchase is not None and hmac.compare_digest(purchase.receipt.encode(),
-                                                            typed.encode()):
-                grant = grant_for(purchase)
+            grant = _by_receipt(typed)
+            if grant is None:
+                _in_review(typed)
+            answer = lookup(typed) if grant is None and lookup is not None else None
+            if answer == reconcile.FOUND:
+                grant = _by_receipt(typed)
+                if grant is None:
+                    _in_review(typed)
+            elif answer == reconcile.ASKED:
+                this_try.wrong = True  # each question to M-Pesa counts as a guess
+                raise ValidationError(
+                    f"receipt {typed}: Transaction Status asked", field="code",
+                    en="We are checking this M-Pesa code with M-Pesa. Please try again in "
+                       "a minute.",
+                    sw="Tunaithibitisha namba hii na M-Pesa. Tafadhali jaribu tena baada "
+                       "ya dakika moja.")
+            asked = answer == reconcile.NOT_FOUND
         elif grant is not None and not hmac.compare_digest(grant.username.encode(),
                                                            typed.encode()):
             grant = None
     if grant is None:
         if typed and Voucher.get_or_none(Voucher.code == typed) is not None:
             return _redeem(typed, device, this_try, gateway, now)
+        if asked:
+            this_try.wrong = True
+            raise ValidationError(
+                f"receipt {typed} not found at M-Pesa", field="code",
+                en="We could not find an M-Pesa payment with that code. Check the code in "
+                   "your M-Pesa message and try again.",
+                sw="Hatukupata malipo ya M-Pesa yenye namba hiyo. Angalia namba kwenye "
+                   "ujumbe wako wa M-Pesa ujaribu tena.")
         raise _wrong_code(this_try, typed)
     return _login(grant, gateway, device.mac, device.ip, now)

@@ -16,7 +16,7 @@ from peewee import IntegrityError, fn
 from ..errors import RouterError, RouterTrap, RouterUnreachable, ValidationError
 from ..models import AuditLog, Grant, Package, Purchase, Voucher, db
 from ..timeutil import backoff_seconds
-from . import events
+from . import devices, events
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def create_grant(package, source: str, now: datetime, *, purchase=None, voucher=
                  username: str | None = None, created_by: str = "", note: str = "",
                  login_mac: str = "", login_ip: str = "",
                  expires_at: datetime | None = None, amount: int | None = None,
-                 router_state: str = Grant.PENDING) -> Grant:
+                 router_state: str = Grant.PENDING, sale_source: str | None = None) -> Grant:
     """Create a Grant and its "sale" outbox event; call inside the sale's ``db.atomic()``.
 
     Every sale earns exactly one grant (a purchase, a voucher: unique columns), so the
@@ -43,6 +43,8 @@ def create_grant(package, source: str, now: datetime, *, purchase=None, voucher=
     0 for a manual grant). The username doubles as the password and as the customer's
     access code, so the router's own login page accepts it when the appliance is down.
     ``router_state`` ON_ROUTER: the user is already there (a voucher used on the router).
+    ``sale_source`` names the path for the hub when it differs from the grant's source
+    ("c2b": paid from the M-Pesa menu, found by a confirmation or by Pull Transactions).
     """
     expires = expires_at or now + timedelta(seconds=package.validity_seconds)
     for _attempt in range(20):
@@ -65,7 +67,7 @@ def create_grant(package, source: str, now: datetime, *, purchase=None, voucher=
         raise RuntimeError("could not draw a free access code")
     if amount is None:
         amount = purchase.amount if purchase else package.price if voucher else 0
-    events.record_sale(now, amount=amount, source=source, package=package.name_en,
+    events.record_sale(now, amount=amount, source=sale_source or source, package=package.name_en,
                        receipt=purchase.receipt if purchase else None,
                        # M-Pesa's id of the push, never the purchase's own reference:
                        # that opens the customer's page, which shows the access code.
@@ -167,6 +169,7 @@ def login_device(grant: Grant, gateway, ip: str, mac: str, now: datetime) -> Non
     gateway.login(grant.username, grant.password, ip, mac)
     (Grant.update(logged_in_at=now, first_login_at=fn.COALESCE(Grant.first_login_at, now))
      .where(Grant.id == grant.id).execute())
+    devices.record_login(grant, mac, ip, now)  # it holds one of the package's places
     grant.logged_in_at = now
     grant.first_login_at = grant.first_login_at or now
 

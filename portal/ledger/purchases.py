@@ -18,6 +18,7 @@ from ..errors import KibandaError, MpesaBusy, MpesaTimeout, NotFound, Validation
 from ..models import Package, Purchase, db
 from ..phone import normalise_phone
 from . import events
+from .c2b import unused_account_code
 from .limits import check_push_limits, identify
 from .settlement import settle
 
@@ -65,7 +66,7 @@ def _package_on_sale(package_id) -> Package:
 
 
 def start_purchase(package_id, phone_raw, *, mac, ip, link_login_only="", link_orig="",
-                   mpesa, callback_url, now, account_reference="WIFI", gateway=None,
+                   mpesa, callback_url, now, account_reference=None, gateway=None,
                    source="") -> Purchase:
     """Validate, apply the abuse limits, send the STK Push and record the Purchase.
 
@@ -86,9 +87,12 @@ def start_purchase(package_id, phone_raw, *, mac, ip, link_login_only="", link_o
             phone=phone, package=package, amount=package.price, mac=device.mac, ip=device.ip,
             source=device.source, verified=device.verified,
             link_login_only=link_login_only or "", link_orig=link_orig or "",
-            status=Purchase.PUSHING, created_at=now, updated_at=now)
+            status=Purchase.PUSHING, created_at=now, updated_at=now,
+            account_code=unused_account_code())
     try:
-        pushed = mpesa.stk_push(phone, package.price, account_reference,
+        # The prompt shows the account code the page shows: one code for both ways to
+        # pay, and Pull Transactions finds the payment by it (ledger/c2b.py).
+        pushed = mpesa.stk_push(phone, package.price, account_reference or purchase.account_code,
                                 f"WiFi {package.name_en}"[:13],
                                 purchase_callback_url(callback_url, purchase), now=now)
     except MpesaTimeout as exc:

@@ -33,6 +33,9 @@ SETTLED, LATE, DUPLICATE, FAILED, UNKNOWN, MISMATCH, MALFORMED, UNCONFIRMED = (
 #: A success may credit a purchase in these states; "review" waits for a person, except
 #: that M-Pesa's own final word (a query) may still credit it.
 _CREDITABLE = (Purchase.PENDING, Purchase.FAILED, Purchase.EXPIRED)
+#: Paths that bring a payment with its receipt from outside the STK exchange: a C2B
+#: confirmation (site URL or hub relay) and a Pull Transactions record (ledger/c2b.py).
+_RECEIPT_PATHS = ("c2b", "pull")
 #: How far back a callback with no reference is compared with pushes whose answer never came.
 _ORPHAN_WINDOW = timedelta(minutes=15)
 #: States in which a purchase may still learn its CheckoutRequestID from its callback.
@@ -67,6 +70,10 @@ def _credit(purchase: Purchase, *, result_code, result_desc, receipt, amount, vi
             now) -> str:
     """Mark ``purchase`` paid and create its Grant, once; returns the outcome word."""
     creditable = _CREDITABLE + ((Purchase.REVIEW,) if via == "query" else ())
+    if via in _RECEIPT_PATHS:
+        # M-Pesa's own record of a payment with its receipt: it may also finish a push
+        # that never got its answer, or one a person was asked to look at.
+        creditable = _CREDITABLE + Purchase.OPEN + (Purchase.REVIEW,)
     with db.atomic():
         rows = (Purchase.update(
             status=Purchase.PAID, result_code=result_code if result_code is not None else 0,
@@ -78,9 +85,23 @@ def _credit(purchase: Purchase, *, result_code, result_desc, receipt, amount, vi
             return DUPLICATE
         purchase.receipt = receipt or purchase.receipt  # the sale event carries it
         grants.create_grant(purchase.package, Grant.MPESA, now, purchase=purchase,
-                                    login_mac=purchase.mac, login_ip=purchase.ip,
-                                    amount=amount or purchase.amount)
+                            login_mac=purchase.mac, login_ip=purchase.ip,
+                            amount=amount or purchase.amount,
+                            sale_source="c2b" if via in _RECEIPT_PATHS else None)
     return LATE if purchase.status != Purchase.PENDING else SETTLED
+
+
+def credit(purchase: Purchase, *, receipt: str, amount: int, result_desc: str, via: str,
+           now: datetime) -> str:
+    """Credit ``purchase`` with a payment found by C2B or Pull Transactions (ledger/c2b.py):
+    the same conditional UPDATE, Grant and outbox event as an STK success."""
+    return _credit(purchase, result_code=0, result_desc=result_desc, receipt=receipt,
+                   amount=amount, via=via, now=now)
+
+
+def fill_receipt(purchase: Purchase, receipt: str, now: datetime) -> None:
+    """Give a purchase credited without its receipt (by query) the receipt M-Pesa shows."""
+    _fill_receipt(purchase, receipt, now)
 
 
 def _confirm_by_query(purchase: Purchase, now: datetime) -> None:
@@ -219,6 +240,18 @@ def record_callback(raw_body: bytes, remote_addr: str, now: datetime,
                                          f"receipt {result.receipt} may be this push")
              .where(Purchase.id == orphan.id).execute())
             detail = f"may belong to purchase {orphan.id} (push answer never came)"
+    elif outcome == DUPLICATE and result.success and _second_payment(purchase, result):
+        # Paid already with another receipt (from the M-Pesa menu): this prompt was paid
+        # too. That money is a payment of its own, never dropped (ledger/c2b.py).
+        from . import c2b
+
+        second = c2b.record_confirmation(
+            {"TransactionType": "STK paid after the menu", "TransID": result.receipt,
+             "TransAmount": str(result.amount), "MSISDN": str(result.phone or ""),
+             "TransTime": "", "BillRefNumber": ""},
+            source_ip=remote_addr, via="callback", now=now)
+        detail = (f"purchase {purchase.id} was already paid ({purchase.receipt}); "
+                  f"second payment {result.receipt}: {second.outcome} {second.reason}")[:500]
     elif outcome == MISMATCH:
         detail = (_mismatch(purchase, result.amount, result.phone)
                   or f"receipt {result.receipt} is already another purchase's") \
@@ -235,6 +268,15 @@ def record_callback(raw_body: bytes, remote_addr: str, now: datetime,
         log.warning("callback %s from %s: %s (%s)", result.checkout_request_id, remote_addr,
                     outcome, detail)
     return outcome, purchase
+
+
+def _second_payment(purchase: Purchase | None, result: CallbackResult) -> bool:
+    """A success with its receipt for a purchase already paid under another receipt."""
+    if purchase is None or not result.receipt or result.amount is None:
+        return False
+    current = Purchase.get_by_id(purchase.id)
+    return bool(current.receipt and current.receipt != result.receipt
+                and not Purchase.select().where(Purchase.receipt == result.receipt).exists())
 
 
 def record_refused(raw_body: bytes, remote_addr: str, now: datetime, reason: str) -> None:

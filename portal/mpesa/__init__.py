@@ -11,14 +11,17 @@ from ..errors import (
 )
 from ..phone import normalise_phone
 from .callbacks import CallbackResult, parse_callback
-from .client import PAYBILL, TILL, MpesaClient, QueryResult, StkPushResult
+from .client import (
+    PAYBILL, TILL, MpesaClient, PulledTransaction, QueryResult, StkPushResult,
+)
 from .results import (
     RESULT_MESSAGES, error_from_answer, failure_reason, owner_reason, result_message,
 )
 from .tokens import CachedToken, MemoryTokenStore, TokenStore
 
 __all__ = [
-    "MpesaClient", "StkPushResult", "QueryResult", "CallbackResult", "parse_callback",
+    "MpesaClient", "PulledTransaction", "StkPushResult", "QueryResult", "CallbackResult",
+    "parse_callback",
     "normalise_phone", "RESULT_MESSAGES", "result_message", "failure_reason",
     "owner_reason",
     "error_from_answer", "MpesaError", "InvalidPhone", "InvalidAmount", "MpesaBusy",

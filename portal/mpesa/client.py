@@ -23,7 +23,7 @@ from ..errors import (
     InvalidAmount, MpesaBusy, MpesaConfigError, MpesaError, MpesaTimeout, MpesaUnreachable,
 )
 from ..phone import normalise_phone
-from ..timeutil import nairobi_timestamp, utcnow
+from ..timeutil import NAIROBI, nairobi_timestamp, utcnow
 from .results import error_from_answer
 from .tokens import CachedToken, MemoryTokenStore, TokenStore
 
@@ -35,6 +35,14 @@ TRANSACTION_TYPES = {PAYBILL: "CustomerPayBillOnline", TILL: "CustomerBuyGoodsOn
 OAUTH_PATH = "/oauth/v1/generate?grant_type=client_credentials"
 PUSH_PATH = "/mpesa/stkpush/v1/processrequest"
 QUERY_PATH = "/mpesa/stkpushquery/v1/query"
+C2B_REGISTER_PATH = "/mpesa/c2b/v2/registerurl"
+PULL_REGISTER_PATH = "/pulltransactions/v1/register"
+PULL_QUERY_PATH = "/pulltransactions/v1/query"
+#: Pull Transactions covers the last 48 hours; pages are read until one comes back empty.
+PULL_HORIZON = timedelta(hours=48)
+PULL_MAX_PAGES = 200
+SANDBOX_HOST = "sandbox.safaricom.co.ke"
+STATUS_PATH = "/mpesa/transactionstatus/v1/query"
 ACCOUNT_REFERENCE_MAX = 12
 TRANSACTION_DESC_MAX = 13
 #: Refresh this long before Daraja's expiry (or at half-life for short-lived tokens).
@@ -63,6 +71,23 @@ class QueryResult:
     result_desc: str
 
     PENDING, SUCCESS, FAILED = "pending", "success", "failed"
+
+
+@dataclass(frozen=True)
+class PulledTransaction:
+    """One payment into the shortcode as Pull Transactions lists it (C2B or STK).
+
+    ``at`` is naive UTC. Field names are tolerated in any case (reference section 7 marks
+    them unconfirmed); ``raw`` keeps the record as it came.
+    """
+
+    receipt: str
+    at: datetime | None
+    msisdn: str
+    bill_reference: str
+    amount: str
+    kind: str
+    raw: dict
 
 
 class MpesaClient:
@@ -286,6 +311,96 @@ class MpesaClient:
         state = QueryResult.SUCCESS if code == 0 else QueryResult.FAILED
         return QueryResult(state, code, str(answer.get("ResultDesc") or ""))
 
+    # -- C2B and Pull Transactions ---------------------------------------------------
+
+    def register_c2b_urls(self, confirmation_url: str, validation_url: str,
+                          response_type: str = "Completed",
+                          now: datetime | None = None) -> dict:
+        """Register the C2B confirmation and validation URLs (v2) for this shortcode.
+
+        The Daraja sandbox does not allow it: that is said plainly before anything is sent.
+        """
+        if SANDBOX_HOST in self.base_url:
+            raise MpesaConfigError(
+                "The Daraja sandbox does not allow C2B URL registration: payments from the "
+                "M-Pesa menu can only be tried against the emulator (kibanda sim mpesa) "
+                "until the site has production credentials")
+        shortcode = self.party_b if self.mpesa_type == TILL else self.shortcode
+        body = {"ShortCode": shortcode, "ResponseType": response_type,
+                "ConfirmationURL": confirmation_url, "ValidationURL": validation_url}
+        response = self._api_post(C2B_REGISTER_PATH, body, now, what="C2B register",
+                                  may_retry=True)
+        if response.status_code != 200:
+            raise error_from_answer(response.status_code, response.text, what="C2B register")
+        answer = _json(response, "C2B register")
+        if str(answer.get("ResponseCode", "0")) not in ("0", "00000000"):
+            raise MpesaError(f"C2B register refused: {response.text[:200]}")
+        return answer
+
+    def pull_register(self, nominated_number: str, callback_url: str,
+                      now: datetime | None = None) -> dict:
+        """Register this shortcode for Pull Transactions (once)."""
+        body = {"ShortCode": self.shortcode, "RequestType": "Pull",
+                "NominatedNumber": normalise_phone(nominated_number),
+                "CallBackURL": callback_url}
+        response = self._api_post(PULL_REGISTER_PATH, body, now, what="Pull register",
+                                  may_retry=True)
+        if response.status_code != 200:
+            raise error_from_answer(response.status_code, response.text, what="Pull register")
+        return _json(response, "Pull register")
+
+    def pull_query(self, start: datetime, end: datetime, offset: int = 0,
+                   now: datetime | None = None) -> list[PulledTransaction]:
+        """One page of payments between ``start`` and ``end`` (naive UTC), from ``offset``."""
+        body = {"ShortCode": self.shortcode, "StartDate": _pull_date(start),
+                "EndDate": _pull_date(end), "OffSetValue": str(int(offset))}
+        response = self._api_post(PULL_QUERY_PATH, body, now, what="Pull query",
+                                  may_retry=True)
+        if response.status_code != 200:
+            raise error_from_answer(response.status_code, response.text, what="Pull query")
+        answer = _json(response, "Pull query")
+        pages = answer.get("Response") or answer.get("response") or []
+        # The sheet shows a list holding one list of records; accept a flat list too.
+        items = [item for page in pages for item in (page if isinstance(page, list) else [page])]
+        return [found for found in map(_pulled, items) if found is not None]
+
+    def pull_transactions(self, start: datetime, end: datetime,
+                          now: datetime | None = None) -> list[PulledTransaction]:
+        """Every payment between ``start`` and ``end`` (at most 48 h back), all pages."""
+        now = _naive_utc(now)
+        start = max(start, now - PULL_HORIZON)
+        found: list[PulledTransaction] = []
+        for _page in range(PULL_MAX_PAGES):
+            page = self.pull_query(start, end, offset=len(found), now=now)
+            if not page:
+                break
+            found.extend(page)
+        return found
+
+    def transaction_status(self, receipt: str, *, initiator: str, security_credential: str,
+                           result_url: str, timeout_url: str,
+                           now: datetime | None = None) -> dict:
+        """Ask M-Pesa about one receipt (Transaction Status). The answer only says the
+        question was accepted: the result is POSTed to ``result_url`` later."""
+        if not initiator or not security_credential:
+            raise MpesaConfigError("Transaction Status needs MPESA_INITIATOR_NAME and "
+                                   "MPESA_SECURITY_CREDENTIAL")
+        body = {"Initiator": initiator, "SecurityCredential": security_credential,
+                "CommandID": "TransactionStatusQuery", "TransactionID": str(receipt),
+                "PartyA": self.party_b if self.mpesa_type == TILL else self.shortcode,
+                "IdentifierType": "4", "ResultURL": result_url,
+                "QueueTimeOutURL": timeout_url, "Remarks": "Kibanda receipt check",
+                "Occasion": "reconnect"}
+        response = self._api_post(STATUS_PATH, body, now, what="Transaction Status",
+                                  may_retry=True)
+        if response.status_code != 200:
+            raise error_from_answer(response.status_code, response.text,
+                                    what="Transaction Status")
+        answer = _json(response, "Transaction Status")
+        if str(answer.get("ResponseCode", "")) != "0":
+            raise MpesaError(f"Transaction Status refused: {response.text[:200]}")
+        return answer
+
     def password(self, timestamp: str) -> str:
         """Daraja's Password: base64 of shortcode + passkey + the request's own Timestamp."""
         return base64.b64encode(f"{self.shortcode}{self.passkey}{timestamp}".encode()).decode()
@@ -369,6 +484,37 @@ def _naive_utc(moment: datetime | None) -> datetime:
     if moment.tzinfo is not None:
         return moment.astimezone(timezone.utc).replace(tzinfo=None)
     return moment
+
+
+def _pull_date(moment: datetime) -> str:
+    """A Pull window bound: Nairobi wall-clock time, ``YYYY-MM-DD HH:MM:SS``."""
+    return moment.replace(tzinfo=timezone.utc).astimezone(NAIROBI).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _pulled(item) -> PulledTransaction | None:
+    """A Pull record, its names in any case; None when it has no receipt."""
+    if not isinstance(item, dict):
+        return None
+    fields = {str(k).lower(): v for k, v in item.items()}
+    receipt = str(fields.get("transactionid") or fields.get("transid") or "").strip()
+    if not receipt:
+        return None
+    at = None
+    text = str(fields.get("trxdate") or "").strip().rstrip("Z")
+    for shape in ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"):
+        try:
+            # The sheet's example has a Nairobi time (inside the Nairobi query window)
+            # followed by a Z: read it as Nairobi time.
+            local = datetime.strptime(text[:19], shape).replace(tzinfo=NAIROBI)
+            at = local.astimezone(timezone.utc).replace(tzinfo=None)
+            break
+        except ValueError:
+            continue
+    return PulledTransaction(
+        receipt=receipt[:20], at=at, msisdn=str(fields.get("msisdn") or "")[:80],
+        bill_reference=str(fields.get("billreference") or "")[:40],
+        amount=str(fields.get("amount") or "")[:20],
+        kind=str(fields.get("transactiontype") or "")[:40], raw=item)
 
 
 def _is_invalid_token(response: requests.Response) -> bool:

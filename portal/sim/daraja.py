@@ -11,6 +11,7 @@ The ``kibanda sim mpesa`` command is in ``portal.cli.sim``.
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import logging
 import threading
@@ -20,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..timeutil import utcnow
 from .control import ControlServer, Controllable
+from .daraja_c2b import C2BBook, check_status_query, post_and_read, status_result
 from .daraja_callbacks import CallbackSender, callback_times
 from .daraja_control import control_routes
 from .daraja_faults import FaultPlan
@@ -81,7 +83,7 @@ class DarajaSim(Controllable):
                  till_number: str | None = None,
                  timestamp_window: float | None = 600.0,
                  invalidate_previous_token: bool = False, callback_timeout: float = 5.0,
-                 control_port: int | None = None):
+                 control_port: int | None = None, sandbox: bool = False):
         self.host, self.port = host, port
         self.consumer_key, self.consumer_secret = consumer_key, consumer_secret
         self.shortcode, self.passkey = str(shortcode), passkey
@@ -102,6 +104,10 @@ class DarajaSim(Controllable):
         self.token_requests = 0
         self.push_requests = 0
         self.query_requests = 0
+        self.pull_requests = 0
+        #: Seconds before a Transaction Status result is POSTed; the results sent so far.
+        self.status_delay = 0.05
+        self.status_results: list[dict] = []
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._tokens: dict[str, float] = {}
@@ -109,6 +115,9 @@ class DarajaSim(Controllable):
         self.fault_plan = FaultPlan()
         self._transactions: dict[str, dict] = {}
         self._callbacks = CallbackSender(self._transactions, self._wake, callback_timeout)
+        #: Payments from the menu (C2B), their URLs and Pull Transactions (daraja_c2b).
+        self.c2b = C2BBook(self.shortcode, till_number, sandbox=sandbox,
+                           timeout=callback_timeout)
         self._serial = 0
         self._server: _Server | None = None
         self._threads: list[threading.Thread] = []
@@ -223,16 +232,36 @@ class DarajaSim(Controllable):
                 return txn
             time.sleep(0.02)
 
+    def pay_from_menu(self, phone: str, amount: int, account: str | None = None, *,
+                      till: bool = False, confirmation: str = "sent") -> dict:
+        """A test phone pays the PayBill (with ``account``) or the Till from its M-Pesa
+        menu; the confirmation is POSTed to the registered URL unless it is "lost"."""
+        return self.c2b.pay(phone, amount, account=account, till=till,
+                            confirmation=confirmation)
+
+    def stk_successes(self) -> list[dict]:
+        """Pushes the customer has paid (Pull Transactions lists them too)."""
+        return [txn for txn in self.transactions if txn["decided"] and txn["result_code"] == 0]
+
     # -- HTTP ------------------------------------------------------------------------
 
     def _dispatch(self, handler: _Handler, method: str) -> None:
         path = urlsplit(handler.path)
         route = {("GET", "/oauth/v1/generate"): self._oauth,
                  ("POST", "/mpesa/stkpush/v1/processrequest"): self._push,
-                 ("POST", "/mpesa/stkpushquery/v1/query"): self._query}.get((method, path.path))
+                 ("POST", "/mpesa/stkpushquery/v1/query"): self._query,
+                 ("POST", "/mpesa/c2b/v1/registerurl"): self._c2b_register,
+                 ("POST", "/mpesa/c2b/v2/registerurl"): self._c2b_register,
+                 ("POST", "/pulltransactions/v1/register"): self._pull_register,
+                 ("POST", "/pulltransactions/v1/query"): self._pull_query,
+                 ("POST", "/mpesa/transactionstatus/v1/query"): self._status,
+                 }.get((method, path.path))
         if route is None:
             known = path.path in ("/oauth/v1/generate", "/mpesa/stkpush/v1/processrequest",
-                                  "/mpesa/stkpushquery/v1/query")
+                                  "/mpesa/stkpushquery/v1/query", "/mpesa/c2b/v1/registerurl",
+                                  "/mpesa/c2b/v2/registerurl", "/pulltransactions/v1/register",
+                                  "/pulltransactions/v1/query",
+                                  "/mpesa/transactionstatus/v1/query")
             status, code, text = ((405, "405.001", "Method Not Allowed") if known
                                   else (404, "404.001.01", "Resource not found"))
             handler.answer(status, error_body(code, text))
@@ -294,6 +323,13 @@ class DarajaSim(Controllable):
             raise bad_request("JSON")
         return body, drop
 
+    def _answerable_json(self, handler: _Handler, on: str) -> dict:
+        """The checked body of a request that gets an answer (a "drop" fault: none)."""
+        body, drop = self._authorised_json(handler, on)
+        if drop:
+            raise _Drop()
+        return body
+
     def _inject_fault(self, on: str) -> bool:
         """Raise the next queued fault for ``on``; True when the answer must be dropped."""
         kind = self.fault_plan.take_fault(on)
@@ -345,12 +381,49 @@ class DarajaSim(Controllable):
                              "ResponseCode": "0", "ResponseDescription": PUSH_ACCEPTED,
                              "CustomerMessage": PUSH_ACCEPTED})
 
+    def _c2b_register(self, handler: _Handler, _query: str) -> None:
+        body = self._answerable_json(handler, "push")
+        version = 1 if "/v1/" in handler.path else 2
+        handler.answer(200, self.c2b.register(body, version))
+
+    def _pull_register(self, handler: _Handler, _query: str) -> None:
+        body = self._answerable_json(handler, "push")
+        handler.answer(200, self.c2b.pull_register(body))
+
+    def _pull_query(self, handler: _Handler, _query: str) -> None:
+        with self._lock:
+            self.pull_requests += 1
+        body = self._answerable_json(handler, "query")
+        handler.answer(200, self.c2b.pull_query(body, self.stk_successes()))
+
+    def _status(self, handler: _Handler, _query: str) -> None:
+        """Transaction Status: accepted now, the result POSTed to the ResultURL after."""
+        body = self._answerable_json(handler, "query")
+        check_status_query(body, (self.shortcode, self.c2b.till_number))
+        receipt = str(body["TransactionID"]).strip().upper()
+        conversation = "AG_" + new_request_id().replace("-", "")[:20]
+        result = status_result(receipt, conversation,
+                               self.c2b.find(receipt, self.stk_successes()))
+        self.status_results.append(result)
+
+        def post() -> None:
+            if self._halt.wait(self.status_delay):
+                return
+            try:
+                post_and_read(body["ResultURL"], result, self.callback_timeout)
+            except (OSError, ValueError, http.client.HTTPException) as exc:
+                log.warning("Transaction Status result to %s failed: %s", body["ResultURL"], exc)
+
+        thread = threading.Thread(target=post, name="daraja-sim-status", daemon=True)
+        thread.start()
+        handler.answer(200, {"OriginatorConversationID": new_request_id(),
+                             "ConversationID": conversation, "ResponseCode": "0",
+                             "ResponseDescription": "Accept the service request successfully."})
+
     def _query(self, handler: _Handler, _query: str) -> None:
         with self._lock:
             self.query_requests += 1
-        body, drop = self._authorised_json(handler, "query")
-        if drop:
-            raise _Drop()
+        body = self._answerable_json(handler, "query")
         check_credentials(body, self.shortcode, self.passkey, utcnow(), self.timestamp_window)
         checkout = body.get("CheckoutRequestID")
         with self._lock:

@@ -49,6 +49,11 @@ def transaction_report(txn: dict) -> dict:
     }
 
 
+def payment_report(payment: dict) -> dict:
+    """One payment from the menu as the control interface shows it."""
+    return {**payment, "paid_at": payment["paid_at"].strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
 def _answer_value(body: dict, name: str) -> Any:
     """A push answer: seconds (0 or more) or "never"; null clears it."""
     value = body[name]
@@ -158,6 +163,28 @@ def control_routes(sim: "DarajaSim") -> list[Route]:
         except KeyError:
             raise ControlError(404, f"no push {request.params['checkout']}") from None
 
+    def pay_from_menu(request: ControlRequest) -> dict:
+        body = request.body
+        unknown_fields(body, {"phone", "amount", "account", "till", "confirmation"})
+        phone = _phone(field(body, "phone", str))
+        amount = field(body, "amount", int)
+        if amount < 1:
+            raise ControlError(400, "amount must be 1 or more (whole KES)")
+        till = field(body, "till", bool, False)
+        account = field(body, "account", str, "")
+        if not till and not account:
+            raise ControlError(400, "a PayBill payment needs an account (or till: true)")
+        confirmation = field(body, "confirmation", str, "sent")
+        if confirmation not in ("sent", "lost"):
+            raise ControlError(400, 'confirmation must be "sent" or "lost"')
+        return payment_report(sim.pay_from_menu(phone, amount, account or None, till=till,
+                                                confirmation=confirmation))
+
+    def menu_payments(_request: ControlRequest) -> dict:
+        return {"payments": [payment_report(p) for p in sim.c2b.payments],
+                "registrations": sim.c2b.registrations,
+                "pull_registrations": sim.c2b.pull_registrations}
+
     def expire_tokens(_request: ControlRequest) -> dict:
         sim.expire_tokens()
         return {"expired": True}
@@ -176,4 +203,6 @@ def control_routes(sim: "DarajaSim") -> list[Route]:
         Route("GET", "/transactions", transactions),
         Route("GET", "/transactions/<checkout>", transaction),
         Route("POST", "/tokens/expire", expire_tokens),
+        Route("POST", "/c2b/pay", pay_from_menu),
+        Route("GET", "/c2b/payments", menu_payments),
     ]

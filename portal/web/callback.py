@@ -21,12 +21,14 @@ bp = Blueprint("mpesa_callback", __name__)
 log = logging.getLogger(__name__)
 
 ACCEPTED = {"ResultCode": 0, "ResultDesc": "Accepted"}
-_SECRET_IN_PATH = re.compile(r"/mpesa/callback/[^\s?\"']+")
+_SECRET_IN_PATH = re.compile(
+    r"(/mpesa/(?:callback|c2b/confirmation|c2b/validation|status/result|status/timeout))"
+    r"/[^\s?\"']+")
 
 
 def redact_secret(text: str) -> str:
     """``text`` (a request line, a path, a log message) with the callback secret as ``***``."""
-    return _SECRET_IN_PATH.sub("/mpesa/callback/***", text)
+    return _SECRET_IN_PATH.sub(r"\1/***", text)
 
 
 #: ``CALLBACK_ALLOWED_IPS=safaricom``: the addresses Safaricom's callbacks are widely

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from datetime import timedelta
 
 from flask import (
     Blueprint, current_app, jsonify, redirect, render_template, request, session, url_for,
@@ -17,7 +18,7 @@ from peewee import DatabaseError
 from ..errors import (
     DeviceLoginFailed, KibandaError, NotFound, StorageUnavailable, ValidationError,
 )
-from ..ledger import codes, grants, purchases, status
+from ..ledger import codes, devices, grants, purchases, reconcile, status
 from ..models import Grant, Package, Purchase, db
 from ..phone import display_phone
 from ..i18n import format_datetime
@@ -38,6 +39,8 @@ _ROUTER_LINK = re.compile(r"^https?://(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]
                           r"(?:[/?#][^\s\\]*)?$", re.I)
 _LINK = re.compile(r"^https?://[^\s\\]+$", re.I)
 _OWNED_MAX = 20
+#: How long a failed prompt's page keeps refreshing for a payment from the menu.
+MENU_WAIT = timedelta(minutes=15)
 
 
 # -- presentation helpers ---------------------------------------------------------------
@@ -144,6 +147,22 @@ def _owns(kind: str, item_id: int) -> bool:
     return item_id in session.get(kind, [])
 
 
+def _pay_menu(purchase: Purchase | None = None) -> dict | None:
+    """How to pay from the M-Pesa menu: PayBill number and account (the purchase's own
+    code), or the Till number; None when M-Pesa is not set up for it."""
+    config = current_app.config
+    till = str(config.get("MPESA_TYPE") or "").lower() in ("till", "buygoods", "buy_goods",
+                                                            "buy-goods")
+    number = str(config.get("MPESA_PARTYB") if till else config.get("MPESA_SHORTCODE") or "")
+    if not number.isdigit() or not config.get("MPESA_CONSUMER_KEY"):
+        return None  # M-Pesa not set up: a number shown here would take nobody's money
+    account = purchase.account_code if purchase is not None else None
+    if not till and account is None and config.get("C2B_REJECT_UNKNOWN_ACCOUNTS"):
+        return None  # no code to give yet, and any other account would be refused
+    return {"kind": "till" if till else "paybill", "number": number, "account": account,
+            "amount": purchase.amount if purchase is not None else None}
+
+
 # -- landing and buying ----------------------------------------------------------------------
 
 def _landing(*, errors=None, form_error=None, phone="", chosen=None, voucher_code="",
@@ -161,7 +180,7 @@ def _landing(*, errors=None, form_error=None, phone="", chosen=None, voucher_cod
         chosen = packages[0]["id"]
     return _render("customer/landing.html", status, packages=packages, device=device,
                    errors=errors or {}, form_error=form_error, phone=phone, chosen=chosen,
-                   voucher_code=voucher_code, router_error=router_error)
+                   voucher_code=voucher_code, router_error=router_error, pay_menu=_pay_menu())
 
 
 @bp.route("/", methods=["GET", "POST"])
@@ -184,7 +203,7 @@ def buy():
             chosen, phone, mac=device["mac"], ip=device["ip"],
             link_login_only=device["link-login-only"], link_orig=device["link-orig"],
             mpesa=app_mpesa(), callback_url=purchases.callback_url(config),
-            now=utcnow(), account_reference=config.get("MPESA_ACCOUNT_REFERENCE") or "WIFI",
+            now=utcnow(), account_reference=config.get("MPESA_ACCOUNT_REFERENCE") or None,
             gateway=app_router(), source=request.remote_addr or "")
     except ValidationError as exc:
         if exc.field in ("phone", "package"):
@@ -202,7 +221,8 @@ def buy():
 # -- the waiting / result page ------------------------------------------------------------
 
 def _grant_view(grant: Grant | None, now, *, status: str, access_code, receipt,
-                login_needed: bool, login_url: str, link_orig: str, lang: str) -> dict:
+                login_needed: bool, login_url: str, link_orig: str, lang: str,
+                mac: str = "") -> dict:
     """What the customer sees about their access (shared by purchases and codes)."""
     if grant is None:
         return {"status": status, "access_code": None}
@@ -213,7 +233,8 @@ def _grant_view(grant: Grant | None, now, *, status: str, access_code, receipt,
             "devices": devices_words(grant.package.devices, lang),
             "package": grant.package.name(lang),
             "login_needed": bool(login_needed and login_url and access_code),
-            "login_url": login_url, "link_orig": link_orig}
+            "login_url": login_url, "link_orig": link_orig,
+            "random_mac": devices.is_random_mac(mac)}
 
 
 def _purchase_and_state(reference: str):
@@ -252,10 +273,15 @@ def purchase_page(reference: str):
         login_url=_clean("link-login-only",
                          purchase.link_login_only or device.get("link-login-only", "")),
         link_orig=_clean("link-orig", purchase.link_orig or device.get("link-orig", "")),
-        lang=lang)
+        lang=lang, mac=purchase.mac or device.get("mac", ""))
+    pay_menu = _pay_menu(purchase) if _owns("purchases", purchase.id) else None
+    # A failed prompt's page offers the menu: it keeps looking for that payment a while.
+    menu_wait = bool(pay_menu and state["status"] in ("failed", "expired")
+                     and state["reason"] not in ("used_up", "review")
+                     and now - purchase.created_at < MENU_WAIT)
     return _render("customer/purchase.html", state=state, purchase=purchase,
                    package_name=purchase.package.name(lang), phone_local=state["phone"],
-                   grant_view=grant_view)
+                   grant_view=grant_view, pay_menu=pay_menu, menu_wait=menu_wait)
 
 
 @bp.get("/purchases/<string(maxlength=32):reference>.json")
@@ -280,7 +306,7 @@ def _show_grant(grant: Grant, *, login_failed: bool = False):
         grant, now, status=standing.status, access_code=grant.username,
         receipt=purchase.receipt if purchase else None,
         login_needed=standing.login_needed, login_url=device.get("link-login-only", ""),
-        link_orig=device.get("link-orig", ""), lang=lang)
+        link_orig=device.get("link-orig", ""), lang=lang, mac=device.get("mac", ""))
     return _render("customer/access.html", grant_view=grant_view)
 
 
@@ -315,7 +341,9 @@ def reconnect_page():
     try:
         grant = codes.reconnect(code, mac=device["mac"], ip=device["ip"],
                                 gateway=app_router(), now=utcnow(),
-                                source=request.remote_addr or "")
+                                source=request.remote_addr or "",
+                                lookup=lambda receipt: reconcile.lookup_receipt(
+                                    app_mpesa(), current_app.config, receipt))
     except DeviceLoginFailed as exc:
         return _show_grant(exc.grant, login_failed=True)
     except KibandaError as exc:
