@@ -8,6 +8,7 @@ from helpers import free_port
 
 from portal.config import load_settings, read_config_file
 from portal.routeros import RouterGateway
+from portal.venue import qr
 from portal.venue.hotspot_files import HOTSPOT_FILES, render_file
 
 ADMIN_PASSWORD = "ruta-admin"
@@ -59,7 +60,8 @@ def test_a_factory_router_becomes_a_kibanda_hotspot_and_a_second_run_changes_not
     exported = (tmp_path / "site.rsc").read_text()
     assert (tmp_path / "site.rsc").stat().st_mode & 0o077 == 0
     sheet = (tmp_path / "site" / "site-sheet.html").read_text()
-    assert f"{portal_url}/admin/" in sheet and "<svg" in sheet
+    # The owner's QR code is the admin address (venue/qr.py is checked against qrcode).
+    assert f"{portal_url}/admin/" in sheet and qr.data_url(f"{portal_url}/admin/") in sheet
     assert "WiFi name (SSID) / <i>Jina la WiFi (SSID)</i>" in sheet
 
     again = provision(kibanda, router_sim, portal_url)  # no --yes: nothing to confirm

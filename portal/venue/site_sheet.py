@@ -6,7 +6,7 @@ from __future__ import annotations
 from html import escape
 
 from ..i18n import translate
-from .printing import qr_svg
+from . import qr as qr_code
 
 _LABELS = {
     "t_sheet": "Kibanda WiFi site sheet", "t_ssid": "WiFi name (SSID)",
@@ -52,6 +52,12 @@ def admin_url(portal_url: str) -> str:
     return f"{portal_url.rstrip('/')}/admin/"
 
 
+def _qr_image(text: str) -> str:
+    # The sheets' QR encoder (venue/qr.py), drawn crisp at any size.
+    return (f'<img class="qr" alt="QR" style="image-rendering:pixelated" '
+            f'src="{qr_code.data_url(text)}">')
+
+
 def render(spec, facts, verdict: str) -> str:
     """The sheet as one HTML page (inline QR: nothing loaded from the internet)."""
     admin = admin_url(spec.portal_url)
@@ -60,7 +66,7 @@ def render(spec, facts, verdict: str) -> str:
         admin=escape(admin), network=escape(spec.network),
         router_address=escape(spec.hotspot_address), dns=escape(spec.dns_name),
         board=escape(facts.board or "?"), version=escape(facts.version or "?"),
-        verdict=escape(verdict), qr=qr_svg(admin),
+        verdict=escape(verdict), qr=_qr_image(admin),
         **{key: _both(text) for key, text in _LABELS.items()})
 
 
