@@ -404,3 +404,76 @@ def run_pushes(app) -> int:
 
     with app.app_context(), db.connection_context():
         return Agent(app.config, gateway=app_router(app)).run_jobs(utcnow())
+
+
+# --- the hub -----------------------------------------------------------------------------------
+
+def fresh_postgres_database(server_url: str):
+    """A new, empty database on the test PostgreSQL server: (its URL, a function dropping it)."""
+    import uuid
+
+    import psycopg
+
+    name = "hub_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = server_url.rsplit("/", 1)[0] + "/" + name
+
+    def drop():
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return url, drop
+
+
+class HubSiteKey:
+    """A site's key talking to a hub app's test client the way the agent does (signed)."""
+
+    def __init__(self, client, slug: str = "cafe-1", name: str = "Cafe One"):
+        from hub.ingest import make_token
+        from hub.models import db as hub_db
+        from portal import signing
+
+        self.client, self.slug = client, slug
+        self.key = signing.new_key()
+        with hub_db.connection_context():
+            self.token = make_token(slug, name)
+        answer = client.post("/v1/enroll", json={"token": self.token,
+                                                  "public_key": signing.public_key_b64(self.key),
+                                                  "name": name})
+        assert answer.status_code == 201, answer.get_json()
+        self.key_id = answer.get_json()["key_id"]
+
+    def headers(self, method: str, path: str, body: bytes = b"", now: float | None = None):
+        """The four signed headers for one request."""
+        import time
+
+        from portal import signing
+
+        return signing.sign_headers(self.key, self.slug, method, path, body,
+                                    time.time() if now is None else now)
+
+    def post(self, path: str, payload, now: float | None = None):
+        """A signed POST of ``payload`` (JSON) to ``path``."""
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        return self.client.post(path, data=body, content_type="application/json",
+                                headers=self.headers("POST", path, body, now))
+
+    def get(self, path: str, now: float | None = None):
+        """A signed GET of ``path`` (with its query)."""
+        return self.client.get(path, headers=self.headers("GET", path, b"", now))
+
+    def send(self, events: list[dict], now: float | None = None):
+        """POST a batch to the site's events endpoint."""
+        return self.post(f"/v1/sites/{self.slug}/events", {"events": events}, now)
+
+
+def sale_event(seq: int, amount: int = 50, paid_at: str = "2026-03-11T08:00:00Z",
+               event_id: str | None = None) -> dict:
+    """One contract "sale" EVENT."""
+    import uuid
+
+    return {"id": event_id or str(uuid.uuid4()), "seq": seq, "kind": "sale", "at": paid_at,
+            "data": {"amount": amount, "source": "mpesa", "package": "1 day",
+                     "receipt": f"TC{seq:08d}", "reference": None, "phone": "0712 xxx 678",
+                     "paid_at": paid_at}}
