@@ -23,6 +23,8 @@ from portal.models import CallbackRecord, CodeAttempt, Job, LoginFailure, db
 from portal.venue import vouchers
 from portal.timeutil import utcnow
 
+from . import sync
+
 log = logging.getLogger("kibanda.agent")
 
 Step = Callable[[datetime], int]
@@ -62,7 +64,11 @@ class Agent:
             ("remove_expired", self.remove_expired_grants),
             ("jobs", self.run_jobs),
             ("prune", self.prune),
+            ("relay", self.fetch_relayed),
+            ("sync", self.send_upstream),
         ]
+        self.uploader = sync.Uploader(config)
+        self.relay = sync.RelayFetcher(self, self.uploader)
         #: Rows deleted per statement, and statements per table per cycle: a backlog of
         #: millions is worked off over many cycles, never one long write lock.
         self.prune_batch, self.prune_batches = 500, 10
@@ -88,6 +94,7 @@ class Agent:
 
     def close(self) -> None:
         """Close the clients this agent created (not those it was given)."""
+        self.uploader.close()
         for name in ("gateway", "mpesa"):
             client = getattr(self, "_" + name)
             if self._owns[name] and client is not None and hasattr(client, "close"):
@@ -191,6 +198,14 @@ class Agent:
                 if count < self.prune_batch:
                     break
         return removed
+
+    def send_upstream(self, now: datetime) -> int:
+        """Send unsent outbox events to the hub (``agent/sync.py``); returns how many it holds."""
+        return self.uploader.send(now)
+
+    def fetch_relayed(self, now: datetime) -> int:
+        """Settle M-Pesa messages the hub relayed for this site; returns how many."""
+        return self.relay.fetch(now)
 
     # --- the cycle --------------------------------------------------------------------------
 

@@ -60,8 +60,11 @@ DEFAULTS: dict[str, object] = {
     "CALLBACK_ALLOWED_IPS": "",
     # Days a received M-Pesa callback is kept for review before the agent deletes it.
     "CALLBACK_RETENTION_DAYS": 90,
-    # Upstream sync
+    # Upstream sync (kibanda enroll writes UPSTREAM_URL, SITE_ID and UPSTREAM_KEY_ID)
     "UPSTREAM_URL": "",
+    "UPSTREAM_KEY_ID": "",
+    # M-Pesa posts to the hub's relay (this site has no public address); the agent fetches.
+    "MPESA_RELAY": False,
 }
 
 SECRET_FILES = {
@@ -227,6 +230,7 @@ def load_settings(path: Path, test_config: dict | None = None,
             file = path / filename
             if file.exists():
                 settings[name] = file.read_text().strip()
+    settings["INSTANCE_PATH"] = str(path)
     if test_config:
         settings.update(test_config)
     database = str(settings["DATABASE"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from ..config import instance_path
-from . import agent, demo, init, packages, serve, sim, vouchers
+from . import agent, demo, enroll, hub, init, packages, serve, sim, vouchers
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,5 +18,6 @@ def main(ctx: click.Context, instance: str | None) -> None:
 
 
 for _command in (init.init_command, serve.serve_command, agent.agent_command,
-                 demo.demo_command, packages.packages_group, vouchers.vouchers, sim.sim):
+                 demo.demo_command, packages.packages_group, vouchers.vouchers, sim.sim,
+                 enroll.enroll_command, hub.hub_group):
     main.add_command(_command)

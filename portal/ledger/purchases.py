@@ -42,8 +42,13 @@ def callback_url(config) -> str:
 
     Each purchase adds its own reference to it (:func:`purchase_callback_url`).
     """
+    secret = config.get("CALLBACK_SECRET", "")
+    if config.get("MPESA_RELAY") and config.get("UPSTREAM_URL"):
+        # No public address: M-Pesa posts to the hub, which holds it for our agent.
+        hub = str(config["UPSTREAM_URL"]).rstrip("/")
+        return f"{hub}/relay/{config['SITE_ID']}/mpesa/callback/{secret}"
     base = str(config.get("CALLBACK_BASE_URL") or config.get("PORTAL_URL") or "").rstrip("/")
-    return f"{base}/mpesa/callback/{config.get('CALLBACK_SECRET', '')}"
+    return f"{base}/mpesa/callback/{secret}"
 
 
 def purchase_callback_url(base: str, purchase: Purchase) -> str:
