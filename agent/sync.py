@@ -13,6 +13,7 @@ hub holds for this site; each goes to the same function the site's own endpoint 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -61,21 +62,33 @@ class HubClient:
     """Signed requests to the hub for one site (a fresh signature every attempt)."""
 
     def __init__(self, config, session: requests.Session | None = None):
-        self.base = str(config.get("UPSTREAM_URL") or "").rstrip("/")
-        self.site = str(config.get("SITE_ID") or "")
+        self.config = config
         self.key = signing.load_key(site_key_path(config))
         self.session = session or requests.Session()
-        self._last: tuple[str, str, bytes, int] | None = None
+        #: The last timestamp each recent (method, path, body digest) was signed with.
+        self._signed: dict[tuple[str, str, bytes], int] = {}
+
+    @property
+    def base(self) -> str:
+        """The hub's URL (read each time: ``KIBANDA_UPSTREAM_URL`` or the enrolled one)."""
+        return str(self.config.get("UPSTREAM_URL") or "").rstrip("/")
+
+    @property
+    def site(self) -> str:
+        """This site's id at the hub."""
+        return str(self.config.get("SITE_ID") or "")
 
     def request(self, method: str, path: str, body: bytes = b"", timeout=TIMEOUT,
                 now: float | None = None) -> requests.Response:
         """Send one signed request; ``path`` includes the query string."""
         stamp = int(time.time() if now is None else now)
-        if self._last is not None and self._last[:3] == (method, path, body):
-            # Ed25519 is deterministic: the same request in the same second would carry
-            # the same signature, which the hub refuses as a replay.
-            stamp = max(stamp, self._last[3] + 1)
-        self._last = (method, path, body, stamp)
+        # Ed25519 is deterministic: the same request in the same second would carry the
+        # same signature, which the hub refuses as a replay. Such a one gets the next second.
+        request_key = (method, path, hashlib.sha256(body).digest())
+        if request_key in self._signed:
+            stamp = max(stamp, self._signed[request_key] + 1)
+        self._signed = {k: v for k, v in self._signed.items() if v >= stamp - 5}
+        self._signed[request_key] = stamp
         headers = signing.sign_headers(self.key, self.site, method, path, body, stamp)
         if body:
             headers["Content-Type"] = "application/json"

@@ -323,3 +323,17 @@ def hub_app(hub_database_url, tmp_path):
     if not hub_db.is_closed():
         hub_db.close()
     hub_db.obj.close()
+
+
+@pytest.fixture
+def live_hub(hub_app):
+    """The hub served on a free loopback port (threads); yields its base URL."""
+    server = make_server("127.0.0.1", 0, hub_app, threaded=True)
+    server.daemon_threads = False
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)

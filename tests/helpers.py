@@ -477,3 +477,41 @@ def sale_event(seq: int, amount: int = 50, paid_at: str = "2026-03-11T08:00:00Z"
             "data": {"amount": amount, "source": "mpesa", "package": "1 day",
                      "receipt": f"TC{seq:08d}", "reference": None, "phone": "0712 xxx 678",
                      "paid_at": paid_at}}
+
+
+def enroll_site(config, hub_url: str, slug: str = "cafe-1") -> str:
+    """Enroll a test site with a hub, as ``kibanda enroll`` does: the key file in its
+    instance folder, and the hub URL, site id and key id in its settings. Returns the key id."""
+    from pathlib import Path
+
+    from hub.ingest import make_token
+    from hub.models import db as hub_db
+    from portal import signing
+
+    with hub_db.connection_context():
+        token = make_token(slug, "Mama Njeri Cafe")
+    key = signing.load_or_create_key(Path(config["INSTANCE_PATH"]) / signing.SITE_KEY_FILE)
+    answer = requests.post(f"{hub_url}/v1/enroll", timeout=10, json={
+        "token": token, "public_key": signing.public_key_b64(key)})
+    assert answer.status_code == 201, answer.text
+    config.update(UPSTREAM_URL=hub_url, SITE_ID=slug, UPSTREAM_KEY_ID=answer.json()["key_id"])
+    return config["UPSTREAM_KEY_ID"]
+
+
+def outbox_sales(count: int, start, spacing_seconds: float = 1.0, amount: int = 20) -> None:
+    """``count`` sale events in the site's outbox, one every ``spacing_seconds`` from ``start``."""
+    import uuid
+
+    from portal.models import OutboxEvent, db
+
+    rows = []
+    for n in range(count):
+        at = start + timedelta(seconds=n * spacing_seconds)
+        payload = {"amount": amount, "source": "voucher", "package": "1 hour", "receipt": None,
+                   "reference": None, "phone": None,
+                   "paid_at": at.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        rows.append({"uuid": str(uuid.uuid4()), "kind": "sale", "created_at": at,
+                     "payload": json.dumps(payload, sort_keys=True)})
+    with db.atomic():
+        for chunk in range(0, len(rows), 500):
+            OutboxEvent.insert_many(rows[chunk:chunk + 500]).execute()

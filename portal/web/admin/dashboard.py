@@ -1,10 +1,11 @@
 """Admin pages: the sales dashboard, search, the router (health, sessions), grants."""
 from __future__ import annotations
 
-from flask import flash, g, redirect, render_template, request, url_for
+from flask import current_app, flash, g, redirect, render_template, request, url_for
 
 from ...errors import KibandaError, RouterError
 from ...ledger import grants
+from ... import upstream
 from ...models import Grant, Package, parse_id
 from ...timeutil import utcnow
 from ...venue import reports
@@ -49,7 +50,7 @@ def dashboard_page():
         days=days, chart_total=sum(b.total for b in bars),
         by_package=reports.sales_by_package(month_start, month_end),
         purchases=reports.latest_purchases(), router=router_status(),
-        packages=Package.on_sale())
+        packages=Package.on_sale(), sync=upstream.sync_status(current_app.config))
 
 
 @bp.get("/search")

@@ -1,0 +1,231 @@
+"""Sending the outbox to the hub and settling what it relays (``agent/sync.py``).
+
+The hub is the real one (``hub.create_app``) served on a loopback port, on SQLite and on
+PostgreSQL; the site is the test site with its agent; time is passed to ``agent.loop``.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from helpers import buy, enroll_site, outbox_sales
+
+from hub.models import Event, HubSite
+from hub.models import db as hub_db
+from portal import upstream
+from portal.models import OutboxEvent, Purchase, db
+from portal.timeutil import utcnow
+
+DAY_START = datetime(2026, 3, 11, 3, 0)  # 06:00 in Nairobi
+
+
+def hub_events(slug: str = "cafe-1") -> list[Event]:
+    with hub_db.connection_context():
+        return list(Event.select().join(HubSite).where(HubSite.slug == slug))
+
+
+def unsent() -> int:
+    return OutboxEvent.select().where(OutboxEvent.sent_at.is_null()).count()
+
+
+def drain(agent, now: datetime, cycles: int = 50) -> datetime:
+    """Run the sync step until nothing is unsent (time moves a minute per cycle)."""
+    for _ in range(cycles):
+        if not unsent():
+            return now
+        agent.send_upstream(now)
+        now += timedelta(minutes=1)
+    return now
+
+
+def test_a_day_offline_with_10000_sales_drains_nothing_lost_nothing_twice(site, agent, live_hub):
+    enroll_site(site.app.config, live_hub)
+    hub_url = site.app.config["UPSTREAM_URL"]
+    with db.connection_context():
+        outbox_sales(10_000, DAY_START, spacing_seconds=8.6)  # a sale every 8.6 s for a day
+        site.app.config["UPSTREAM_URL"] = "http://127.0.0.1:9"  # the uplink is down
+        now = DAY_START
+        for _ in range(5):
+            assert agent.send_upstream(now) == 0
+            now += timedelta(hours=2)
+        assert unsent() == 10_000
+        status = upstream.sync_status(site.app.config)
+        assert status.state == upstream.RETRYING and status.unsent == 10_000
+
+        site.app.config["UPSTREAM_URL"] = hub_url  # the link is back
+        # The hub stored one batch but its answer was lost: that batch goes again.
+        first = list(OutboxEvent.select().order_by(OutboxEvent.seq).limit(500))
+        agent.uploader._send_batch(first)
+        now = drain(agent, now + timedelta(hours=1))
+        assert unsent() == 0
+        assert upstream.sync_status(site.app.config).state == upstream.OK
+        last_ok = upstream.read_state()[upstream.LAST_OK_AT]
+        assert upstream.parse_iso(last_ok) is not None
+        seqs = [row.seq for row in OutboxEvent.select(OutboxEvent.seq)]
+    events = hub_events()
+    assert len(events) == 10_000
+    assert sorted(event.seq for event in events) == sorted(seqs)
+    assert sum(event.amount for event in events) == 200_000
+
+
+def test_batches_are_at_most_500_in_sequence_order(site, agent, live_hub, hub_app):
+    enroll_site(site.app.config, live_hub)
+    batches = []
+    send = agent.uploader._send_batch
+
+    def spy(rows):
+        batches.append([row.seq for row in rows])
+        return send(rows)
+
+    agent.uploader._send_batch = spy
+    with db.connection_context():
+        outbox_sales(1_201, DAY_START)
+        agent.send_upstream(DAY_START)
+    assert [len(batch) for batch in batches] == [500, 500, 201]
+    flat = [seq for batch in batches for seq in batch]
+    assert flat == sorted(flat)
+
+
+def test_only_acknowledged_ids_are_marked_sent(site, agent, live_hub, monkeypatch):
+    enroll_site(site.app.config, live_hub)
+    with db.connection_context():
+        outbox_sales(3, DAY_START)
+        rows = list(OutboxEvent.select().order_by(OutboxEvent.seq))
+        # The hub acknowledges two of three (as if it held only those).
+        marked = agent.uploader._mark_sent(rows, {rows[0].uuid, rows[2].uuid}, DAY_START)
+        assert marked == 2
+        left = [row.seq for row in OutboxEvent.select().where(OutboxEvent.sent_at.is_null())]
+        assert left == [rows[1].seq]
+
+
+def test_backoff_grows_is_capped_and_survives_a_restart(site, live_hub):
+    from agent.worker import Agent
+
+    enroll_site(site.app.config, live_hub)
+    site.app.config["UPSTREAM_URL"] = "http://127.0.0.1:9"
+    now = DAY_START
+    delays = []
+    with db.connection_context():
+        outbox_sales(2, DAY_START)
+        for _ in range(12):
+            worker = Agent(site.app.config)  # a fresh agent each time: the state is in the db
+            worker.send_upstream(now)
+            retry_at = upstream.parse_iso(upstream.read_state()[upstream.RETRY_AT])
+            delays.append((retry_at - now).total_seconds())
+            # Before the retry time nothing is tried.
+            attempts = OutboxEvent.select().first().attempts
+            worker.send_upstream(retry_at - timedelta(seconds=1))
+            assert OutboxEvent.select().first().attempts == attempts
+            now = retry_at
+            worker.close()
+        assert unsent() == 2
+    assert 1 <= delays[0] <= 2
+    assert delays[3] > delays[1] > delays[0]
+    assert max(delays) <= 300 and delays[-1] >= 150
+
+
+def test_a_refusal_stops_the_queue_and_the_owner_sees_it(site, agent, live_hub, hub_app):
+    from helpers import Browser, make_users, visible_text
+
+    from helpers import HubSiteKey
+
+    enroll_site(site.app.config, live_hub)
+    # Another box enrolled as cafe-1 since: the hub no longer knows this site's key.
+    HubSiteKey(hub_app.test_client(), slug="cafe-1")
+    make_users(site.app)
+    with db.connection_context():
+        outbox_sales(3, DAY_START)
+        assert agent.send_upstream(DAY_START) == 0
+        status = upstream.sync_status(site.app.config)
+        assert status.state == upstream.STOPPED_STATE
+        assert "401" in status.error and "unknown key" in status.error
+        # Stopped: no more attempts, hours later too; nothing deleted.
+        attempts = OutboxEvent.select().first().attempts
+        agent.send_upstream(DAY_START + timedelta(hours=5))
+        assert OutboxEvent.select().first().attempts == attempts
+        assert OutboxEvent.select().count() == 3
+    health = site.app.test_client().get("/healthz").get_json()
+    assert health["backlog"]["events_not_sent"] == 3
+    assert health["backlog"]["upstream"] == "stopped"
+    assert "unknown key" in health["sync"]["error"]
+    browser = Browser(site.app)
+    browser.login()
+    text = visible_text(browser.text("/admin/dashboard"))
+    assert "Sales are not reaching the operator" in text
+    assert "unknown key" in text
+    assert hub_events() == []
+
+
+def test_a_hub_that_is_down_shows_as_retrying_on_the_owner_page(site, agent):
+    from helpers import Browser, make_users, visible_text
+
+    site.app.config.update(UPSTREAM_URL="http://127.0.0.1:9", SITE_ID="cafe-1",
+                           UPSTREAM_KEY_ID="abc")
+    from pathlib import Path
+
+    from portal import signing
+
+    signing.load_or_create_key(Path(site.app.config["INSTANCE_PATH"]) / signing.SITE_KEY_FILE)
+    make_users(site.app)
+    with db.connection_context():
+        outbox_sales(4, DAY_START)
+        agent.send_upstream(utcnow())
+    browser = Browser(site.app)
+    browser.login()
+    text = visible_text(browser.text("/admin/dashboard"))
+    assert "4 sales waiting to reach the operator" in text
+    assert "trying again" in text.lower()
+
+
+def test_the_agent_prune_never_deletes_unsent_events(site, agent):
+    with db.connection_context():
+        outbox_sales(5, DAY_START - timedelta(days=400))
+        agent.prune(utcnow())
+        assert unsent() == 5
+
+
+@pytest.mark.site(daraja=True, packages=True)
+@pytest.mark.daraja(decision_delay=0.0)
+def test_a_relayed_callback_settles_a_site_with_no_public_address(site, agent, live_hub):
+    from helpers import wait_for
+
+    from hub.models import RelayMessage
+    from portal.ledger import purchases
+
+    enroll_site(site.app.config, live_hub)
+    site.app.config["MPESA_RELAY"] = True
+    url = purchases.callback_url(site.app.config)
+    assert url.startswith(f"{live_hub}/relay/cafe-1/mpesa/callback/")
+    with db.connection_context():
+        purchase = buy(site)
+    # The Daraja emulator posts the callback to the hub, which holds it.
+    assert wait_for(lambda: _held(RelayMessage), timeout=10)
+    with db.connection_context():
+        assert Purchase.get_by_id(purchase.id).status == Purchase.PENDING
+        assert agent.fetch_relayed(utcnow()) == 1
+        settled = Purchase.get_by_id(purchase.id)
+        assert settled.status == Purchase.PAID and settled.receipt
+        assert site.online()
+        from portal.models import CallbackRecord
+
+        assert [r.outcome for r in CallbackRecord.select()] == ["settled"]
+        # Acknowledged: the hub does not deliver it again.
+        assert agent.fetch_relayed(utcnow() + timedelta(seconds=2)) == 0
+
+
+def _held(model) -> int:
+    with hub_db.connection_context():
+        return model.select().where(model.acknowledged_at.is_null()).count()
+
+
+def test_relayed_kinds_without_a_handler_stay_on_the_hub(site, agent, live_hub, hub_app):
+    from hub.models import RelayMessage
+
+    enroll_site(site.app.config, live_hub)
+    site.app.config["MPESA_RELAY"] = True
+    hub = hub_app.test_client()
+    hub.post("/relay/cafe-1/mpesa/c2b/confirmation", json={"TransID": "RKT1"})
+    agent.relay.handlers.pop("c2b_confirmation", None)
+    with db.connection_context():
+        assert agent.fetch_relayed(utcnow()) == 0
+    assert _held(RelayMessage) == 1
