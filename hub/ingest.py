@@ -142,13 +142,31 @@ def store_events(site: HubSite, body: bytes, now: datetime) -> list[str]:
         raise HubError(400, f"events must be a list of 1 to {MAX_EVENTS} events")
     rows = [_event_row(site, event, index, now) for index, event in enumerate(events)]
     with db.atomic():
-        # ON CONFLICT DO NOTHING (INSERT OR IGNORE on SQLite): a concurrent insert of the
-        # same event by another process is neither a duplicate nor an error.
-        Event.insert_many(rows).on_conflict_ignore().execute()
+        insert_events(rows)
         _note_heartbeat(site, rows)
     seen = set()
     return [row["event_id"] for row in rows
             if not (row["event_id"] in seen or seen.add(row["event_id"]))]
+
+
+_EVENT_COLUMNS = ("site_id", "event_id", "seq", "kind", "at", "data", "amount", "paid_at",
+                  "received_at")
+
+
+def insert_events(rows: list[dict]) -> None:
+    """Insert rows, skipping any (site, event id) already held.
+
+    ``INSERT ... ON CONFLICT (site_id, event_id) DO NOTHING``, which SQLite and PostgreSQL
+    both speak: a concurrent insert of the same event by another hub process is neither a
+    duplicate nor an error. One prepared statement run per row (executemany) instead of
+    peewee building a 500-row statement, which cost more than the database's own work.
+    """
+    marks = ", ".join([db.param] * len(_EVENT_COLUMNS))
+    sql = (f'INSERT INTO "event" ({", ".join(_EVENT_COLUMNS)}) VALUES ({marks}) '
+           f"ON CONFLICT (site_id, event_id) DO NOTHING")
+    values = [(row["site"], row["event_id"], row["seq"], row["kind"], row["at"], row["data"],
+               row["amount"], row["paid_at"], row["received_at"]) for row in rows]
+    db.cursor().executemany(sql, values)
 
 
 def _event_row(site: HubSite, event, index: int, now: datetime) -> dict:

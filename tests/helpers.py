@@ -515,3 +515,40 @@ def outbox_sales(count: int, start, spacing_seconds: float = 1.0, amount: int = 
     with db.atomic():
         for chunk in range(0, len(rows), 500):
             OutboxEvent.insert_many(rows[chunk:chunk + 500]).execute()
+
+
+def start_hub(folder, database_url: str, workers: int = 1, **environment):
+    """``kibanda hub`` as its own process (gunicorn), listening; returns (process, URL)."""
+    import os
+    import subprocess
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KIBANDA_")}
+    env.update(KIBANDA_HUB_DATABASE_URL=database_url, KIBANDA_HUB_OPERATOR_TOKEN="op-token",
+               **environment)
+    proc = subprocess.Popen([*KIBANDA, "hub", "--hub-instance", str(folder), "--host",
+                             "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 30
+    while not listening(port):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.1)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def stop_process(proc) -> str:
+    """SIGTERM, wait, and return what it wrote to stderr."""
+    import signal
+
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=30)
+    return err or ""
+
+
+def hub_event_count(hub_url: str, slug: str) -> int:
+    """How many events the hub holds for ``slug`` (from GET /v1/sites)."""
+    sites = requests.get(f"{hub_url}/v1/sites", timeout=10,
+                         headers={"Authorization": "Bearer op-token"}).json()["sites"]
+    return next((site["events"] for site in sites if site["site"] == slug), 0)

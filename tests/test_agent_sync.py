@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 import pytest
 from helpers import buy, enroll_site, outbox_sales
 
+from agent import sync
 from hub.models import Event, HubSite
 from hub.models import db as hub_db
 from portal import upstream
@@ -54,8 +55,7 @@ def test_a_day_offline_with_10000_sales_drains_nothing_lost_nothing_twice(site, 
 
         site.app.config["UPSTREAM_URL"] = hub_url  # the link is back
         # The hub stored one batch but its answer was lost: that batch goes again.
-        first = list(OutboxEvent.select().order_by(OutboxEvent.seq).limit(500))
-        agent.uploader._send_batch(first)
+        agent.uploader._send_batch(sync.unsent_rows(500))
         now = drain(agent, now + timedelta(hours=1))
         assert unsent() == 0
         assert upstream.sync_status(site.app.config).state == upstream.OK
@@ -74,7 +74,7 @@ def test_batches_are_at_most_500_in_sequence_order(site, agent, live_hub, hub_ap
     send = agent.uploader._send_batch
 
     def spy(rows):
-        batches.append([row.seq for row in rows])
+        batches.append([row[0] for row in rows])
         return send(rows)
 
     agent.uploader._send_batch = spy
@@ -90,12 +90,11 @@ def test_only_acknowledged_ids_are_marked_sent(site, agent, live_hub, monkeypatc
     enroll_site(site.app.config, live_hub)
     with db.connection_context():
         outbox_sales(3, DAY_START)
-        rows = list(OutboxEvent.select().order_by(OutboxEvent.seq))
+        rows = sync.unsent_rows(10)
         # The hub acknowledges two of three (as if it held only those).
-        marked = agent.uploader._mark_sent(rows, {rows[0].uuid, rows[2].uuid}, DAY_START)
+        marked = agent.uploader._mark_sent(rows, {rows[0][1], rows[2][1]}, DAY_START)
         assert marked == 2
-        left = [row.seq for row in OutboxEvent.select().where(OutboxEvent.sent_at.is_null())]
-        assert left == [rows[1].seq]
+        assert [row[0] for row in sync.unsent_rows(10)] == [rows[1][0]]
 
 
 def test_backoff_grows_is_capped_and_survives_a_restart(site, live_hub):
@@ -229,3 +228,65 @@ def test_relayed_kinds_without_a_handler_stay_on_the_hub(site, agent, live_hub, 
     with db.connection_context():
         assert agent.fetch_relayed(utcnow()) == 0
     assert _held(RelayMessage) == 1
+
+
+def test_the_agent_killed_mid_drain_and_restarted_sends_each_event_once(
+        kibanda, runner, tmp_path, hub_database_url):
+    """Real processes: ``kibanda hub`` (gunicorn) and ``kibanda agent``, SIGKILLed."""
+    import os
+    import signal
+    import subprocess
+
+    from helpers import KIBANDA, free_port, hub_event_count, start_hub, stop_process, wait_for
+
+    from portal.cli import main
+
+    hub, hub_url = start_hub(tmp_path / "hub", hub_database_url, workers=2)
+    agent_proc = None
+    try:
+        token = runner.invoke(main, ["hub", "--hub-instance", str(tmp_path / "hub"), "token",
+                                     "--site", "cafe-1"],
+                              env={"KIBANDA_HUB_DATABASE_URL": hub_database_url})
+        assert token.exit_code == 0, token.output
+        enrolled = kibanda("enroll", "--hub", hub_url, "--token",
+                           token.stdout.strip().splitlines()[0])
+        assert enrolled.exit_code == 0, enrolled.output
+        total = 8_000
+        with db.connection_context():
+            outbox_sales(total, DAY_START, spacing_seconds=10.8)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KIBANDA_")}
+        env.update(KIBANDA_ROUTER_HOST="127.0.0.1", KIBANDA_ROUTER_PORT=str(free_port()),
+                   KIBANDA_ROUTER_TIMEOUT="0.5")
+        command = [*KIBANDA, "--instance", str(tmp_path / "site"), "agent", "--interval", "0.2"]
+
+        def start_agent():
+            return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True)
+
+        agent_proc = start_agent()
+        assert wait_for(lambda: hub_event_count(hub_url, "cafe-1") > 0, timeout=60, step=0.02)
+        agent_proc.send_signal(signal.SIGKILL)
+        agent_proc.communicate(timeout=10)
+        held_at_kill = hub_event_count(hub_url, "cafe-1")
+        assert 0 < held_at_kill < total
+        agent_proc = start_agent()
+        with db.connection_context():
+            assert wait_for(lambda: unsent() == 0, timeout=90, step=0.2)
+        assert hub_event_count(hub_url, "cafe-1") == total
+    finally:
+        if agent_proc is not None:
+            agent_errors = stop_process(agent_proc)
+        hub_errors = stop_process(hub)
+    assert "Traceback" not in hub_errors, hub_errors
+    assert "sync stopped" not in agent_errors, agent_errors
+    events = hub_events_via_db(hub_database_url)
+    assert len(events) == total and len(set(events)) == total
+
+
+def hub_events_via_db(url: str) -> list[int]:
+    """Every stored event's seq, read straight from the hub's database."""
+    from hub.models import init_db
+
+    init_db(url)
+    with hub_db.connection_context():
+        return [row.seq for row in Event.select(Event.seq)]

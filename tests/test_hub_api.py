@@ -198,19 +198,20 @@ def test_relayed_callbacks_wait_for_the_site_until_acknowledged(cafe, hub_client
     assert validation.get_json() == {"ResultCode": "0", "ResultDesc": "Accepted"}
     assert hub_client.post("/relay/nobody/mpesa/callback/a/b", json={}).status_code == 404
 
-    messages = cafe.get("/v1/sites/cafe-1/relay?after=0&wait=0").get_json()["messages"]
+    start = time.time()
+    messages = cafe.get("/v1/sites/cafe-1/relay?after=0&wait=0", now=start).get_json()["messages"]
     assert [(m["kind"], m["path"]) for m in messages] == [
         ("stk_callback", "s3cret/ref123"), ("c2b_confirmation", "")]
     assert json.loads(messages[0]["body"]) == callback
     # Not acknowledged: delivered again (to a fresh signature: a copy would be a replay).
-    assert cafe.get("/v1/sites/cafe-1/relay?after=0&wait=0").status_code == 409
+    assert cafe.get("/v1/sites/cafe-1/relay?after=0&wait=0", now=start).status_code == 409
     again = cafe.get("/v1/sites/cafe-1/relay?after=0&wait=0",
-                     now=time.time() + 1).get_json()["messages"]
+                     now=start + 1).get_json()["messages"]
     assert [m["id"] for m in again] == [m["id"] for m in messages]
     ack = cafe.post("/v1/sites/cafe-1/relay/ack", {"ids": [messages[0]["id"], 10**9]})
     assert ack.get_json() == {"acknowledged": [messages[0]["id"]]}
     left = cafe.get("/v1/sites/cafe-1/relay?after=0&wait=0",
-                    now=time.time() + 2).get_json()["messages"]
+                    now=start + 2).get_json()["messages"]
     assert [m["kind"] for m in left] == ["c2b_confirmation"]
     # Another site sees nothing of cafe-1's and cannot acknowledge it.
     shop = HubSiteKey(hub_client, slug="shop-2")
