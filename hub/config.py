@@ -17,7 +17,7 @@ HUB_DEFAULTS: dict[str, object] = {
     # Keep each worker thread's database connection between requests (kibanda hub sets it).
     "HUB_KEEP_OPEN": False,
     # Cookies only over HTTPS: on by default, off for a hub tried on http://localhost.
-    "SESSION_COOKIE_SECURE": False,
+    "SESSION_COOKIE_SECURE": True,
 }
 
 

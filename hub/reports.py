@@ -64,3 +64,19 @@ def sales(site: HubSite, limit: int | None = None):
     query = (Event.select().where((Event.site == site) & (Event.kind == "sale"))
              .order_by(Event.paid_at.desc(), Event.id.desc()))
     return query.limit(limit) if limit else query
+
+
+def _text(value, limit: int = 60) -> str:
+    # What a site sent is shown as text, bounded (and escaped by the templates).
+    return "" if value is None else str(value)[:limit]
+
+
+def sale_row(event: Event) -> dict:
+    """A stored sale as the operator's pages and CSV show it."""
+    import json
+
+    data = json.loads(event.data)
+    return {"paid_at": event.paid_at, "amount": event.amount, "event_id": event.event_id,
+            "source": _text(data.get("source")), "package": _text(data.get("package")),
+            "receipt": _text(data.get("receipt")), "reference": _text(data.get("reference")),
+            "phone": _text(data.get("phone"))}

@@ -69,3 +69,27 @@ def token_command(ctx: click.Context, slug: str, name: str) -> None:
         raise click.BadParameter(exc.message, param_hint="--site") from exc
     click.echo(token)
     click.echo(f"On the site: kibanda enroll --hub <this hub's URL> --token {token}", err=True)
+
+
+@hub_group.group("operator")
+def operator_group() -> None:
+    """Operator accounts for the hub's pages."""
+
+
+@operator_group.command("add")
+@click.argument("email")
+@click.pass_context
+def operator_add(ctx: click.Context, email: str) -> None:
+    """Make an operator account and print its generated password (shown once)."""
+    from hub.errors import HubError
+    from hub.models import db
+    from hub.operators import add_operator
+
+    _open_hub(ctx)
+    try:
+        with db.connection_context():
+            operator, password = add_operator(email)
+    except HubError as exc:
+        raise click.BadParameter(exc.message, param_hint="EMAIL") from exc
+    click.echo(f"operator {operator.email}  password: {password}")
+    click.echo("write this password down now: it is not shown again")
