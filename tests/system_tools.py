@@ -114,8 +114,20 @@ class PostgresServer:
 
     def stop(self) -> None:
         """Stop the server and delete its folder."""
+        self.stop_folder(self.folder)
+
+    @staticmethod
+    def stop_folder(folder) -> None:
+        """Stop the server whose cluster is in ``folder`` (as its owner) and delete it."""
+        import os
         import subprocess
 
-        subprocess.run([*self.prefix, postgres_bin("pg_ctl"), "-D", str(self.data), "-m",
-                        "immediate", "-w", "stop"], capture_output=True, cwd=self.folder)
-        shutil.rmtree(self.folder, ignore_errors=True)
+        folder = Path(folder)
+        prefix = []
+        if os.geteuid() == 0:
+            owner = folder.stat()
+            prefix = [shutil.which("setpriv") or "setpriv", f"--reuid={owner.st_uid}",
+                      f"--regid={owner.st_gid}", "--clear-groups"]
+        subprocess.run([*prefix, postgres_bin("pg_ctl"), "-D", str(folder / "data"), "-m",
+                        "immediate", "-w", "stop"], capture_output=True, cwd=folder)
+        shutil.rmtree(folder, ignore_errors=True)
