@@ -14,6 +14,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY portal ./portal
 COPY agent ./agent
+COPY hub ./hub
 COPY hotspot-html ./hotspot-html
 # Editable install: the hotspot-html directory is read from beside the portal package.
 RUN pip install -e . \
