@@ -198,10 +198,16 @@ class Uploader:
 
     def _mark_sent(self, rows: list[Row], held: set[str], now: datetime) -> int:
         ids = [row[0] for row in rows if row[1] in held]
+        unsent = OutboxEvent.sent_at.is_null()
+        if len(ids) == len(rows):
+            # The whole batch: it is every unsent row from its first seq to its last (new
+            # rows only ever get higher numbers), so a range says it without 500 parameters.
+            which = unsent & OutboxEvent.seq.between(rows[0][0], rows[-1][0])
+        else:
+            which = unsent & OutboxEvent.seq.in_(ids)
         with db.atomic():
             if ids:
-                (OutboxEvent.update(sent_at=now, last_error=None)
-                 .where(OutboxEvent.seq.in_(ids) & OutboxEvent.sent_at.is_null()).execute())
+                OutboxEvent.update(sent_at=now, last_error=None).where(which).execute()
             upstream.write_state(**{upstream.LAST_OK_AT: upstream.iso(now),
                                     upstream.FAILURES: None, upstream.RETRY_AT: None,
                                     upstream.LAST_ERROR: None})
@@ -256,12 +262,31 @@ class RelayFetcher:
         self.uploader = uploader
         self.handlers = dict(RELAY_HANDLERS if handlers is None else handlers)
         self.after = 0
+        # A hub that is down is asked again after a pause (capped at a minute: a relayed
+        # payment must not wait long once the hub is back); kept in memory only, as
+        # nothing is lost meanwhile (the hub holds the messages, the STK query still runs).
+        self.failures = 0
+        self.next_try: datetime | None = None
 
     def fetch(self, now: datetime) -> int:
         """One short fetch (``wait=0``); returns how many messages were settled and acked."""
         config = self.agent.config
         if not (config.get("MPESA_RELAY") and upstream.enrolled(config)):
             return 0
+        if self.next_try is not None and now < self.next_try:
+            return 0
+        try:
+            done = self._fetch(now)
+        except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+            delay = backoff_seconds(self.failures, FIRST_BACKOFF, 60.0) * random.uniform(0.5, 1.0)
+            self.failures += 1
+            self.next_try = now + timedelta(seconds=delay)
+            log.warning("relay fetch failed (%s); next try in %.0f s", str(exc)[:200], delay)
+            return 0
+        self.failures, self.next_try = 0, None
+        return done
+
+    def _fetch(self, now: datetime) -> int:
         client = self.uploader.client
         response = client.request("GET", f"/v1/sites/{client.site}/relay?after={self.after}&wait=0")
         if response.status_code != 200:

@@ -19,6 +19,7 @@ from peewee import (
     ForeignKeyField, IntegerField, Model, SqliteDatabase, TextField,
 )
 
+from portal.models import make_private
 from portal.timeutil import utcnow
 
 db = DatabaseProxy()
@@ -147,7 +148,7 @@ def init_db(url: str, instance: str | None = None):
         path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else ""
         if not path:
             path = os.path.join(instance or ".", "hub.db")
-        _make_private(path)
+        make_private(path)  # 0600 before SQLite opens it, like the site's database
         database = SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, check_same_thread=False)
     db.initialize(database)
     return database
@@ -156,18 +157,6 @@ def init_db(url: str, instance: str | None = None):
 def is_postgres() -> bool:
     """True when the hub runs on PostgreSQL."""
     return db.obj is not None and not isinstance(db.obj, SqliteDatabase)
-
-
-def _make_private(path: str) -> None:
-    try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        pass
-    for name in (path, path + "-wal", path + "-shm"):
-        try:
-            os.chmod(name, 0o600)
-        except FileNotFoundError:
-            continue
 
 
 def create_schema() -> None:

@@ -290,3 +290,22 @@ def hub_events_via_db(url: str) -> list[int]:
     init_db(url)
     with hub_db.connection_context():
         return [row.seq for row in Event.select(Event.seq)]
+
+
+def test_a_hub_that_is_down_does_not_stop_the_relay_for_good(site, agent, live_hub, hub_app):
+    from hub.models import RelayMessage
+
+    enroll_site(site.app.config, live_hub)
+    site.app.config.update(MPESA_RELAY=True, UPSTREAM_URL="http://127.0.0.1:9")
+    now = utcnow()
+    with db.connection_context():
+        assert agent.fetch_relayed(now) == 0  # refused connection: waits, does not raise
+        report = agent.loop(now + timedelta(milliseconds=10))
+        assert "relay" not in report.failed and report.done["relay"] == 0
+        site.app.config["UPSTREAM_URL"] = live_hub
+        hub_app.test_client().post("/relay/cafe-1/mpesa/callback/wrong-secret/ref",
+                                   json={"Body": {}})
+        # Within a minute of the failure it asks again, and what it fetched is settled
+        # (here: refused for its wrong secret, as the site's own URL would) and acknowledged.
+        assert agent.fetch_relayed(now + timedelta(seconds=61)) == 1
+    assert _held(RelayMessage) == 0
