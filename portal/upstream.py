@@ -75,6 +75,16 @@ def enrolled(config) -> bool:
     return bool(config.get("UPSTREAM_URL") and config.get("UPSTREAM_KEY_ID"))
 
 
+def relay_base(config) -> str:
+    """``{hub}/relay/{site}/mpesa`` when M-Pesa must post through the hub (``MPESA_RELAY``
+    on and a hub configured), else "". Append ``/callback/<secret>/<reference>`` for STK,
+    ``/c2b/confirmation`` and ``/c2b/validation`` for the C2B URLs to register."""
+    hub = str(config.get("UPSTREAM_URL") or "").rstrip("/")
+    if not (config.get("MPESA_RELAY") and hub and config.get("SITE_ID")):
+        return ""
+    return f"{hub}/relay/{config['SITE_ID']}/mpesa"
+
+
 def sync_status(config) -> SyncStatus:
     """Where sending sales upstream stands now."""
     state = read_state()

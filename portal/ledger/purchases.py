@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from .. import upstream
 from ..errors import KibandaError, MpesaBusy, MpesaTimeout, NotFound, ValidationError
 from ..models import OutboxEvent, Package, Purchase, db
 from ..phone import normalise_phone
@@ -43,10 +44,10 @@ def callback_url(config) -> str:
     Each purchase adds its own reference to it (:func:`purchase_callback_url`).
     """
     secret = config.get("CALLBACK_SECRET", "")
-    if config.get("MPESA_RELAY") and config.get("UPSTREAM_URL"):
+    relay = upstream.relay_base(config)
+    if relay:
         # No public address: M-Pesa posts to the hub, which holds it for our agent.
-        hub = str(config["UPSTREAM_URL"]).rstrip("/")
-        return f"{hub}/relay/{config['SITE_ID']}/mpesa/callback/{secret}"
+        return f"{relay}/callback/{secret}"
     base = str(config.get("CALLBACK_BASE_URL") or config.get("PORTAL_URL") or "").rstrip("/")
     return f"{base}/mpesa/callback/{secret}"
 
