@@ -42,9 +42,13 @@ def test_token_prints_a_one_time_token(runner, tmp_path, hub_database_url):
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
-def _enroll(hub_url: str, slug: str, runner, tmp_path, database_url):
-    result = run_hub_cli(runner, tmp_path, database_url, "token", "--site", slug)
-    token = result.stdout.strip().splitlines()[0]
+def _enroll(hub_url: str, slug: str) -> object:
+    """A token (straight from the hub's database), then POST /v1/enroll: the site's key."""
+    from hub.ingest import make_token
+    from hub.models import db
+
+    with db.connection_context():
+        token = make_token(slug)
     key = signing.new_key()
     answer = requests.post(f"{hub_url}/v1/enroll", timeout=10, json={
         "token": token, "public_key": signing.public_key_b64(key)})
@@ -52,11 +56,10 @@ def _enroll(hub_url: str, slug: str, runner, tmp_path, database_url):
     return key
 
 
-def test_two_hub_processes_on_one_postgresql_store_each_event_once(runner, tmp_path,
-                                                                   postgres_server):
+def test_two_hub_processes_on_one_postgresql_store_each_event_once(tmp_path, postgres_server):
     from helpers import fresh_postgres_database
 
-    from hub.models import db
+    from hub.models import db, init_db
 
     url, drop = fresh_postgres_database(postgres_server)
     first, first_url = start_hub(tmp_path / "hub-a", url, workers=2)
@@ -64,7 +67,8 @@ def test_two_hub_processes_on_one_postgresql_store_each_event_once(runner, tmp_p
     statuses: list[int] = []
     try:
         slugs = [f"site-{n}" for n in range(4)]
-        keys = {slug: _enroll(first_url, slug, runner, tmp_path, url) for slug in slugs}
+        init_db(url)
+        keys = {slug: _enroll(first_url, slug) for slug in slugs}
         batches = {slug: [[sale_event(b * 100 + n, amount=10,
                                       event_id=str(uuid.uuid4())) for n in range(100)]
                           for b in range(5)] for slug in slugs}
@@ -100,7 +104,7 @@ def test_two_hub_processes_on_one_postgresql_store_each_event_once(runner, tmp_p
         assert {site["site"]: site["events"] for site in sites} == {slug: 500 for slug in slugs}
     finally:
         errors = stop_process(first) + stop_process(second)
-        if not db.is_closed():
-            db.close()
+        if db.obj is not None:
+            db.obj.close()
         drop()
     assert "Traceback" not in errors, errors
