@@ -249,8 +249,10 @@ def settle_relayed_stk(agent, message: dict, now: datetime) -> None:
         log.warning("relayed callback %s refused (%s)", message.get("id"), status)
 
 
-#: How each kind of relayed message is settled: ``handler(agent, message, now)``. A kind
-#: with no handler is left on the hub (re-delivered, never lost) until one is added here.
+#: How each kind of relayed message is settled: ``handler(agent, message, now)``; a
+#: handler raises ValueError for a body it refuses (acknowledged, like a 400), anything
+#: else leaves the message on the hub for the next fetch. A kind with no handler is left on
+#: the hub (re-delivered, never lost) until one is added here.
 RELAY_HANDLERS: dict[str, Callable] = {"stk_callback": settle_relayed_stk}
 
 
@@ -299,7 +301,13 @@ class RelayFetcher:
                 log.warning("relayed %s %s: no handler yet; left on the hub",
                             message.get("kind"), message.get("id"))
                 continue
-            handler(self.agent, message, now)
+            try:
+                handler(self.agent, message, now)
+            except ValueError as exc:
+                # A body that cannot be read will not read better next time: refused and
+                # acknowledged, as the site's own URL would answer it with a 400.
+                log.warning("relayed %s %s refused: %s", message.get("kind"),
+                            message.get("id"), str(exc)[:200])
             done.append(int(message["id"]))
         # Messages no handler takes must not hide newer ones: page past them, and start
         # from the beginning again once the hub has nothing more.

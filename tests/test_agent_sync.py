@@ -309,3 +309,24 @@ def test_a_hub_that_is_down_does_not_stop_the_relay_for_good(site, agent, live_h
         # (here: refused for its wrong secret, as the site's own URL would) and acknowledged.
         assert agent.fetch_relayed(now + timedelta(seconds=61)) == 1
     assert _held(RelayMessage) == 0
+
+
+def test_a_relayed_body_a_handler_refuses_is_acknowledged_not_fetched_forever(
+        site, agent, live_hub, hub_app):
+    from hub.models import RelayMessage
+
+    enroll_site(site.app.config, live_hub)
+    site.app.config["MPESA_RELAY"] = True
+    seen = []
+
+    def refuse(_agent, message, _now):
+        seen.append(message["body"])
+        raise ValueError("not a C2B confirmation")
+
+    agent.relay.handlers["c2b_confirmation"] = refuse
+    hub_app.test_client().post("/relay/cafe-1/mpesa/c2b/confirmation", data=b"{not json")
+    with db.connection_context():
+        assert agent.fetch_relayed(utcnow()) == 1
+        assert agent.fetch_relayed(utcnow() + timedelta(seconds=2)) == 0
+    assert seen == ["{not json"]
+    assert _held(RelayMessage) == 0
