@@ -96,6 +96,20 @@ def relay_c2b_validation(slug: str, rest: str = ""):
     return jsonify(ResultCode="0", ResultDesc="Accepted")
 
 
+@bp.get("/healthz")
+def healthz():
+    """For a load balancer or a monitor: the hub answers and its database does too."""
+    from peewee import DatabaseError
+
+    from .models import db
+
+    try:
+        db.execute_sql("SELECT 1")
+    except DatabaseError:
+        return jsonify(ok=False, database={"ok": False}), 503
+    return jsonify(ok=True, database={"ok": True})
+
+
 @bp.get("/v1/sites")
 def sites():
     """Every site's figures for monitoring, behind ``KIBANDA_HUB_OPERATOR_TOKEN``."""

@@ -226,3 +226,9 @@ def test_a_relay_body_over_64_kb_is_refused(cafe, hub_client):
     assert answer.status_code == 413
     with hub_db.connection_context():
         assert RelayMessage.select().count() == 0
+
+
+def test_healthz_for_the_load_balancer(hub_client):
+    answer = hub_client.get("/healthz")
+    assert answer.status_code == 200 and answer.get_json() == {"ok": True,
+                                                               "database": {"ok": True}}
