@@ -14,6 +14,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY portal ./portal
 COPY agent ./agent
+COPY hub ./hub
 # Inside the package, where an installed Kibanda looks for them (package data).
 COPY hotspot-html ./portal/hotspot_html_files
 COPY provisioning ./portal/provisioning_files

@@ -24,6 +24,8 @@ from portal.models import CallbackRecord, CodeAttempt, Job, LoginFailure, db
 from portal.venue import heartbeat, vouchers
 from portal.timeutil import utcnow
 
+from . import sync
+
 log = logging.getLogger("kibanda.agent")
 
 Step = Callable[[datetime], int]
@@ -69,6 +71,8 @@ class Agent:
             ("jobs", self.run_jobs),
             ("heartbeat", self.heartbeat),
             ("prune", self.prune),
+            ("relay", self.fetch_relayed),
+            ("sync", self.send_upstream),
         ]
         self.router_check_seconds = float(config.get("AGENT_ROUTER_CHECK_SECONDS", 30) or 0)
         self.heartbeat_seconds = heartbeat.interval_seconds(config)
@@ -78,6 +82,8 @@ class Agent:
         self._router_checked_at: datetime | None = None
         #: Vouchers started, users added and users removed per cycle, at most.
         self.router_batch = router_state.BATCH
+        self.uploader = sync.Uploader(config)
+        self.relay = sync.RelayFetcher(self, self.uploader)
         #: Rows deleted per statement, and statements per table per cycle: a backlog of
         #: millions is worked off over many cycles, never one long write lock.
         self.prune_batch, self.prune_batches = 500, 10
@@ -103,6 +109,7 @@ class Agent:
 
     def close(self) -> None:
         """Close the clients this agent created (not those it was given)."""
+        self.uploader.close()
         for name in ("gateway", "mpesa"):
             client = getattr(self, "_" + name)
             if self._owns[name] and client is not None and hasattr(client, "close"):
@@ -258,6 +265,14 @@ class Agent:
                 if count < self.prune_batch:
                     break
         return removed
+
+    def send_upstream(self, now: datetime) -> int:
+        """Send unsent outbox events to the hub (``agent/sync.py``); returns how many it holds."""
+        return self.uploader.send(now)
+
+    def fetch_relayed(self, now: datetime) -> int:
+        """Settle M-Pesa messages the hub relayed for this site; returns how many."""
+        return self.relay.fetch(now)
 
     # --- the cycle --------------------------------------------------------------------------
 

@@ -80,8 +80,11 @@ DEFAULTS: dict[str, object] = {
     # reconcile), and between heartbeats (/healthz?require=agent: stale after 3 of them).
     "AGENT_ROUTER_CHECK_SECONDS": 30,
     "AGENT_HEARTBEAT_SECONDS": 300,
-    # Upstream sync
+    # Upstream sync (kibanda enroll writes UPSTREAM_URL, SITE_ID and UPSTREAM_KEY_ID)
     "UPSTREAM_URL": "",
+    "UPSTREAM_KEY_ID": "",
+    # M-Pesa posts to the hub's relay (this site has no public address); the agent fetches.
+    "MPESA_RELAY": False,
 }
 
 SECRET_FILES = {
@@ -247,6 +250,7 @@ def load_settings(path: Path, test_config: dict | None = None,
             file = path / filename
             if file.exists():
                 settings[name] = file.read_text().strip()
+    settings["INSTANCE_PATH"] = str(path)
     if test_config:
         settings.update(test_config)
     database = str(settings["DATABASE"])

@@ -277,3 +277,63 @@ def browser():
         chromium = launch(playwright)
         yield chromium
         chromium.close()
+
+
+# --- the hub, on both engines ----------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server's URL: ``scripts/test``'s, or one started for this session."""
+    import os
+
+    from system_tools import POSTGRES_URL_ENV, PostgresServer
+
+    if os.environ.get(POSTGRES_URL_ENV):
+        yield os.environ[POSTGRES_URL_ENV]
+        return
+    server = PostgresServer().start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def hub_database_url(request, tmp_path):
+    """Every hub test runs twice: on SQLite (a file) and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'hub.db'}"
+        return
+    from helpers import fresh_postgres_database
+
+    base = request.getfixturevalue("postgres_server")
+    url, drop = fresh_postgres_database(base)
+    yield url
+    drop()
+
+
+@pytest.fixture
+def hub_app(hub_database_url, tmp_path):
+    """The hub's Flask app on this test's engine, with an operator token."""
+    from hub import create_app
+    from hub.models import db as hub_db
+
+    app = create_app({"HUB_INSTANCE": str(tmp_path / "hub-instance"),
+                      "HUB_DATABASE_URL": hub_database_url,
+                      "HUB_OPERATOR_TOKEN": "op-token-for-tests", "TESTING": True})
+    yield app
+    if not hub_db.is_closed():
+        hub_db.close()
+    hub_db.obj.close()
+
+
+@pytest.fixture
+def live_hub(hub_app):
+    """The hub served on a free loopback port (threads); yields its base URL."""
+    server = make_server("127.0.0.1", 0, hub_app, threaded=True)
+    server.daemon_threads = False
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)

@@ -404,3 +404,151 @@ def run_pushes(app) -> int:
 
     with app.app_context(), db.connection_context():
         return Agent(app.config, gateway=app_router(app)).run_jobs(utcnow())
+
+
+# --- the hub -----------------------------------------------------------------------------------
+
+def fresh_postgres_database(server_url: str):
+    """A new, empty database on the test PostgreSQL server: (its URL, a function dropping it)."""
+    import uuid
+
+    import psycopg
+
+    name = "hub_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = server_url.rsplit("/", 1)[0] + "/" + name
+
+    def drop():
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return url, drop
+
+
+class HubSiteKey:
+    """A site's key talking to a hub app's test client the way the agent does (signed)."""
+
+    def __init__(self, client, slug: str = "cafe-1", name: str = "Cafe One"):
+        from hub.ingest import make_token
+        from hub.models import db as hub_db
+        from portal import signing
+
+        self.client, self.slug = client, slug
+        self.key = signing.new_key()
+        with hub_db.connection_context():
+            self.token = make_token(slug, name)
+        answer = client.post("/v1/enroll", json={"token": self.token,
+                                                  "public_key": signing.public_key_b64(self.key),
+                                                  "name": name})
+        assert answer.status_code == 201, answer.get_json()
+        self.key_id = answer.get_json()["key_id"]
+
+    def headers(self, method: str, path: str, body: bytes = b"", now: float | None = None):
+        """The four signed headers for one request."""
+        import time
+
+        from portal import signing
+
+        return signing.sign_headers(self.key, self.slug, method, path, body,
+                                    time.time() if now is None else now)
+
+    def post(self, path: str, payload, now: float | None = None):
+        """A signed POST of ``payload`` (JSON) to ``path``."""
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        return self.client.post(path, data=body, content_type="application/json",
+                                headers=self.headers("POST", path, body, now))
+
+    def get(self, path: str, now: float | None = None):
+        """A signed GET of ``path`` (with its query)."""
+        return self.client.get(path, headers=self.headers("GET", path, b"", now))
+
+    def send(self, events: list[dict], now: float | None = None):
+        """POST a batch to the site's events endpoint."""
+        return self.post(f"/v1/sites/{self.slug}/events", {"events": events}, now)
+
+
+def sale_event(seq: int, amount: int = 50, paid_at: str = "2026-03-11T08:00:00Z",
+               event_id: str | None = None) -> dict:
+    """One contract "sale" EVENT."""
+    import uuid
+
+    return {"id": event_id or str(uuid.uuid4()), "seq": seq, "kind": "sale", "at": paid_at,
+            "data": {"amount": amount, "source": "mpesa", "package": "1 day",
+                     "receipt": f"TC{seq:08d}", "reference": None, "phone": "0712 xxx 678",
+                     "paid_at": paid_at}}
+
+
+def enroll_site(config, hub_url: str, slug: str = "cafe-1") -> str:
+    """Enroll a test site with a hub, as ``kibanda enroll`` does: the key file in its
+    instance folder, and the hub URL, site id and key id in its settings. Returns the key id."""
+    from pathlib import Path
+
+    from hub.ingest import make_token
+    from hub.models import db as hub_db
+    from portal import signing
+
+    with hub_db.connection_context():
+        token = make_token(slug, "Mama Njeri Cafe")
+    key = signing.load_or_create_key(Path(config["INSTANCE_PATH"]) / signing.SITE_KEY_FILE)
+    answer = requests.post(f"{hub_url}/v1/enroll", timeout=10, json={
+        "token": token, "public_key": signing.public_key_b64(key)})
+    assert answer.status_code == 201, answer.text
+    config.update(UPSTREAM_URL=hub_url, SITE_ID=slug, UPSTREAM_KEY_ID=answer.json()["key_id"])
+    return config["UPSTREAM_KEY_ID"]
+
+
+def outbox_sales(count: int, start, spacing_seconds: float = 1.0, amount: int = 20) -> None:
+    """``count`` sale events in the site's outbox, one every ``spacing_seconds`` from ``start``."""
+    import uuid
+
+    from portal.models import OutboxEvent, db
+
+    rows = []
+    for n in range(count):
+        at = start + timedelta(seconds=n * spacing_seconds)
+        payload = {"amount": amount, "source": "voucher", "package": "1 hour", "receipt": None,
+                   "reference": None, "phone": None,
+                   "paid_at": at.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        rows.append({"uuid": str(uuid.uuid4()), "kind": "sale", "created_at": at,
+                     "payload": json.dumps(payload, sort_keys=True)})
+    with db.atomic():
+        for chunk in range(0, len(rows), 500):
+            OutboxEvent.insert_many(rows[chunk:chunk + 500]).execute()
+
+
+def start_hub(folder, database_url: str, workers: int = 1, **environment):
+    """``kibanda hub`` as its own process (gunicorn), listening; returns (process, URL)."""
+    import os
+    import subprocess
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KIBANDA_")}
+    env.update(KIBANDA_HUB_DATABASE_URL=database_url, KIBANDA_HUB_OPERATOR_TOKEN="op-token",
+               **environment)
+    proc = subprocess.Popen([*KIBANDA, "hub", "--hub-instance", str(folder), "--host",
+                             "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 30
+    while not listening(port):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.1)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def stop_process(proc) -> str:
+    """SIGTERM, wait, and return what it wrote to stderr."""
+    import signal
+
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=30)
+    return err or ""
+
+
+def hub_event_count(hub_url: str, slug: str) -> int:
+    """How many events the hub holds for ``slug`` (from GET /v1/sites)."""
+    sites = requests.get(f"{hub_url}/v1/sites", timeout=10,
+                         headers={"Authorization": "Bearer op-token"}).json()["sites"]
+    return next((site["events"] for site in sites if site["site"] == slug), 0)

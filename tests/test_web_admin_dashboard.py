@@ -212,3 +212,34 @@ def test_owners_phone_shows_the_agent_stopped_notice_first(site, agent, browser)
         page.screenshot(path=str(ARTIFACTS / "dashboard-agent-stopped.png"))
     finally:
         context.close()
+
+
+@pytest.mark.site(live_http=True)
+def test_sales_the_hub_refused_are_a_red_notice_in_english_and_swahili(app, site, browser):
+    from helpers import OWNER_NAME, OWNER_PASSWORD
+    from system_tools import ARTIFACTS
+
+    from portal import upstream
+
+    make_users(app)
+    app.config.update(UPSTREAM_URL="https://hub.example.co.ke", SITE_ID="mama-njeri",
+                      UPSTREAM_KEY_ID="0123456789abcdef")
+    with app.app_context(), db.connection_context():
+        from portal.models import OutboxEvent
+
+        for n in range(3):
+            OutboxEvent.record("sale", amount=50, n=n)
+        upstream.write_state(**{upstream.STOPPED: "hub answered 401: unknown key"})
+    ARTIFACTS.mkdir(exist_ok=True)
+    for lang, headline in (("en", "Sales are not reaching the operator."),
+                           ("sw", "Mauzo hayamfikii mwendeshaji.")):
+        page = browser.new_page(viewport={"width": 360, "height": 740})
+        page.goto(f"{site.url}/admin/login?lang={lang}")
+        page.fill("input[name=username]", OWNER_NAME)
+        page.fill("input[name=password]", OWNER_PASSWORD)
+        page.click("button[type=submit]")
+        page.goto(f"{site.url}/admin/dashboard")
+        notice = page.locator("#sync").inner_text()
+        assert headline in notice and "unknown key" in notice and "3" in notice
+        page.screenshot(path=str(ARTIFACTS / f"dashboard-sync-stopped-{lang}.png"))
+        page.close()

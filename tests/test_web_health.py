@@ -83,7 +83,7 @@ def test_a_phone_on_the_hotspot_sees_only_ok_and_counts(app):
     assert answer.status_code == 200 and report["ok"] is True
     assert report["router"] == {"ok": True} and report["mpesa"] == {"configured": True}
     assert report["backlog"] == {"pending_purchases": 1, "grants_waiting_for_router": 0,
-                                 "events_not_sent": 0}
+                                 "events_not_sent": 0, "upstream": "not enrolled"}
     assert_public(report, answer.get_data(as_text=True))
     # From the appliance itself (a technician's curl), everything.
     local = health_from(app, "127.0.0.1").get_json()

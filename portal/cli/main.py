@@ -19,7 +19,7 @@ COMMANDS = {
     "vouchers": "vouchers:vouchers", "sim": "sim:sim",
     "provision": "provision:provision_command", "check": "check:check_command",
     "run": "run:run_command", "owner": "owner:owner_group",
-    "mpesa": "mpesa:mpesa_group",
+    "mpesa": "mpesa:mpesa_group", "enroll": "enroll:enroll_command", "hub": "hub:hub_group",
 }
 
 

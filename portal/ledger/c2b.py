@@ -31,6 +31,7 @@ from decimal import Decimal, InvalidOperation
 
 from peewee import IntegrityError
 
+from .. import upstream
 from ..errors import InvalidPhone, NotFound, ValidationError
 from ..models import AuditLog, C2BPayment, CallbackRecord, Package, Purchase, db
 from ..phone import normalise_phone
@@ -82,11 +83,10 @@ def c2b_urls(config) -> tuple[str, str]:
     """The confirmation and validation URLs to register: the site's own address, or the
     hub's relay for the site when ``MPESA_RELAY`` is on (see the sync contract)."""
     secret = config.get("CALLBACK_SECRET", "")
-    if config.get("MPESA_RELAY") and config.get("UPSTREAM_URL"):
-        hub = str(config.get("UPSTREAM_URL")).rstrip("/")
-        base = f"{hub}/relay/{config.get('HUB_SITE') or config.get('SITE_ID')}"
-    else:
-        base = str(config.get("CALLBACK_BASE_URL") or config.get("PORTAL_URL") or "").rstrip("/")
+    relay = upstream.relay_base(config)  # "{hub}/relay/{site}/mpesa", or "" (no relay)
+    if relay:
+        return (f"{relay}/c2b/confirmation/{secret}", f"{relay}/c2b/validation/{secret}")
+    base = str(config.get("CALLBACK_BASE_URL") or config.get("PORTAL_URL") or "").rstrip("/")
     return (f"{base}/mpesa/c2b/confirmation/{secret}", f"{base}/mpesa/c2b/validation/{secret}")
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from .. import upstream
 from ..errors import KibandaError, MpesaBusy, MpesaTimeout, NotFound, ValidationError
 from ..models import Package, Purchase, db
 from ..phone import normalise_phone
@@ -44,8 +45,13 @@ def callback_url(config) -> str:
 
     Each purchase adds its own reference to it (:func:`purchase_callback_url`).
     """
+    secret = config.get("CALLBACK_SECRET", "")
+    relay = upstream.relay_base(config)
+    if relay:
+        # No public address: M-Pesa posts to the hub, which holds it for our agent.
+        return f"{relay}/callback/{secret}"
     base = str(config.get("CALLBACK_BASE_URL") or config.get("PORTAL_URL") or "").rstrip("/")
-    return f"{base}/mpesa/callback/{config.get('CALLBACK_SECRET', '')}"
+    return f"{base}/mpesa/callback/{secret}"
 
 
 def purchase_callback_url(base: str, purchase: Purchase) -> str:

@@ -12,6 +12,7 @@ import ipaddress
 
 from flask import Blueprint, current_app, jsonify, request
 
+from .. import upstream
 from ..errors import RouterError
 from ..models import AdminUser, Grant, OutboxEvent, Purchase, db
 from ..timeutil import utcnow
@@ -45,6 +46,10 @@ def healthz():
             "grants_waiting_for_router": Grant.select().where(Grant.router_state == Grant.PENDING).count(),
             "events_not_sent": OutboxEvent.select().where(OutboxEvent.sent_at.is_null()).count(),
         }
+        sync = upstream.sync_status(current_app.config)
+        # ok, retrying, stopped (the hub refused: an error an owner must see) or not enrolled.
+        report["backlog"]["upstream"] = sync.state
+        report["sync"] = sync.as_dict()
     except Exception as exc:  # noqa: BLE001 - a health check reports, it does not raise
         report["database"] = {"ok": False, "error": str(exc)}
     report["router"] = _router_health()

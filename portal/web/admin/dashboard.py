@@ -8,6 +8,7 @@ from flask import abort, current_app, flash, g, redirect, render_template, reque
 from ...errors import KibandaError, RouterError
 from ...i18n import format_datetime, format_time
 from ...ledger import grants
+from ... import upstream
 from ...models import Grant, Package, parse_id
 from ...timeutil import format_local, utcnow
 from ...venue import heartbeat, reports
@@ -55,7 +56,8 @@ def dashboard_page():
         days=days, chart_total=sum(b.total for b in bars),
         by_package=reports.sales_by_package(month_start, month_end, lang),
         purchases=reports.latest_purchases(), router=router_status(),
-        packages=Package.on_sale(), agent=agent_notice(now))
+        packages=Package.on_sale(), agent=agent_notice(now),
+        sync=upstream.sync_status(current_app.config))
 
 
 def agent_notice(now) -> dict | None:
