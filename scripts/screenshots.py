@@ -53,6 +53,8 @@ def prepare(site) -> None:
             push_batch(batch.id, gateway, utcnow())
     finally:
         gateway.close()
+    # Paid from the M-Pesa menu to no purchase's account, at no package's price: review.
+    site.daraja.pay_from_menu("254700009876", 37, account="WIFI")
 
 
 def main() -> int:
@@ -150,7 +152,7 @@ def owner(page, site, lang: str, password: str, username: str, shot) -> None:
     page.locator("form button[type=submit]").click()
     page.wait_for_load_state()
     pages = ["dashboard", "vouchers", "packages", "packages/new", "router", "grant",
-             "search?q=0712", "audit", "users", "branding", "password"]
+             "search?q=0712", "audit", "users", "branding", "password", "menu-payments"]
     for index, path in enumerate(pages, start=2):
         page.goto(f"{site.url}/admin/{path}")
         shot(f"owner-{index:02d}-{re.sub(r'[^a-z]+', '-', path).strip('-')}")
@@ -161,6 +163,8 @@ def owner(page, site, lang: str, password: str, username: str, shot) -> None:
         shot(f"owner-21-print-{layout}")
     follow_first(page, f"{site.url}/admin/packages", "a[href*='/edit']")
     shot("owner-22-package-edit")
+    follow_first(page, f"{site.url}/admin/search?q=0712", "a[href*='grant-devices']")
+    shot("owner-23-grant-devices")
 
 
 def follow_first(page, listing: str, selector: str) -> str:

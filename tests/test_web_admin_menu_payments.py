@@ -33,8 +33,8 @@ def test_the_owner_sees_each_case_with_its_reason_and_decides(app):
     assert "2 payments from the M-Pesa menu need your decision" in sales
     html = owner.text("/admin/menu-payments")
     page = visible_text(html)
-    assert "KES 30 is the price of no package" in page and "has cents" in page
-    assert "received 2 times" in page and "sold 1 day by amount" in page
+    assert "KES 30 is not the price of any package" in page and "has cents" in page
+    assert "received 2 times" in page and "sold 1 day by its price" in page
     assert "10.9.9.9 C2B confirmation (direct) without a usable TransID" in page
     with db.connection_context():
         first = C2BPayment.get(C2BPayment.trans_id == "RKL51ZDR4A")
@@ -85,3 +85,18 @@ def test_the_owner_sees_and_frees_the_devices_of_a_code(site, app):
     assert f"The place of {MAC} is free." in visible_text(freed.get_data(as_text=True))
     assert not site.online(grant.username, IP)
     assert "No access code NOPE." in visible_text(owner.text("/admin/grant-devices?code=NOPE"))
+
+
+def test_the_owner_reads_why_in_swahili_with_the_amount_in_shillings(app):
+    """Finding 8 of the pages issue, for this page too: no English reasons, no 37.00."""
+    with db.connection_context():
+        c2b.record_confirmation(confirmation("RKL51ZDR4D", "37.00"))  # no package at 37
+    owner = Browser(app)
+    owner.login()
+    swahili = visible_text(owner.text("/admin/menu-payments?lang=sw"))
+    assert "akaunti WIFI: hakuna mteja aliyekuwa akisubiri na msimbo huu" in swahili
+    assert "KES 37 si bei ya kifurushi chochote" in swahili
+    assert "no waiting purchase" not in swahili and "37.00" not in swahili
+    english = visible_text(owner.text("/admin/menu-payments?lang=en"))
+    assert "account WIFI: no customer was waiting with this code" in english
+    assert "KES 37 is not the price of any package" in english

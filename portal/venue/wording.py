@@ -70,3 +70,51 @@ def purchase_note(purchase: Purchase, lang: str) -> str:
         return translate(owner_reason(purchase.result_code, purchase.result_desc), lang)
     note = _OWNER_NOTES.get(purchase.status)
     return translate(note, lang) if note else ""
+
+
+#: The parts of a payment-from-the-menu reason (``C2BPayment.reason``, written in English
+#: by ledger/c2b.py, parts joined by "; ") and how the owner reads each one. A part that
+#: matches none is shown as it was written.
+_C2B_REASONS = [
+    (re.compile(r"account '?(?P<account>[^';]*)'?: no waiting purchase"),
+     N_("account {account}: no customer was waiting with this code")),
+    (re.compile(r"account (?P<account>\S+) is no purchase's code"),
+     N_("account {account} is not a code this site gave")),
+    (re.compile(r"KES (?P<amount>\d+) is the price of no package"),
+     N_("KES {amount} is not the price of any package")),
+    (re.compile(r"KES (?P<amount>\d+) is the price of (?P<count>\d+) packages"),
+     N_("KES {amount} is the price of {count} packages")),
+    (re.compile(r"KES (?P<amount>\d+) from the menu fits (?P<count>\d+) waiting purchases.*"),
+     N_("KES {amount} fits {count} customers who were waiting: which one paid?")),
+    (re.compile(r"account (?P<account>\S+) of purchase \d+ has expired"),
+     N_("account {account} had expired")),
+    (re.compile(r"purchase \d+ was already (?P<status>\w+)"),
+     N_("that purchase was already {status}")),
+    (re.compile(r"paid KES (?P<amount>\d+) for purchase \d+ \(price KES (?P<price>\d+)\)"),
+     N_("paid KES {amount}, the price was KES {price}")),
+    (re.compile(r"purchase \d+ by (?P<how>\w+)"), N_("paid for the waiting purchase")),
+    (re.compile(r"receipt of purchase \d+ \(credited by query\)"),
+     N_("the receipt of a sale already paid")),
+    (re.compile(r"sold (?P<package>.+) by amount(?: \(by (?P<actor>.+)\))?"),
+     N_("sold {package} by its price")),
+    (re.compile(r"refunded by (?P<actor>.+)"), N_("marked refunded by {actor}")),
+    (re.compile(r"amount (?P<amount>.+) has cents.*"),
+     N_("amount {amount} has cents: M-Pesa takes whole shillings")),
+]
+
+
+def c2b_reason(reason: str, lang: str) -> str:
+    """Why a payment from the M-Pesa menu went where it did, in the owner's words."""
+    said = []
+    for part in (reason or "").split("; "):
+        for pattern, words in _C2B_REASONS:
+            match = pattern.fullmatch(part.strip())
+            if match:
+                values = {key: value or "" for key, value in match.groupdict().items()}
+                if "status" in values:
+                    values["status"] = translate(values["status"], lang)
+                said.append(translate(words, lang, **values))
+                break
+        else:
+            said.append(part)
+    return "; ".join(part for part in said if part)

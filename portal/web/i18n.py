@@ -9,7 +9,7 @@ from flask import current_app, g, request, session
 from markupsafe import Markup
 
 from ..phone import display_phone
-from ..venue.wording import purchase_note
+from ..venue.wording import c2b_reason, purchase_note
 from ..i18n import (
     LANGUAGES, format_date, format_datetime, format_money, format_month, format_number,
     translate,
@@ -66,6 +66,7 @@ def init_app(app) -> None:
     app.jinja_env.globals["current_language"] = current_language
     app.jinja_env.globals["local"] = local
     app.jinja_env.globals["purchase_note"] = lambda p: purchase_note(p, current_language())
+    app.jinja_env.filters["c2b_reason"] = lambda reason: c2b_reason(reason, current_language())
     app.jinja_env.filters["phone"] = lambda number: display_phone(number, "spaced")
     app.jinja_env.filters["name"] = lambda package: package.name(current_language())
     for name, formatter in (("money", format_money), ("number", format_number),
