@@ -20,12 +20,6 @@ from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 
-from babel.dates import format_date as _cldr_date
-from babel.dates import format_time as _cldr_time
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-from babel.numbers import format_currency, format_decimal
-
 from .timeutil import to_nairobi
 
 LANGUAGES = ("en", "sw")
@@ -45,6 +39,11 @@ def translations(lang: str) -> gettext.NullTranslations:
     path = po_path(lang)
     if lang == "en" or not path.exists():
         return gettext.NullTranslations()
+    # Babel is imported where it is used: the agent and the CLI mostly never need it, and
+    # on a router every process's memory counts (scripts/bench_memory.py).
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
     with path.open("rb") as source:
         po = read_po(source, locale=lang)
     compiled = io.BytesIO()
@@ -55,6 +54,8 @@ def translations(lang: str) -> gettext.NullTranslations:
 
 def catalog() -> dict[str, str]:
     """English -> Swahili for every translated (non-fuzzy) entry of the catalogue."""
+    from babel.messages.pofile import read_po
+
     with po_path("sw").open("rb") as source:
         po = read_po(source, locale="sw")
     return {m.id: m.string for m in po if m.id and m.string and not m.fuzzy
@@ -83,14 +84,18 @@ def format_date(moment: datetime | date | None, lang: str = "en") -> str:
     """A day as people write it: "3 Dec 2026" / "3 Des 2026" (Nairobi's day)."""
     if moment is None:
         return ""
-    return _cldr_date(_local(moment), "d MMM y", locale=locale_for(lang))
+    from babel.dates import format_date as cldr_date
+
+    return cldr_date(_local(moment), "d MMM y", locale=locale_for(lang))
 
 
 def format_time(moment: datetime | None, lang: str = "en") -> str:
     """A time of day on the 24-hour clock in Nairobi: "14:05"."""
     if moment is None:
         return ""
-    return _cldr_time(_local(moment), "HH:mm", locale=locale_for(lang))
+    from babel.dates import format_time as cldr_time
+
+    return cldr_time(_local(moment), "HH:mm", locale=locale_for(lang))
 
 
 def format_datetime(moment: datetime | None, lang: str = "en") -> str:
@@ -104,13 +109,17 @@ def format_month(moment: datetime | date | None, lang: str = "en") -> str:
     """A month and year: "December 2026" / "Desemba 2026"."""
     if moment is None:
         return ""
-    return _cldr_date(_local(moment), "LLLL y", locale=locale_for(lang))
+    from babel.dates import format_date as cldr_date
+
+    return cldr_date(_local(moment), "LLLL y", locale=locale_for(lang))
 
 
 def format_number(value: int | float | None, lang: str = "en") -> str:
     """A count with the locale's grouping: "12,345"."""
     if value is None:
         return ""
+    from babel.numbers import format_decimal
+
     return format_decimal(value, locale=locale_for(lang))
 
 
@@ -118,6 +127,8 @@ def format_money(kes: int | None, lang: str = "en") -> str:
     """Whole shillings with the ISO code, as receipts and M-Pesa write them: "KES 1,500"."""
     if kes is None:
         return ""
+    from babel.numbers import format_currency
+
     return format_currency(kes, "KES", format="¤¤ #,##0", locale=locale_for(lang),
                            currency_digits=False)
 

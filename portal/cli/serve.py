@@ -52,6 +52,7 @@ class PortalServer(BaseApplication):
         from ..models import db
 
         app = create_app(self.overrides, instance=self.instance)
+        warm_up(app)
         # No connection crosses the fork: each worker thread opens its own (SQLite forbids
         # using a connection in two processes; the router and M-Pesa links are made on
         # first use, in the worker, and a gateway notices a fork by its pid).
@@ -61,6 +62,22 @@ class PortalServer(BaseApplication):
         # a worker does not write to (and so copy) the pages it shares with the master.
         gc.freeze()
         return app
+
+
+def warm_up(app) -> None:
+    """Build in the master what every worker would otherwise build for itself on its first
+    requests: the templates compiled, the Swahili catalogue, the CLDR data of both locales.
+    Shared after the fork, they are paid for once (scripts/bench_memory.py)."""
+    from ..i18n import LANGUAGES, format_datetime, format_money, translations
+    from ..timeutil import utcnow
+
+    for name in app.jinja_env.list_templates():
+        if name.endswith(".html"):
+            app.jinja_env.get_template(name)
+    now = utcnow()
+    for lang in LANGUAGES:
+        translations(lang)
+        format_money(1500, lang), format_datetime(now, lang)
 
 
 def gunicorn_options(host: str, port: int, workers: int, threads: int,

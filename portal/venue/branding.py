@@ -16,7 +16,6 @@ import re
 import warnings
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import InvalidPhone, ValidationError
 from ..models import AuditLog, Setting, db
@@ -194,6 +193,9 @@ def prepare_logo(data: bytes) -> bytes:
         return data
     if not data:
         check_logo(data)  # raises: no picture chosen
+    # Pillow only when a big photo arrives: no page view or agent cycle carries it.
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
     not_a_picture = ValidationError("logo is not a picture", field="logo",
                                     en="The logo must be a PNG or JPEG picture.",
                                     sw="Nembo lazima iwe picha ya PNG au JPEG.")

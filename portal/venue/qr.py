@@ -26,12 +26,11 @@ import zlib
 from functools import lru_cache
 from operator import itemgetter
 
-import qrcode
-import qrcode.base
-import qrcode.util
-
 MASK = 0
-_LEVEL = qrcode.constants.ERROR_CORRECT_M
+#: Error correction M (``qrcode.constants.ERROR_CORRECT_M``). ``qrcode`` itself is imported
+#: where its tables are read, once per version: a process that prints nothing (the agent,
+#: most page views) does not carry it.
+_LEVEL = 0
 _BYTE_MODE = 0b0100
 
 # GF(256) with the QR polynomial x^8 + x^4 + x^3 + x^2 + 1.
@@ -80,6 +79,8 @@ def _layout(version: int):
     """Per version: the symbol's fixed modules as a string ("1" dark) with the data
     cells' places, how to scatter the data bits into it, the mask over the data bits,
     the blocks and the data capacity in bytes."""
+    import qrcode
+
     symbol = qrcode.QRCode(version=version, error_correction=_LEVEL, mask_pattern=MASK)
     n = symbol.modules_count = version * 4 + 17
     symbol.modules = [[None] * n for _ in range(n)]
@@ -106,6 +107,8 @@ def _layout(version: int):
     scatter = itemgetter(*[order.get(cell, cell) for cell in range(n * n)])
     # Mask 0 darkens the modules where row + column is even: flip the data bit there.
     mask = int("".join("1" if (r + c) % 2 == 0 else "0" for r, c in positions), 2)
+    import qrcode.base
+
     blocks = qrcode.base.rs_blocks(version, _LEVEL)
     return n, fixed, scatter, mask, len(positions), blocks, sum(b.data_count for b in blocks)
 
