@@ -68,21 +68,15 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def command_line(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except FileNotFoundError:
-        return ""
-
-
 def sample(supervisor: int) -> dict:
     """PSS in MB of the gunicorn master, its workers (together), the agent and the supervisor."""
     portal = agent = 0
+    # Both are forked from the supervisor (same command line): the portal is the one with
+    # workers of its own.
     for child in children(supervisor):
-        words = command_line(child).split()
-        if "serve" in words:
+        if children(child):
             portal = child
-        elif "agent" in words:
+        else:
             agent = child
     workers = children(portal) if portal else []
     result = {"master": pss_kb(portal) / 1024, "workers": sum(pss_kb(w) for w in workers) / 1024,
@@ -97,7 +91,8 @@ def line(name: str, figures: dict) -> str:
             f"{figures['workers']:5.1f} MB + agent {figures['agent']:5.1f} MB = "
             f"{figures['total']:5.1f} MB (target < {TARGET_MB} MB: "
             f"{'met' if figures['total'] < TARGET_MB else 'MISSED'}); kibanda run itself "
-            f"{figures['supervisor']:4.1f} MB")
+            f"{figures['supervisor']:4.1f} MB, all together "
+            f"{figures['total'] + figures['supervisor']:5.1f} MB")
 
 
 def main() -> None:

@@ -1,6 +1,11 @@
 """``kibanda run``: the portal and the agent under one small supervisor (the image's entry).
 
-Each runs as its own process (``kibanda serve``, ``kibanda agent``); when either dies it
+Each runs as its own process (``kibanda serve``, ``kibanda agent``), forked from the
+supervisor after it has imported the code both use (Flask, peewee, requests, librouteros,
+cryptography, the portal's rooms): the children share those pages instead of each
+loading its own copy, which on a router is the difference between fitting and not
+(``scripts/bench_memory.py``). The supervisor itself never opens the database or a
+connection, so nothing but imported code crosses the fork. When either child dies it
 is started again, after a pause that doubles while it keeps dying (1 s up to 30 s) and
 starts again from 1 s once it has stayed up a minute. SIGTERM or Ctrl-C: both get
 SIGTERM, the supervisor waits for them and exits. Under systemd (``NOTIFY_SOCKET``) it
@@ -8,20 +13,98 @@ says READY once both run and sends the watchdog ping only while both are alive.
 """
 from __future__ import annotations
 
+import gc
+import os
 import signal
-import subprocess
 import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass
 
 import click
 
 from .systemd import sd_notify
 
-#: How a child is started: this Python, this code, the same instance folder.
-_KIBANDA = [sys.executable, "-c", "from portal.cli import main; main(prog_name='kibanda')"]
 FIRST_PAUSE, MAX_PAUSE, STEADY = 1.0, 30.0, 60.0
+
+
+class Forked:
+    """A child process forked from this one, running ``kibanda <args>`` (Popen's words:
+    ``pid``, ``returncode`` negative for a signal, ``poll``, ``wait``, ``terminate``)."""
+
+    def __init__(self, args: list[str]):
+        self.returncode: int | None = None
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: never returns
+            os._exit(_run_command(args))
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"pid {self.pid} still running")
+            time.sleep(0.05)
+        return self.returncode
+
+    def terminate(self) -> None:
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, number: int) -> None:
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, number)
+            except ProcessLookupError:
+                pass
+
+
+def _run_command(args: list[str]) -> int:
+    """In a forked child: run ``kibanda <args>`` and return its exit code."""
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_DFL)  # the command sets its own
+    code = 1
+    try:
+        from .main import main
+
+        main.main(args=args, prog_name="kibanda", standalone_mode=True)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:  # noqa: BLE001 - the child must always exit, and say why
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    return code
+
+
+def preload() -> None:
+    """Import what the portal and the agent both run on, before any fork (no database, no
+    connection, no thread is opened here), and keep it out of the collector's reach so
+    the children go on sharing those pages."""
+    import flask  # noqa: F401
+    import gunicorn.app.base  # noqa: F401
+    import requests  # noqa: F401
+
+    import agent.worker  # noqa: F401
+
+    from .. import web  # noqa: F401
+    from . import agent as agent_command, serve  # noqa: F401
+    from ..web import admin, c2b, callback, captive, customer, files, health  # noqa: F401
+
+    gc.freeze()
 
 
 @dataclass
@@ -29,8 +112,8 @@ class Child:
     """One supervised process and its restart schedule."""
 
     name: str
-    argv: list[str]
-    process: subprocess.Popen | None = None
+    args: list[str]
+    process: Forked | None = None
     started: float = 0.0
     pause: float = FIRST_PAUSE
     restart_at: float | None = None
@@ -38,7 +121,7 @@ class Child:
 
     def start(self) -> None:
         """Start (or start again) the process."""
-        self.process = subprocess.Popen(self.argv)
+        self.process = Forked(self.args)
         self.started = time.monotonic()
         self.restart_at = None
 
@@ -74,7 +157,7 @@ class Child:
         self.process.terminate()
         try:
             self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
+        except TimeoutError:
             self.process.kill()
             self.process.wait()
 
@@ -116,7 +199,8 @@ def run_command(ctx: click.Context, host: str, port: int, workers: int, threads:
                 access_log: bool) -> None:
     """Run the portal and the agent; restart either one if it dies."""
     instance = str(ctx.find_root().obj["instance"])
-    base = [*_KIBANDA, "--instance", instance]
+    base = ["--instance", instance]
+    preload()
     children = [
         Child("portal", [*base, "serve", "--host", host, "--port", str(port),
                          "--workers", str(workers), "--threads", str(threads),
