@@ -37,9 +37,15 @@ class Forked:
         self.returncode: int | None = None
         sys.stdout.flush()
         sys.stderr.flush()
-        self.pid = os.fork()
-        if self.pid == 0:  # the child: never returns
-            os._exit(_run_command(args))
+        # SIGINT/SIGTERM held back across the fork: one arriving before the child has reset
+        # its handlers would otherwise only set the supervisor's (copied) stop flag.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            self.pid = os.fork()
+            if self.pid == 0:  # the child: never returns
+                os._exit(_run_command(args, held))
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
     def poll(self) -> int | None:
         if self.returncode is None:
@@ -70,10 +76,11 @@ class Forked:
                 pass
 
 
-def _run_command(args: list[str]) -> int:
+def _run_command(args: list[str], mask: set) -> int:
     """In a forked child: run ``kibanda <args>`` and return its exit code."""
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, signal.SIG_DFL)  # the command sets its own
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # then let them through
     code = 1
     try:
         from .main import main
