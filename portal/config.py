@@ -10,9 +10,11 @@ still works, and the next write of the file (``kibanda init`` does one) encrypts
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import tomllib
+from contextlib import contextmanager
 from pathlib import Path
 
 from cryptography.fernet import Fernet
@@ -105,14 +107,46 @@ def instance_path(explicit: str | os.PathLike | None = None) -> Path:
 
 
 def _write_private(path: Path, content: bytes) -> bool:
-    """Create ``path`` with mode 0600; never overwrite. Returns True if it was created."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    """Create ``path`` with mode 0600 holding ``content``; never overwrite. Returns True if
+    it was created.
+
+    Written in full to a private temporary file first, then linked into place: another
+    process opening the instance at the same moment sees the whole key or no key, never
+    an empty file it would take for the key.
+    """
+    if path.exists():
         return False
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(content)
-    return True
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+@contextmanager
+def instance_lock(path: Path):
+    """Hold the instance's lock file while it is created, opened and migrated.
+
+    The portal and the agent start together (``kibanda run``, or two systemd units on a
+    fresh box): without it both would create keys and tables and run migrations at once.
+    """
+    path = Path(path)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def ensure_instance(path: Path) -> list[str]:

@@ -22,10 +22,12 @@ from .timeutil import utcnow
 db = SqliteDatabase(None)
 
 SCHEMA_VERSION = 13
+#: In this order: the busy timeout first, so that switching to WAL waits for another
+#: process's write instead of failing with "database is locked".
 PRAGMAS = {
+    "busy_timeout": 5000,
     "journal_mode": "wal",
     "foreign_keys": 1,
-    "busy_timeout": 5000,
     "synchronous": "normal",
 }
 

@@ -132,3 +132,55 @@ def test_a_secret_encrypted_with_another_instance_key_is_named_not_shown(tmp_pat
     with pytest.raises(ConfigurationError, match="router_password") as caught:
         load_settings(tmp_path / "b", environ={})
     assert "ruta-siri-123" not in str(caught.value)
+
+
+OPEN_AT_ONCE = """
+import json, sys, time
+from pathlib import Path
+{opener}
+start = float(sys.argv[2])
+time.sleep(max(0.0, start - time.time()))
+settings = open_site(Path(sys.argv[1]))
+from portal.models import SchemaVersion
+keys = {{name: (Path(sys.argv[1]) / name).read_bytes().decode() for name in
+        ("secret_key", "fernet.key", "callback_secret")}}
+print(json.dumps({{"keys": keys, "versions": [row.version for row in SchemaVersion.select()]}}))
+"""
+PREPARE = "from portal.cli.instance import prepare_instance as open_site"
+
+
+def open_fresh_instance_at_once(folder: Path, count: int, opener: str = PREPARE) -> list:
+    """``count`` processes open one fresh instance at the same moment (the portal and the
+    agent starting together under ``kibanda run`` or systemd); what each one saw."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    start = time.time() + 2.0
+    script = OPEN_AT_ONCE.format(opener=opener)
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(folder), str(start)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(count)]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err[-2000:]
+        results.append(json.loads(out))
+    return results
+
+
+def test_processes_opening_a_fresh_instance_together_agree_on_keys_and_schema(tmp_path):
+    from portal.models import SCHEMA_VERSION
+
+    for attempt in range(3):
+        folder = tmp_path / f"site{attempt}"
+        seen = open_fresh_instance_at_once(folder, 6)
+        on_disk = {name: (folder / name).read_bytes().decode()
+                   for name in ("secret_key", "fernet.key", "callback_secret")}
+        assert all(value for value in on_disk.values())
+        # every process read the very key that stays on disk, never an empty or a second one
+        assert all(result["keys"] == on_disk for result in seen)
+        # the schema was made once: one version row, the current one
+        assert all(result["versions"] == [SCHEMA_VERSION] for result in seen)
+        assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == [".lock"]

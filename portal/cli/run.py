@@ -4,8 +4,9 @@ Each runs as its own process (``kibanda serve``, ``kibanda agent``), forked from
 supervisor after it has imported the code both use (Flask, peewee, requests, librouteros,
 cryptography, the portal's rooms): the children share those pages instead of each
 loading its own copy, which on a router is the difference between fitting and not
-(``scripts/bench_memory.py``). The supervisor itself never opens the database or a
-connection, so nothing but imported code crosses the fork. When either child dies it
+(``scripts/bench_memory.py``). The supervisor creates the instance's keys and schema
+first (so the two children never race to), then closes the database: nothing but
+imported code crosses the fork. When either child dies it
 is started again, after a pause that doubles while it keeps dying (1 s up to 30 s) and
 starts again from 1 s once it has stayed up a minute. SIGTERM or Ctrl-C: both get
 SIGTERM, the supervisor waits for them and exits. Under systemd (``NOTIFY_SOCKET``) it
@@ -207,6 +208,11 @@ def run_command(ctx: click.Context, host: str, port: int, workers: int, threads:
     """Run the portal and the agent; restart either one if it dies."""
     instance = str(ctx.find_root().obj["instance"])
     base = ["--instance", instance]
+    from ..models import db
+    from .instance import open_instance
+
+    open_instance(ctx)
+    db.close()
     preload()
     children = [
         Child("portal", [*base, "serve", "--host", host, "--port", str(port),
