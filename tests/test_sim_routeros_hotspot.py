@@ -151,3 +151,75 @@ def test_without_mac_cookie_in_login_by_no_cookie_and_no_way_back(router_sim, ap
     router_sim.device_leaves("AA:BB:CC:00:00:40")
     router_sim.device_joins("10.5.50.40", "AA:BB:CC:00:00:40")
     assert router_sim.rows("/ip/hotspot/active") == []
+
+
+# --- limits and rates (data caps, fair use) ----------------------------------------------
+
+def _login(api, user: str, ip: str = IP, mac: str = MAC) -> None:
+    tuple(api("/ip/hotspot/active/login", user=user, password="pw", ip=ip,
+              **{"mac-address": mac}))
+
+
+def _add_user(api, name: str, profile: str = "default", **limits) -> None:
+    api.path("ip", "hotspot", "user").add(name=name, password="pw", profile=profile, **limits)
+
+
+def test_a_data_cap_ends_the_session_at_once_and_refuses_the_next_login(router_sim, api):
+    router_sim.device_joins(IP, MAC)
+    _add_user(api, "CAP100", **{"limit-bytes-total": str(100_000_000)})
+    _login(api, "CAP100")
+    router_sim.add_traffic("CAP100", 10_000_000, 60_000_000)
+    assert [row["bytes-out"] for row in router_sim.rows("/ip/hotspot/active")] == ["60000000"]
+    router_sim.add_traffic(MAC, 5_000_000, 25_000_000)  # 100 MB in all: the router cuts it
+    assert router_sim.rows("/ip/hotspot/active") == []
+    user = router_sim.rows("/ip/hotspot/user")[0]
+    assert (user["bytes-in"], user["bytes-out"]) == ("15000000", "85000000")
+    with pytest.raises(librouteros.exceptions.TrapError) as refused:
+        _login(api, "CAP100")
+    assert str(refused.value) == "user CAP100 has reached traffic limit"
+
+
+def test_limit_bytes_total_zero_is_no_limit_and_disabled_users_cannot_log_in(router_sim, api):
+    router_sim.device_joins(IP, MAC)
+    _add_user(api, "NOCAP", **{"limit-bytes-total": "0"})
+    _login(api, "NOCAP")
+    router_sim.add_traffic("NOCAP", 5_000_000_000, 5_000_000_000)
+    assert [row["user"] for row in router_sim.rows("/ip/hotspot/active")] == ["NOCAP"]
+    _add_user(api, "OFF", disabled="yes")
+    router_sim.device_joins(OTHER_IP, OTHER_MAC)
+    with pytest.raises(librouteros.exceptions.TrapError) as refused:
+        _login(api, "OFF", OTHER_IP, OTHER_MAC)
+    assert str(refused.value) == "invalid username or password"
+
+
+def test_limit_uptime_ends_the_session_when_reached(router_sim, api):
+    router_sim.device_joins(IP, MAC)
+    _add_user(api, "HOUR", **{"limit-uptime": "1h"})
+    _login(api, "HOUR")
+    router_sim.advance(3599)
+    assert len(router_sim.rows("/ip/hotspot/active")) == 1
+    router_sim.advance(1)
+    assert router_sim.rows("/ip/hotspot/active") == []
+    with pytest.raises(librouteros.exceptions.TrapError) as refused:
+        _login(api, "HOUR")
+    assert str(refused.value) == "user HOUR has reached uptime limit"
+
+
+def test_the_rate_is_fixed_at_login_until_the_next_login(router_sim, api):
+    profiles = api.path("ip", "hotspot", "user", "profile")
+    profiles.add(name="fast", **{"rate-limit": "2M/5M"})
+    profiles.add(name="slow", **{"rate-limit": "256k/256k"})
+    router_sim.device_joins(IP, MAC)
+    _add_user(api, "RATE", profile="fast")
+    _login(api, "RATE")
+    queues = router_sim.rows("/queue/simple")
+    assert [(q["name"], q["target"], q["max-limit"], q["dynamic"]) for q in queues] == [
+        ("<hotspot-RATE>", f"{IP}/32", "2M/5M", "true")]
+    user_id = router_sim.rows("/ip/hotspot/user")[0][".id"]
+    api.path("ip", "hotspot", "user").update(**{".id": user_id, "profile": "slow"})
+    assert router_sim.rows("/queue/simple")[0]["max-limit"] == "2M/5M"  # still the old rate
+    session = router_sim.rows("/ip/hotspot/active")[0]
+    api.path("ip", "hotspot", "active").remove(session[".id"])
+    assert router_sim.rows("/queue/simple") == []  # the queue goes with the session
+    _login(api, "RATE")
+    assert [q["max-limit"] for q in router_sim.rows("/queue/simple")] == ["256k/256k"]

@@ -16,6 +16,7 @@ from portal.sim.routeros_menus import SimTrap
 _ACTIVE = "/ip/hotspot/active"
 _USER = "/ip/hotspot/user"
 _HOST = "/ip/hotspot/host"
+_QUEUE = "/queue/simple"
 _MAC = re.compile(r"[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(\1[0-9A-Fa-f]{2}){4}")
 _COUNTERS = ("bytes-in", "bytes-out", "packets-in", "packets-out")
 
@@ -117,8 +118,9 @@ class HotspotMixin:
         limit = _seconds(user.get("limit-uptime"))
         if limit is not None and int(user.get("uptime", "0")) >= limit:
             raise SimTrap(f"user {name} has reached uptime limit")
-        total = user.get("limit-bytes-total")
-        if total and int(user["bytes-in"]) + int(user["bytes-out"]) >= int(total):
+        # limit-bytes-total=0 means no limit (reference sheet, hotspot user menu)
+        total = int(user.get("limit-bytes-total") or 0)
+        if total and int(user["bytes-in"]) + int(user["bytes-out"]) >= total:
             raise SimTrap(f"user {name} has reached traffic limit")
         values = {"server": server["name"], "user": name, "address": ip, "mac-address": mac,
                   # UNCONFIRMED: what login-by a session started over the API shows
@@ -128,10 +130,11 @@ class HotspotMixin:
         if attrs.get("domain"):
             values["domain"] = attrs["domain"]
         for limit_name in ("limit-bytes-in", "limit-bytes-out", "limit-bytes-total"):
-            if user.get(limit_name):
+            if int(user.get(limit_name) or 0):
                 values[limit_name] = user[limit_name]
         session = self.insert(_ACTIVE, values)
         self._update_time_left(session)
+        self._add_session_queue(session, profile.get("rate-limit") or "")
         self._authorize_host(server["name"], ip, mac, True)
         if profile.get("add-mac-cookie") == "true" and mac and self.accepts_mac_cookie(server):
             for cookie in self.find("/ip/hotspot/cookie", **{"mac-address": mac}):
@@ -233,6 +236,27 @@ class HotspotMixin:
         self.dirty = True
         return len(gone)
 
+    def _add_session_queue(self, session: dict, rate_limit: str) -> None:
+        """The session's dynamic simple queue: the rate is fixed here, at login, so a user
+        moved to another profile keeps the old rate until it logs in again."""
+        if not rate_limit.strip():
+            return
+        first = rate_limit.split()[0]
+        rx, _, tx = first.partition("/")
+        base = f"<hotspot-{session['user']}"
+        taken = {row.get("name") for row in self.tables[_QUEUE]}
+        name, number = f"{base}>", 1
+        while name in taken:
+            name, number = f"{base}-{number}>", number + 1
+        self.insert(_QUEUE, {"name": name, "target": f"{session['address']}/32",
+                             "max-limit": f"{rx}/{tx or rx}", "dynamic": "true"})
+
+    def session_queue(self, session: dict) -> dict | None:
+        """The dynamic queue of a session (by its address), or None."""
+        target = f"{session.get('address', '')}/32"
+        return next((row for row in self.tables[_QUEUE]
+                     if row.get("dynamic") == "true" and row.get("target") == target), None)
+
     def session_user(self, session: dict) -> dict | None:
         """The user row a session belongs to."""
         return self._login_user(session.get("user", ""), session.get("server", ""))
@@ -242,6 +266,9 @@ class HotspotMixin:
         if session not in self.tables[_ACTIVE]:
             return
         self.tables[_ACTIVE].remove(session)
+        queue = self.session_queue(session)
+        if queue is not None:
+            self.tables[_QUEUE].remove(queue)
         user = self.session_user(session)
         if user is not None:
             user["uptime"] = str(int(user.get("uptime", "0")) + int(session.get("uptime", "0")))
@@ -326,7 +353,8 @@ class HotspotMixin:
                   "limit-bytes-out": int(user.get("bytes-out", "0")),
                   "limit-bytes-total": int(user.get("bytes-in", "0")) + int(user.get("bytes-out", "0"))}
         for name, amount in used.items():
-            if session.get(name) and amount + before[name] >= int(session[name]):
+            limit = int(session.get(name) or 0)  # 0: no limit
+            if limit and amount + before[name] >= limit:
                 self.end_session(session)
                 return
 

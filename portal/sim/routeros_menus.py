@@ -341,6 +341,14 @@ def _menus() -> dict[str, Menu]:
             "creation-time": ro(), "contents": s(""),
         }, key=("name",), verbs=frozenset({"print", "get", "getall", "add", "set", "remove"})),
         Menu("/tool", {}, verbs=frozenset({"fetch"})),
+        # UNCONFIRMED (not on the reference sheet): the hotspot adds one dynamic simple
+        # queue per session, named "<hotspot-USER>", its max-limit the user profile's
+        # rate-limit (rx/tx = the client's upload/download, as max-limit's target
+        # upload/download), fixed at login and removed at logout.
+        Menu("/queue/simple", {
+            "name": s(required=True), "target": s(required=True), "max-limit": s("0/0"),
+            "dynamic": ro("bool", "false"), **_DISABLED,
+        }, key=("name",)),
 
     ]
     return {menu.path: menu for menu in menus}
