@@ -19,7 +19,7 @@ from peewee import DatabaseError
 
 from portal import clients, jobs
 from portal.errors import KibandaError, RouterError, RouterUnreachable
-from portal.ledger import c2b, grants, purchases, reconcile, router_state
+from portal.ledger import c2b, fair_use, grants, purchases, reconcile, router_state
 from portal.models import CallbackRecord, CodeAttempt, Job, LoginFailure, db
 from portal.venue import heartbeat, vouchers
 from portal.timeutil import utcnow
@@ -59,7 +59,8 @@ class Agent:
         # The cycle, in order: settlement first so a grant it creates is provisioned in the
         # same cycle; queued jobs (voucher pushes) last, as they may take a while.
         # Expiry needs nothing but the router and this clock: no M-Pesa, no uplink.
-        # track and reconcile share one read of the router, every AGENT_ROUTER_CHECK_SECONDS.
+        # track, fair_use and reconcile share one read of the router, every
+        # AGENT_ROUTER_CHECK_SECONDS.
         self.steps: list[tuple[str, Step]] = [
             ("settle", self.settle_pending),
             ("pull_transactions", self.pull_transactions),
@@ -67,6 +68,7 @@ class Agent:
             ("provision", self.provision_waiting),
             ("remove_expired", self.remove_expired_grants),
             ("track", self.track_router),
+            ("fair_use", self.slow_capped),
             ("reconcile", self.reconcile_router),
             ("jobs", self.run_jobs),
             ("heartbeat", self.heartbeat),
@@ -172,6 +174,13 @@ class Agent:
             return 0
         self._router_checked_at = now
         return router_state.track(self._snapshot, now, self.router_batch).changes
+
+    def slow_capped(self, now: datetime) -> int:
+        """Fair-use grants at their cap go to their package's slow profile and are logged
+        in again (this cycle's read of the router; nothing when it was not read)."""
+        if self._snapshot is None:
+            return 0
+        return fair_use.slow_down(self.gateway, self._snapshot, now, self.router_batch)
 
     def reconcile_router(self, now: datetime) -> int:
         """Put back missing users and profiles, remove Kibanda's stale users (this cycle's

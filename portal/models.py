@@ -21,7 +21,7 @@ from .timeutil import utcnow
 #: Deferred: ``init_db`` points it at the instance's file.
 db = SqliteDatabase(None)
 
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 #: In this order: the busy timeout first, so that switching to WAL waits for another
 #: process's write instead of failing with "database is locked".
 PRAGMAS = {
@@ -61,6 +61,9 @@ class Package(BaseModel):
     validity_seconds = IntegerField()  # wall-clock time from the purchase
     data_cap_bytes = BigIntegerField(null=True)
     rate_limit = CharField(max_length=80, default="")  # RouterOS syntax, rx/tx = up/down
+    #: Fair use: the speed after the data cap (RouterOS rate, e.g. "256k/256k") on the
+    #: package's second profile ``<profile_name>-slow``; "" = cut off at the cap.
+    fair_use_rate = CharField(max_length=80, default="", constraints=[SQL("DEFAULT ''")])
     devices = IntegerField(default=1)  # shared-users on the router
     active = BooleanField(default=True)
     sort_order = IntegerField(default=0)
@@ -187,6 +190,9 @@ class Grant(BaseModel):
     #: Bytes in + out the router counted for this user (data-capped packages; the agent
     #: reads it from /ip/hotspot/user and /ip/hotspot/active). None: never read.
     bytes_used = BigIntegerField(null=True)
+    #: Fair use: when the agent moved the user to the package's slow profile (the cap was
+    #: reached); None: not slowed. Set once, with its ``grant.slowed`` outbox event.
+    slowed_at = DateTimeField(null=True)
     #: Free access only: the confirmation form's one-time key, so a double tap (or the
     #: form sent again) finds the grant already given instead of giving a second one.
     request_key = CharField(max_length=32, null=True, unique=True)
@@ -572,11 +578,24 @@ def _unique_package_names(migrator) -> None:
     db.execute_sql(PACKAGE_NAME_INDEX)
 
 
+def _fair_use(migrator) -> None:
+    """v14: a package's slow speed after its data cap, and when a grant was slowed."""
+    from playhouse.migrate import migrate
+
+    steps = []
+    for model, name in ((Package, "fair_use_rate"), (Grant, "slowed_at")):
+        table = model._meta.table_name
+        if name not in {column.name for column in db.get_columns(table)}:
+            field = model._meta.fields[name]
+            steps.append(migrator.add_column(table, name, field))
+    migrate(*steps)
+
+
 #: Migrations by target version: ``{2: fn(migrator)}`` using playhouse.migrate.
 MIGRATIONS = {2: _explicit_purchase_states, 3: _admin_session_versions, 4: _limit_keys,
               5: _purchase_references, 6: _account_codes, 8: _grant_bytes_used,
               11: _audit_values, 12: _accounts_and_free_access_keys,
-              13: _unique_package_names}
+              13: _unique_package_names, 14: _fair_use}
 
 
 def create_schema() -> int:

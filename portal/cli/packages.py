@@ -8,7 +8,7 @@ from ..errors import NotFound, ValidationError
 from ..models import Package
 from ..timeutil import format_duration, format_local
 from ..venue.packages import (
-    create_package, describe, find_package, format_size, set_package_active, sync_profile,
+    cap_words, create_package, describe, find_package, set_package_active, sync_profile,
     update_package,
 )
 from .instance import BAD_INPUT, open_instance
@@ -26,17 +26,20 @@ def packages_group() -> None:
 @click.option("--rate", default="", help="Speed limit upload/download, e.g. 2M/5M (default: none).")
 @click.option("--devices", default="1", show_default=True, help="Devices that may share it.")
 @click.option("--data-cap", default="", help="Data cap, e.g. 500MB or 2GB (default: none).")
+@click.option("--slow-speed", default="", help="Speed after the data cap instead of cutting "
+                                               "off, e.g. 256k/256k (needs --data-cap).")
 @click.option("--name-sw", default="", help="Swahili name, e.g. 'Saa 1'.")
 @click.option("--sort-order", default=0, type=int, help="Position on the package page.")
 @click.pass_context
-def add_command(ctx: click.Context, name, price, validity, rate, devices, data_cap, name_sw,
-                sort_order) -> None:
+def add_command(ctx: click.Context, name, price, validity, rate, devices, data_cap, slow_speed,
+                name_sw, sort_order) -> None:
     """Add a package (its router profile is created with the first sale)."""
     settings = open_instance(ctx)
     try:
         package = create_package(actor="kibanda packages", name_en=name, name_sw=name_sw,
                                  price=price, validity=validity, rate_limit=rate,
-                                 devices=devices, data_cap=data_cap, sort_order=sort_order)
+                                 devices=devices, data_cap=data_cap, sort_order=sort_order,
+                                 fair_use_rate=slow_speed)
     except ValidationError as exc:
         click.echo(f"error: {exc.message_for('en')}", err=True)
         ctx.exit(BAD_INPUT)
@@ -75,16 +78,18 @@ def _package_or_exit(ctx: click.Context, name_or_id: str):
                                            "('' for none).")
 @click.option("--devices", default=None, help="New number of devices that may share it.")
 @click.option("--data-cap", default=None, help="New data cap, e.g. 2GB ('' for none).")
+@click.option("--slow-speed", default=None, help="New speed after the data cap, e.g. "
+                                                 "256k/256k ('' to cut off at the cap).")
 @click.option("--sort-order", default=None, help="New position on the package page.")
 @click.pass_context
 def edit_command(ctx: click.Context, package, name, name_sw, price, validity, rate, devices,
-                 data_cap, sort_order) -> None:
+                 data_cap, slow_speed, sort_order) -> None:
     """Change a package (by id or name); only the options given change."""
     settings = open_instance(ctx)
     current = _package_or_exit(ctx, package)
     given = {"name_en": name, "name_sw": name_sw, "price": price, "validity": validity,
              "rate_limit": rate, "devices": devices, "data_cap": data_cap,
-             "sort_order": sort_order}
+             "fair_use_rate": slow_speed, "sort_order": sort_order}
     if all(value is None for value in given.values()):
         click.echo("error: nothing to change: give at least one option, e.g. --price 15",
                    err=True)
@@ -92,7 +97,8 @@ def edit_command(ctx: click.Context, package, name, name_sw, price, validity, ra
     raw = {"name_en": current.name_en, "name_sw": current.name_sw, "price": current.price,
            "validity": format_duration(current.validity_seconds),
            "rate_limit": current.rate_limit, "devices": current.devices,
-           "data_cap": current.data_cap_bytes, "sort_order": current.sort_order}
+           "data_cap": current.data_cap_bytes, "fair_use_rate": current.fair_use_rate,
+           "sort_order": current.sort_order}
     raw.update({key: value for key, value in given.items() if value is not None})
     try:
         changed = update_package(current.id, actor="kibanda packages", **raw)
@@ -153,7 +159,7 @@ def list_command(ctx: click.Context, show_all: bool) -> None:
             name += " (retired)"
         rows.append((str(package.id), name, f"KES {package.price}",
                      format_duration(package.validity_seconds), package.rate_limit or "unlimited",
-                     str(package.devices), format_size(package.data_cap_bytes) or "-",
+                     str(package.devices), cap_words(package) or "-",
                      sync_state(package)))
     if len(rows) == 1:
         click.echo("no packages yet: add one with kibanda packages add --name '1 hour' "

@@ -15,6 +15,7 @@ from peewee import IntegrityError, fn
 
 from ..errors import RouterError, RouterTrap, RouterUnreachable, ValidationError
 from ..models import AuditLog, Grant, Package, Purchase, Voucher, db
+from ..routeros.words import slow_profile_name
 from ..timeutil import backoff_seconds
 from . import devices, events
 
@@ -129,12 +130,18 @@ def _comment(grant: Grant) -> str:
 
 
 def grant_router_user(grant: Grant, now: datetime) -> dict:
-    """The hotspot user of a grant (limit-uptime: the time left, a safety net)."""
+    """The hotspot user of a grant (limit-uptime: the time left, a safety net).
+
+    A fair-use grant past its cap (``slowed_at``) is on the package's slow profile with
+    no byte limit, so a router that lost its users puts it back slow.
+    """
     package = grant.package
+    slowed = grant.slowed_at is not None
     return {"name": grant.username, "password": grant.password,
-            "profile": package.profile_name,
+            "profile": slow_profile_name(package.profile_name) if slowed else package.profile_name,
             "limit_uptime": max(60, grant_time_left(grant, now)),
-            "limit_bytes_total": package.data_cap_bytes or 0, "comment": _comment(grant)}
+            "limit_bytes_total": 0 if slowed else package.data_cap_bytes or 0,
+            "comment": _comment(grant)}
 
 
 def voucher_router_user(code: str, package: Package, batch_id: int) -> dict:

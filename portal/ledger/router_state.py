@@ -22,7 +22,8 @@ from datetime import datetime, timedelta
 
 from peewee import IntegrityError, fn
 
-from ..models import Grant, Package, Voucher, VoucherBatch
+from ..models import Grant, Package, Setting, Voucher, VoucherBatch
+from ..routeros.words import slow_profile_name
 from ..timeutil import parse_duration
 from . import codes, grants
 
@@ -142,7 +143,19 @@ def track(snapshot, now: datetime, limit: int = BATCH) -> TrackReport:
         if grant.bytes_used is None or used > grant.bytes_used:
             report.usage_updated += Grant.update(bytes_used=used).where(
                 Grant.id == grant.id).execute()
+    (Setting.insert(key=USAGE_READ_KEY, value=now.isoformat(), updated_at=now)
+     .on_conflict_replace().execute())
     return report
+
+
+#: The Setting that says when ``track`` last read the router's usage counters.
+USAGE_READ_KEY = "router.usage_read_at"
+
+
+def usage_read_at() -> datetime | None:
+    """When the agent last read data used from the router (None: never)."""
+    row = Setting.get_or_none(Setting.key == USAGE_READ_KEY)
+    return row.updated_at if row else None
 
 
 @dataclass
@@ -216,9 +229,13 @@ def reconcile(gateway, snapshot, now: datetime, limit: int = BATCH) -> Reconcile
              if grants.made_by_kibanda(row.get("comment")) and name not in covered][:limit]
     packages = {package.id: package for package, _ in wanted}
     for package in packages.values():
-        if package.profile_name not in seen.profiles:
+        names = [package.profile_name]
+        if package.fair_use_rate:
+            names.append(slow_profile_name(package.profile_name))  # ensure_profile makes both
+        missing = [name for name in names if name not in seen.profiles]
+        if missing:
             gateway.ensure_profile(package)
-            report.profiles_added.append(package.profile_name)
+            report.profiles_added.extend(missing)
     if wanted:
         for result in gateway.bulk_add_users([user for _, user in wanted]):
             if result.ok:

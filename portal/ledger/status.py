@@ -6,7 +6,7 @@ from datetime import datetime
 from ..models import Purchase
 from ..mpesa import failure_reason, result_message
 from .purchases import PROMPT_LIFETIME
-from . import grants
+from . import fair_use, grants
 from .grants import grant_for
 
 
@@ -84,4 +84,6 @@ def purchase_state(purchase: Purchase, now: datetime) -> dict:
         "expires_at": grant.expires_at.isoformat() + "Z" if grant else None,
         "time_left": standing.time_left if standing else 0,
         "login_needed": bool(standing and standing.login_needed),
+        # Bytes left under a data cap as the agent last read them; None: no cap.
+        "data_left": fair_use.data_left(grant) if grant else None,
     }

@@ -23,7 +23,7 @@ from .bulk import BulkCommands
 from .pipeline import DEFAULT_WINDOW, RouterEndpoint
 from .words import (
     ACTIVE, DUPLICATE_USER, HOST, MAX_MAC_COOKIE_SECONDS, NO_SUCH_ITEM, PROFILE, USER,
-    WALLED_GARDEN_IP, as_int, router_value, same_value, user_words, word,
+    WALLED_GARDEN_IP, as_int, router_value, same_value, slow_profile_name, user_words, word,
 )
 
 __all__ = ["RouterGateway"]
@@ -256,7 +256,8 @@ class RouterGateway(BulkCommands):
         return self._run(f"{PROFILE}/print", idempotent=True)
 
     def ensure_profile(self, package) -> str:
-        """Create or update the user profile of ``package``; writes only what differs."""
+        """Create or update the user profile of ``package`` (and, for a fair-use package,
+        its slow profile ``<name>-slow`` at ``fair_use_rate``); writes only what differs."""
         name = str(package.profile_name)
         validity = int(package.validity_seconds or 0)
         cookie = min(validity, MAX_MAC_COOKIE_SECONDS) if validity > 0 else MAX_MAC_COOKIE_SECONDS
@@ -264,17 +265,24 @@ class RouterGateway(BulkCommands):
                   "shared-users": str(int(package.devices or 1)),
                   "add-mac-cookie": "yes", "mac-cookie-timeout": format_duration(cookie)}
         with self._lock:
-            rows = self._run(f"{PROFILE}/print", [f"?name={name}"], idempotent=True)
-            if not rows:
-                words = [word("name", name)] + [word(k, v) for k, v in wanted.items() if v]
-                self._run(f"{PROFILE}/add", words)
-                return name
-            current = rows[0]
-            changes = [word(k, v) for k, v in wanted.items()
-                       if not same_value(k, current.get(k), v)]
-            if changes:
-                self._run(f"{PROFILE}/set", [word(".id", current[".id"]), *changes])
+            self._ensure_profile_row(name, wanted)
+            slow_rate = getattr(package, "fair_use_rate", "") or ""
+            if slow_rate:
+                self._ensure_profile_row(slow_profile_name(name),
+                                         {**wanted, "rate-limit": slow_rate})
         return name
+
+    def _ensure_profile_row(self, name: str, wanted: dict) -> None:
+        rows = self._run(f"{PROFILE}/print", [f"?name={name}"], idempotent=True)
+        if not rows:
+            words = [word("name", name)] + [word(k, v) for k, v in wanted.items() if v]
+            self._run(f"{PROFILE}/add", words)
+            return
+        current = rows[0]
+        changes = [word(k, v) for k, v in wanted.items()
+                   if not same_value(k, current.get(k), v)]
+        if changes:
+            self._run(f"{PROFILE}/set", [word(".id", current[".id"]), *changes])
 
     # --- users -----------------------------------------------------------------------
 
@@ -299,7 +307,8 @@ class RouterGateway(BulkCommands):
             wanted = {"password": str(password), "profile": str(profile)}
             if limit_uptime:
                 wanted["limit-uptime"] = router_value("limit-uptime", limit_uptime)
-            if limit_bytes_total:
+            if limit_bytes_total is not None:
+                # 0 clears a cap (a fair-use grant moved to its slow profile has none)
                 wanted["limit-bytes-total"] = router_value("limit-bytes-total", limit_bytes_total)
             if comment:
                 wanted["comment"] = str(comment)

@@ -19,6 +19,14 @@ NO_SUCH_ITEM = "no such item"
 #: users anyway, so the cap only keeps absurd validities off the router.
 MAX_MAC_COOKIE_SECONDS = 30 * 86400
 _TRUE_WORDS = {"true", "yes"}
+#: A fair-use package's second profile (the slow speed after its data cap) is named
+#: after its own: ``kb-1-gb`` and ``kb-1-gb-slow``.
+SLOW_SUFFIX = "-slow"
+
+
+def slow_profile_name(profile_name: str) -> str:
+    """The name of a package's slow (fair-use) profile."""
+    return f"{profile_name}{SLOW_SUFFIX}"
 
 
 def word(name: str, value) -> str:

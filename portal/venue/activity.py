@@ -37,6 +37,7 @@ ACTIONS: dict[str, tuple[str, str | None]] = {
     "branding.logo_remove": (N_("Logo removed"), None),
     "grant.manual": (N_("Free access given"), "{code}: {name} ({note})"),
     "grant.free_device": (N_("Freed a device place of an access code"), None),
+    "grant.slowed": (N_("Slow speed after the data cap"), "{code}: {name}, {rate}"),
     "vouchers.create": (N_("Vouchers made"), N_("Batch #{batch}: {count} x {name}")),
     "vouchers.push": (N_("Vouchers put on the router"), N_("Batch #{batch}: {state}")),
     "vouchers.void": (N_("Vouchers voided"), N_("Batch #{batch}: {count} voided")),

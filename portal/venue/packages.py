@@ -57,6 +57,61 @@ def parse_size(text: str | int | None) -> int | None:
     return size if size > 0 else None
 
 
+_RATE_UNITS = {"": 1, "k": 1000, "K": 1000, "M": 1000**2, "G": 1000**3}
+_ONE_RATE = re.compile(r"^(\d+(?:\.\d+)?)([kKMG]?)$")
+
+
+def rate_pair(rate_limit: str) -> tuple[float, float] | None:
+    """Bits per second (upload, download) of a rate-limit's first pair (``2M/5M``; one
+    figure is both); None for no limit."""
+    first = (rate_limit or "").split(" ")[0]
+    if not first:
+        return None
+    rx, _, tx = first.partition("/")
+    figures = []
+    for part in (rx, tx or rx):
+        match = _ONE_RATE.match(part)
+        if not match:
+            return None
+        figures.append(float(match.group(1)) * _RATE_UNITS[match.group(2)])
+    return figures[0], figures[1]
+
+
+def clean_fair_use(fair_use_rate, data_cap_bytes: int | None, rate_limit: str) -> str:
+    """The speed after the data cap ('' = cut off at the cap), checked against the cap
+    and the package's own speed; ValidationError in plain words otherwise."""
+    text = " ".join(str(fair_use_rate or "").split())
+    if not text:
+        return ""
+    if not _RATE_LIMIT.match(text) or min(rate_pair(text) or (0,)) <= 0:
+        raise ValidationError(f"invalid fair-use rate {text[:40]!r}", field="fair_use_rate",
+                              en="Slow speed must look like 256k/256k (upload/download).",
+                              sw="Kasi ndogo iandikwe kama 256k/256k (kupakia/kupakua).")
+    if not data_cap_bytes:
+        raise ValidationError("fair-use rate without a data cap", field="fair_use_rate",
+                              en="A slow speed after the cap needs a data cap. Give a data "
+                                 "cap, or leave the slow speed empty.",
+                              sw="Kasi ndogo baada ya kikomo inahitaji kikomo cha data. Weka "
+                                 "kikomo cha data, au acha kasi ndogo wazi.")
+    slow, own = rate_pair(text), rate_pair(rate_limit)
+    if slow and own and (slow[0] > own[0] or slow[1] > own[1]):
+        raise ValidationError(f"fair-use rate {text!r} faster than {rate_limit!r}",
+                              field="fair_use_rate",
+                              en=f"The slow speed after the cap must not be faster than the "
+                                 f"package's own speed ({rate_limit}).",
+                              sw=f"Kasi ndogo baada ya kikomo isizidi kasi ya kifurushi "
+                                 f"chenyewe ({rate_limit}).")
+    return text
+
+
+def cap_words(package: Package) -> str:
+    """The data cap in a few words: "1 GB", "1 GB, then 256k" (fair use); '' without."""
+    size = format_size(package.data_cap_bytes)
+    if size and package.fair_use_rate:
+        return f"{size}, then {package.fair_use_rate}"
+    return size
+
+
 def format_size(size: int | None) -> str:
     """Bytes as a short human figure (``2 GB``, ``500 MB``)."""
     if not size:
@@ -83,7 +138,7 @@ def whole_number(value, field: str, low: int, high: int, en: str, sw: str) -> in
 
 
 def clean_package_fields(name_en, price, validity, name_sw="", rate_limit="", devices=1,
-                         data_cap=None, sort_order=0) -> dict:
+                         data_cap=None, sort_order=0, fair_use_rate="") -> dict:
     """Validate raw input (strings from a form or the CLI) into Package field values."""
     name_en = (name_en or "").strip()
     if not 1 <= len(name_en) <= 60:
@@ -104,14 +159,17 @@ def clean_package_fields(name_en, price, validity, name_sw="", rate_limit="", de
     devices = whole_number(devices, "devices", MIN_DEVICES, MAX_DEVICES,
                             en=f"Devices must be from {MIN_DEVICES} to {MAX_DEVICES}.",
                             sw=f"Idadi ya vifaa iwe kati ya {MIN_DEVICES} na {MAX_DEVICES}.")
+    rate_limit = parse_rate_limit(rate_limit)
+    data_cap_bytes = parse_size(data_cap)
     return {
         "name_en": name_en,
         "name_sw": (name_sw or "").strip()[:60],
         "price": price,
         "validity_seconds": seconds,
-        "rate_limit": parse_rate_limit(rate_limit),
+        "rate_limit": rate_limit,
         "devices": devices,
-        "data_cap_bytes": parse_size(data_cap),
+        "data_cap_bytes": data_cap_bytes,
+        "fair_use_rate": clean_fair_use(fair_use_rate, data_cap_bytes, rate_limit),
         "sort_order": whole_number(
             sort_order if sort_order not in (None, "") else 0, "sort_order", MIN_SORT, MAX_SORT,
             en=f"The order must be a whole number from {MIN_SORT:,} to {MAX_SORT:,}.",
@@ -225,7 +283,7 @@ def describe(package: Package) -> str:
         parts.append(package.rate_limit)
     parts.append(f"{package.devices} device{'s' if package.devices != 1 else ''}")
     if package.data_cap_bytes:
-        parts.append(format_size(package.data_cap_bytes))
+        parts.append(cap_words(package))
     if not package.active:
         parts.append("retired")
     return ", ".join(parts)

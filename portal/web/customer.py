@@ -18,10 +18,12 @@ from peewee import DatabaseError
 from ..errors import (
     DeviceLoginFailed, KibandaError, NotFound, StorageUnavailable, ValidationError,
 )
-from ..ledger import codes, devices, grants, purchases, reconcile, status
+from ..ledger import (
+    codes, devices, fair_use, grants, purchases, reconcile, router_state, status,
+)
 from ..models import Grant, Package, Purchase, db
 from ..phone import display_phone
-from ..i18n import format_datetime
+from ..i18n import format_date, format_datetime, format_time, translate
 from ..timeutil import utcnow
 from ..venue.hotspot_files import router_error_message
 from ..venue.packages import format_size
@@ -234,7 +236,43 @@ def _grant_view(grant: Grant | None, now, *, status: str, access_code, receipt,
             "package": grant.package.name(lang),
             "login_needed": bool(login_needed and login_url and access_code),
             "login_url": login_url, "link_orig": link_orig,
-            "random_mac": devices.is_random_mac(mac)}
+            "random_mac": devices.is_random_mac(mac), **_data_view(grant, now, lang)}
+
+
+#: Usage read longer ago than this is shown with the time it was read.
+USAGE_OLD_AFTER = timedelta(minutes=10)
+
+
+def _data_view(grant: Grant, now, lang: str) -> dict:
+    """A capped grant's data in words: left of the cap, used up, or slow since the cap."""
+    left = fair_use.data_left(grant)
+    if left is None:
+        return {}
+    package = grant.package
+    cap = format_size(package.data_cap_bytes)
+    view = {"data_left": left,
+            "data_left_words": translate("{left} of {cap} left", lang,
+                                         left=format_size(left) or "0 MB", cap=cap)}
+    if grant.slowed_at is not None:
+        same_day = format_date(grant.expires_at, lang) == format_date(now, lang)
+        until = (format_time if same_day else format_datetime)(grant.expires_at, lang)
+        view["data_note"] = translate(
+            "You have used your {cap}; you are now on slow speed until {time}.", lang,
+            cap=cap, time=until)
+        view["buy_more"] = True
+        return view
+    if left == 0 and grant.bytes_used is not None and not fair_use.is_fair_use(package):
+        view["data_used_up"] = True
+        view["buy_more"] = True
+        view["data_note"] = translate(
+            "You have used all your {cap} of data. Buy more data to go back online.", lang,
+            cap=cap)
+        return view
+    read_at = router_state.usage_read_at()
+    if read_at is not None and now - read_at > USAGE_OLD_AFTER:
+        view["data_read_words"] = translate("Counted at {time}; it may be less now.", lang,
+                                            time=format_datetime(read_at, lang))
+    return view
 
 
 def _purchase_and_state(reference: str):

@@ -15,7 +15,7 @@ from ..i18n import gettext as _
 from . import bp, client_address, flash_error, login_required
 
 FIELDS = ("name_en", "name_sw", "price", "validity", "rate_limit", "devices", "data_cap",
-          "sort_order")
+          "fair_use_rate", "sort_order")
 
 
 def _form_values(package: Package | None = None) -> dict:
@@ -23,12 +23,12 @@ def _form_values(package: Package | None = None) -> dict:
         return {name: request.form.get(name, "") for name in FIELDS}
     if package is None:
         return {"name_en": "", "name_sw": "", "price": "", "validity": "1h", "rate_limit": "",
-                "devices": "1", "data_cap": "", "sort_order": "0"}
+                "devices": "1", "data_cap": "", "fair_use_rate": "", "sort_order": "0"}
     return {"name_en": package.name_en, "name_sw": package.name_sw, "price": package.price,
             "validity": format_duration(package.validity_seconds),
             "rate_limit": package.rate_limit, "devices": package.devices,
             "data_cap": packages.format_size(package.data_cap_bytes).replace(" ", ""),
-            "sort_order": package.sort_order}
+            "fair_use_rate": package.fair_use_rate, "sort_order": package.sort_order}
 
 
 def _sync(package: Package) -> None:
