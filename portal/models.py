@@ -587,7 +587,9 @@ def _fair_use(migrator) -> None:
         table = model._meta.table_name
         if name not in {column.name for column in db.get_columns(table)}:
             field = model._meta.fields[name]
-            steps.append(migrator.add_column(table, name, field))
+            # NOT NULL with its SQL DEFAULT: SQLite adds it in place (no table rebuild,
+            # which the foreign keys pointing at package would refuse)
+            steps.append(migrator.add_column(table, name, field, allow_not_null=not field.null))
     migrate(*steps)
 
 

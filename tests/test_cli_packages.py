@@ -120,3 +120,22 @@ def test_duplicate_package_names_are_refused_with_a_clear_message(kibanda):
     renamed = kibanda("packages", "edit", "1 day", "--name", "1 HOUR")
     assert renamed.exit_code == 2 and "already a package called 1 HOUR" in renamed.output
     assert [p.name_en for p in package_rows()] == ["1 hour", "1 day"]
+
+
+def test_packages_with_a_slow_speed_after_the_cap(kibanda):
+    added = kibanda("packages", "add", "--name", "1 GB", "--price", "50", "--validity", "1d",
+                    "--rate", "2M/5M", "--data-cap", "1GB", "--slow-speed", "256k/256k")
+    assert added.exit_code == 0, added.output
+    assert "added package #1 1 GB, KES 50, 1d, 2M/5M, 1 device, 1 GB, then 256k/256k" in added.output
+    listed = kibanda("packages", "list").output.strip().splitlines()
+    assert re.search(r"\s1 GB, then 256k/256k\s", listed[1]), listed[1]
+    no_cap = kibanda("packages", "add", "--name", "Day", "--price", "50", "--validity", "1d",
+                     "--slow-speed", "256k/256k")
+    assert no_cap.exit_code != 0
+    assert "A slow speed after the cap needs a data cap." in no_cap.output
+    faster = kibanda("packages", "edit", "1 GB", "--slow-speed", "4M/4M")
+    assert faster.exit_code != 0
+    assert "must not be faster than the package's own speed (2M/5M)" in faster.output
+    cut_off = kibanda("packages", "edit", "1 GB", "--slow-speed", "")
+    assert cut_off.exit_code == 0, cut_off.output
+    assert [(p.data_cap_bytes, p.fair_use_rate) for p in package_rows()] == [(10**9, "")]

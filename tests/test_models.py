@@ -257,3 +257,28 @@ def test_v5_activity_log_gains_values_and_old_entries_still_read(tmp_path):
                              batch=4, count=2)
         assert entry_words(AuditLog.get_by_id(new.id), "sw") == (
             "Vocha zimebatilishwa", "Kundi #4: 2 zimebatilishwa")
+
+
+# -- schema v14: fair use (a package's slow speed after its cap, when a grant was slowed) --
+
+def test_v13_database_gets_fair_use_columns_and_keeps_its_packages_and_grants(tmp_path):
+    init_db(str(tmp_path / "kibanda.db"))
+    create_schema()
+    with db.connection_context():
+        db.execute_sql("ALTER TABLE package DROP COLUMN fair_use_rate")
+        db.execute_sql('ALTER TABLE "grant" DROP COLUMN slowed_at')
+        SchemaVersion.delete().execute()
+        SchemaVersion.create(version=13)
+        db.execute_sql("INSERT INTO package (name_en, name_sw, price, validity_seconds, "
+                       "data_cap_bytes, rate_limit, devices, active, sort_order, profile_name, "
+                       "created_at, updated_at) VALUES ('1 GB', '', 50, 86400, 1000000000, "
+                       "'2M/5M', 1, 1, 0, 'kb-1-gb', ?, ?)", (T, T))
+        db.execute_sql('INSERT INTO "grant" (username, password, package_id, source, expires_at, '
+                       "router_state, router_attempts, login_mac, login_ip, created_at, "
+                       "created_by, note, bytes_used) VALUES ('48213377', '48213377', 1, "
+                       "'mpesa', ?, 'on_router', 0, '', '', ?, '', '', 5)", (T, T))
+    assert create_schema() == models.SCHEMA_VERSION >= 14
+    with db.connection_context():
+        assert [(p.name_en, p.fair_use_rate) for p in Package.select()] == [("1 GB", "")]
+        assert [(g.username, g.bytes_used, g.slowed_at) for g in Grant.select()] == [
+            ("48213377", 5, None)]

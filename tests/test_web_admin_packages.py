@@ -95,3 +95,43 @@ def test_a_second_package_with_the_same_name_is_refused_by_the_form(app, router_
     assert "Tayari kuna kifurushi kinachoitwa 1 Day." in visible_text(sw.get_data(as_text=True))
     with app.app_context(), db.connection_context():
         assert [p.price for p in Package.select()] == [50]
+
+
+def test_slow_speed_after_the_cap_is_checked_in_plain_words_en_and_sw(app, router_sim):
+    browser = owner(app)
+    cases = [
+        ({"data_cap": "", "fair_use_rate": "256k/256k"},
+         "A slow speed after the cap needs a data cap. Give a data cap, or leave the slow "
+         "speed empty.",
+         "Kasi ndogo baada ya kikomo inahitaji kikomo cha data. Weka kikomo cha data, au "
+         "acha kasi ndogo wazi."),
+        ({"fair_use_rate": "3M/3M"},
+         "The slow speed after the cap must not be faster than the package's own speed "
+         "(2M/5M).",
+         "Kasi ndogo baada ya kikomo isizidi kasi ya kifurushi chenyewe (2M/5M)."),
+        ({"fair_use_rate": "slow"},
+         "Slow speed must look like 256k/256k (upload/download).",
+         "Kasi ndogo iandikwe kama 256k/256k (kupakia/kupakua)."),
+    ]
+    for change, english, swahili in cases:
+        for lang, message in (("en", english), ("sw", swahili)):
+            response = browser.post(f"/admin/packages/new?lang={lang}", {**GOOD, **change})
+            assert response.status_code == 400, change
+            assert message in visible_text(response.get_data(as_text=True)), (lang, change)
+    with app.app_context(), db.connection_context():
+        assert Package.select().count() == 0
+    assert profile(router_sim, "kb-1-day") is None
+
+
+def test_a_fair_use_package_gets_its_slow_profile_and_says_so(app, router_sim):
+    browser = owner(app)
+    response = browser.post("/admin/packages/new", {**GOOD, "fair_use_rate": "256k/256k"},
+                            follow_redirects=True)
+    assert "Data 2 GB, then 256k/256k" in visible_text(response.get_data(as_text=True))
+    assert profile(router_sim, "kb-1-day")["rate-limit"] == "2M/5M"
+    slow = profile(router_sim, "kb-1-day-slow")
+    assert slow["rate-limit"] == "256k/256k" and slow["shared-users"] == "2"
+    with app.app_context(), db.connection_context():
+        package_id = Package.get(Package.name_en == "1 day").id
+    form = browser.get(f"/admin/packages/{package_id}/edit").get_data(as_text=True)
+    assert 'name="fair_use_rate" type="text" value="256k/256k"' in form
