@@ -7,6 +7,7 @@ moves fair-use grants to their slow profile. Everything goes over real sockets.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from datetime import timedelta
 
 import pytest
@@ -177,3 +178,40 @@ def test_reconcile_after_a_factory_reset_keeps_a_slowed_grant_slow(site, client,
     # Its counters restarted at 0 on the new router: it is not slowed a second time.
     assert agent.loop(now + timedelta(minutes=2)).done["fair_use"] == 0
     assert len(slowed_events()) == 1
+
+
+SCREENS = Path(__file__).resolve().parent.parent / "artifacts" / "screens"
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+def test_the_slowed_page_on_a_phone_screen(site, agent, capped, browser, lang):
+    _hard, fair = capped
+    context = browser.new_context(viewport={"width": 360, "height": 740}, locale="en-US")
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    try:
+        page.goto(site.customer_url(MAC, IP) + f"&lang={lang}")
+        page.locator(f'input[name="package"][value="{fair.id}"]').check()
+        page.fill("#phone", PAYER)
+        page.locator("button[type=submit]").first.click()
+        page.wait_for_url(re.compile(r"/purchases/[A-Za-z0-9_-]{16,}$"))
+        page.wait_for_selector('#status[data-status="online"]')
+        site.router.add_traffic(MAC, 300 * MB, 400 * MB)
+        agent.loop(utcnow())
+        page.reload()
+        SCREENS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENS / f"data-left-{lang}.png"), full_page=True)
+        assert page.locator("#data-left").inner_text().startswith(
+            "300 MB of 1 GB left" if lang == "en" else "300 MB kati ya 1 GB zimebaki")
+        site.router.add_traffic(MAC, 100 * MB, 200 * MB)
+        agent.loop(utcnow() + timedelta(minutes=1))
+        page.reload()
+        page.screenshot(path=str(SCREENS / f"slow-speed-{lang}.png"), full_page=True)
+        note = page.locator("#data-note").inner_text()
+        assert note.startswith("You have used your 1 GB" if lang == "en"
+                               else "Umetumia 1 GB zako")
+        button = page.locator("#buy-more").bounding_box()
+        assert button and button["x"] >= 0 and button["x"] + button["width"] <= 360
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    finally:
+        context.close()

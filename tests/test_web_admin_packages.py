@@ -1,11 +1,16 @@
 """Packages from the admin pages: validation messages, router profile sync, retry, retire."""
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+import pytest
 from helpers import Browser, make_users, visible_text
 
 from portal.models import AuditLog, Package, db
 
 PROFILES = "/ip/hotspot/user/profile"
+SCREENS = Path(__file__).resolve().parent.parent / "artifacts" / "screens"
 GOOD = {"name_en": "1 day", "name_sw": "Siku 1", "price": "50", "validity": "1d",
         "rate_limit": "2M/5M", "devices": "2", "data_cap": "2GB", "sort_order": "1"}
 
@@ -135,3 +140,32 @@ def test_a_fair_use_package_gets_its_slow_profile_and_says_so(app, router_sim):
         package_id = Package.get(Package.name_en == "1 day").id
     form = browser.get(f"/admin/packages/{package_id}/edit").get_data(as_text=True)
     assert 'name="fair_use_rate" type="text" value="256k/256k"' in form
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+def test_the_package_form_on_a_phone_screen(make_site, browser, lang):
+    site = make_site(live_http=True, users=True)
+    owner_browser = Browser(site.app)
+    owner_browser.login()
+    cookie = owner_browser.client.get_cookie("kibanda_session").value
+    context = browser.new_context(viewport={"width": 360, "height": 740})
+    context.add_cookies([{"name": "kibanda_session", "value": cookie, "url": site.url}])
+    page = context.new_page()
+    try:
+        page.goto(f"{site.url}/admin/packages/new?lang={lang}")
+        for name, value in {**GOOD, "data_cap": "", "fair_use_rate": "256k/256k"}.items():
+            page.fill(f'input[name="{name}"]', value)
+        page.locator("main form button[type=submit]").last.click()
+        SCREENS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENS / f"package-form-fair-use-error-{lang}.png"),
+                        full_page=True)
+        alert = page.locator("p.flash.error").inner_text()
+        assert alert.startswith("A slow speed after the cap needs a data cap" if lang == "en"
+                                else "Kasi ndogo baada ya kikomo inahitaji kikomo cha data")
+        page.fill('input[name="data_cap"]', "1GB")
+        page.locator("main form button[type=submit]").last.click()
+        page.wait_for_url(re.compile(r"/admin/packages$"))
+        page.screenshot(path=str(SCREENS / f"packages-fair-use-{lang}.png"), full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    finally:
+        context.close()
