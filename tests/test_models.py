@@ -180,13 +180,20 @@ def test_v2_database_gets_admin_session_versions_and_keeps_its_accounts(tmp_path
         assert [(u.username, u.session_version) for u in AdminUser.select()] == [("mama", 0)]
 
 
+def insert_old_grant(**extra) -> None:
+    """A grant row as an older release wrote it (only the columns it had, and ``extra``)."""
+    columns = {"username": "48213377", "password": "48213377", "package_id": 1,
+               "source": "voucher", "expires_at": T, "router_state": "on_router",
+               "router_attempts": 0, "login_mac": "", "login_ip": "", "created_at": T,
+               "created_by": "", "note": "", **extra}
+    db.execute_sql(f'INSERT INTO "grant" ({", ".join(columns)}) '
+                   f'VALUES ({", ".join("?" * len(columns))})', tuple(columns.values()))
+
+
 def test_grants_of_an_older_database_get_data_used_unknown(tmp_path):
     make_v1_database(tmp_path / "kibanda.db")
     with db.connection_context():
-        db.execute_sql('INSERT INTO "grant" (username, password, package_id, source, expires_at, '
-                       "router_state, router_attempts, login_mac, login_ip, created_at, "
-                       "created_by, note) VALUES ('48213377', '48213377', 1, 'voucher', ?, "
-                       "'on_router', 0, '', '', ?, '', '')", (T, T))
+        insert_old_grant()
     assert create_schema() == models.SCHEMA_VERSION >= 8
     with db.connection_context():
         assert [(g.username, g.bytes_used) for g in Grant.select()] == [("48213377", None)]
@@ -273,10 +280,7 @@ def test_v13_database_gets_fair_use_columns_and_keeps_its_packages_and_grants(tm
                        "data_cap_bytes, rate_limit, devices, active, sort_order, profile_name, "
                        "created_at, updated_at) VALUES ('1 GB', '', 50, 86400, 1000000000, "
                        "'2M/5M', 1, 1, 0, 'kb-1-gb', ?, ?)", (T, T))
-        db.execute_sql('INSERT INTO "grant" (username, password, package_id, source, expires_at, '
-                       "router_state, router_attempts, login_mac, login_ip, created_at, "
-                       "created_by, note, bytes_used) VALUES ('48213377', '48213377', 1, "
-                       "'mpesa', ?, 'on_router', 0, '', '', ?, '', '', 5)", (T, T))
+        insert_old_grant(source="mpesa", bytes_used=5)
     assert create_schema() == models.SCHEMA_VERSION >= 14
     with db.connection_context():
         assert [(p.name_en, p.fair_use_rate) for p in Package.select()] == [("1 GB", "")]

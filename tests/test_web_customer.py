@@ -221,6 +221,7 @@ def test_json_status_has_the_documented_shape(site, client):
     assert set(state["message"]) == {"en", "sw"}
     assert state["access_code"] == Grant.get(Grant.purchase == bought(pid).id).username
     assert 3500 < state["time_left"] <= 3600
+    assert state["data_left"] is None  # no data cap (tests/test_ledger_fair_use.py: with one)
     assert client.get("/purchases/999.json").status_code == 404
 
 

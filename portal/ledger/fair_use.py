@@ -34,13 +34,14 @@ def is_fair_use(package: Package) -> bool:
     return bool(package.data_cap_bytes and package.fair_use_rate)
 
 
-def _candidates(now: datetime, limit: int) -> list[Grant]:
-    """Valid fair-use grants on the router not slowed yet."""
-    return list(Grant.select(Grant, Package).join(Package)
-                .where((Package.fair_use_rate != "") & Package.data_cap_bytes.is_null(False)
-                       & (Grant.router_state == Grant.ON_ROUTER) & (Grant.expires_at > now)
-                       & Grant.slowed_at.is_null())
-                .order_by(Grant.id).limit(limit * 10))
+def _candidates(now: datetime):
+    """Valid fair-use grants on the router not slowed yet (all of them are looked at:
+    only the writes per cycle are bounded)."""
+    return (Grant.select(Grant, Package).join(Package)
+            .where((Package.fair_use_rate != "") & Package.data_cap_bytes.is_null(False)
+                   & (Grant.router_state == Grant.ON_ROUTER) & (Grant.expires_at > now)
+                   & Grant.slowed_at.is_null())
+            .order_by(Grant.id))
 
 
 def _devices_to_log_in(grant: Grant, seen: RouterSeen, gateway) -> list[tuple[str, str]]:
@@ -98,7 +99,7 @@ def slow_down(gateway, snapshot, now: datetime, limit: int = BATCH) -> int:
     reached (the rest wait for the next cycle)."""
     seen = RouterSeen(snapshot)
     slowed = 0
-    for grant in _candidates(now, limit):
+    for grant in list(_candidates(now)):
         if slowed >= limit:
             break
         if grant.username not in seen.users:
