@@ -39,8 +39,6 @@ MAX_BODY = 64 * 1024
 FAULT_MODES = ("http500", "http503", "drop", "slow")
 _FAULT_ANSWERS = {"http500": (500, "Internal Server Error"),
                   "http503": (503, "Service Unavailable")}
-#: What a recipient's report says when no sender id was given (the sandbox's own).
-DEFAULT_SENDER = "AFRICASTKNG"
 
 
 class _Server(ThreadingHTTPServer):
@@ -113,6 +111,10 @@ class SmsSim(Controllable):
         self.delivery_delay = delivery_delay
         #: Send a "Success" report for every accepted message (when a URL is set).
         self.auto_deliver = True
+        #: How an unregistered ``from`` is answered: "recipients" (402 InvalidSenderId for
+        #: every recipient) or "message" (``Message: "InvalidSenderId"`` and no Recipients,
+        #: as Africa's Talking has been seen answering too); nothing is sent either way.
+        self.invalid_sender_answer = "recipients"
         #: Seconds a "slow" fault holds the answer back (``set_slow``).
         self.slow_seconds = 10.0
         #: One row per recipient accepted or refused, oldest first.
@@ -317,6 +319,14 @@ class SmsSim(Controllable):
         if length < 0:
             raise _Refused(400, "Invalid Content-Length")
         if length > MAX_BODY:
+            # Read what was sent (up to a bound) so the answer is not lost to a reset.
+            left = min(length, 16 * MAX_BODY)
+            while left > 0:
+                chunk = handler.rfile.read(min(left, MAX_BODY))
+                if not chunk:
+                    break
+                left -= len(chunk)
+            handler.close_connection = True
             raise _Refused(413, "Request Entity Too Large")
         return handler.rfile.read(length) if length else b""
 
@@ -342,6 +352,10 @@ class SmsSim(Controllable):
     def _send(self, form: dict[str, str]) -> dict:
         """Carry out one send: a row per recipient, the balance charged; the 201 body."""
         sender = form.get("from") or None
+        if sender is not None and sender not in self.sender_ids \
+                and self.invalid_sender_answer == "message":
+            return {"SMSMessageData": {"Message": STATUS_NAMES[INVALID_SENDER_ID],
+                                       "Recipients": []}}
         text = form["message"]
         part_count = parts(text)
         price = cost_of(part_count)

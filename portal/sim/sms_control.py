@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .control import ControlError, ControlRequest, Route, field, non_negative, unknown_fields
-from .sms_rules import REFUSALS
+from .sms_rules import INVALID_SENDER_ANSWERS, REFUSALS
 
 if TYPE_CHECKING:
     from .sms import SmsSim
@@ -26,7 +26,8 @@ def control_routes(sim: "SmsSim") -> list[Route]:
     def settings() -> dict:
         return {"balance_kes": sim.balance_kes, "delivery_delay": sim.delivery_delay,
                 "auto_deliver": sim.auto_deliver, "slow_seconds": sim.slow_seconds,
-                "delivery_report_url": sim.delivery_report_url}
+                "delivery_report_url": sim.delivery_report_url,
+                "invalid_sender_answer": sim.invalid_sender_answer}
 
     def status(_request: ControlRequest) -> dict:
         return {"emulator": "sms", "url": sim.url, "control_port": sim.control_port,
@@ -51,6 +52,12 @@ def control_routes(sim: "SmsSim") -> list[Route]:
             if url is not None and not url.startswith(("http://", "https://")):
                 raise ControlError(400, "delivery_report_url must be an http(s) URL or null")
             changes["delivery_report_url"] = url
+        if "invalid_sender_answer" in body:
+            answer = field(body, "invalid_sender_answer", str)
+            if answer not in INVALID_SENDER_ANSWERS:
+                raise ControlError(400, "invalid_sender_answer must be one of "
+                                        f"{', '.join(INVALID_SENDER_ANSWERS)}")
+            changes["invalid_sender_answer"] = answer
         for name, value in changes.items():
             if name == "slow_seconds":
                 sim.set_slow(value)

@@ -35,6 +35,8 @@ REFUSALS = tuple(code for code in STATUS_NAMES if code >= 400)
 #: A number ending in one of these gets that statusCode without any control call.
 SUFFIX_REFUSALS = (401, 402, 403, 404, 405, 406, 407, 409)
 INVALID_SENDER_ID, INVALID_PHONE, INSUFFICIENT_BALANCE = 402, 403, 405
+#: How an unregistered ``from`` may be answered (``SmsSim.invalid_sender_answer``).
+INVALID_SENDER_ANSWERS = ("recipients", "message")
 
 #: The delivery-report ``status`` words and the ``failureReason`` words.
 DELIVERY_STATUSES = ("Sent", "Submitted", "Buffered", "Rejected", "Success", "Failed",
