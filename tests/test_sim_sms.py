@@ -1,37 +1,14 @@
 """The Africa's Talking SMS emulator over real HTTP, as any client would see it."""
 from __future__ import annotations
 
-from urllib.parse import parse_qs
-
 import pytest
 import requests
-from helpers import wait_for
+from helpers import SMS_HEADERS, delivery_reports, sms_recipients, wait_for
+from helpers import sms_send as send
 
 from portal.sim.sms import SmsSim
 
-KEY = "kibanda-demo-sms-key"
-HEADERS = {"apiKey": KEY, "Accept": "application/json"}
 CUSTOMER = "+254711000001"
-
-
-def send(sim, to=CUSTOMER, message="Your code is K7P2Q", headers=None, timeout=5, **fields):
-    """POST a send as the SDKs do (form fields, apiKey header)."""
-    form = {"username": "sandbox", "to": to, "message": message, **fields}
-    form = {name: value for name, value in form.items() if value is not None}
-    return requests.post(sim.url + "/version1/messaging", data=form,
-                         headers=HEADERS if headers is None else headers, timeout=timeout)
-
-
-def recipients(response) -> list[dict]:
-    assert response.status_code == 201, response.text
-    return response.json()["SMSMessageData"]["Recipients"]
-
-
-def reports(receiver) -> list[dict]:
-    """The delivery reports the receiver got, each form decoded."""
-    with receiver.arrived:
-        return [{k: v[0] for k, v in parse_qs(body.decode()).items()}
-                for body in receiver.bodies]
 
 
 def test_a_send_is_answered_201_with_the_documented_body(sms_sim):
@@ -54,7 +31,7 @@ def test_a_send_is_answered_201_with_the_documented_body(sms_sim):
 
 def test_several_recipients_each_get_their_own_entry(sms_sim):
     answer = send(sms_sim, to=f"{CUSTOMER}, +254110000002,+254711000406", enqueue="1")
-    sent = recipients(answer)
+    sent = sms_recipients(answer)
     assert [r["statusCode"] for r in sent] == [101, 101, 406]
     assert answer.json()["SMSMessageData"]["Message"] == "Sent to 2/3 Total Cost: KES 1.6000"
     assert sent[2] == {"cost": "0", "messageId": "None", "number": "+254711000406",
@@ -69,7 +46,7 @@ def test_several_recipients_each_get_their_own_entry(sms_sim):
     (407, "CouldNotRoute"), (409, "DoNotDisturbRejection")])
 def test_a_number_ending_in_a_refusal_code_gets_it(sms_sim, code, status):
     answer = send(sms_sim, to=f"+254711000{code}")
-    assert recipients(answer) == [{"cost": "0", "messageId": "None",
+    assert sms_recipients(answer) == [{"cost": "0", "messageId": "None",
                                    "number": f"+254711000{code}", "status": status,
                                    "statusCode": code}]
     assert answer.json()["SMSMessageData"]["Message"] == "Sent to 0/1 Total Cost: 0"
@@ -78,21 +55,21 @@ def test_a_number_ending_in_a_refusal_code_gets_it(sms_sim, code, status):
 
 
 def test_refuse_gives_a_number_a_code_from_then_on(sms_sim):
-    assert recipients(send(sms_sim))[0]["statusCode"] == 101
+    assert sms_recipients(send(sms_sim))[0]["statusCode"] == 101
     sms_sim.refuse(CUSTOMER, 406)
-    assert recipients(send(sms_sim))[0]["status"] == "UserInBlacklist"
+    assert sms_recipients(send(sms_sim))[0]["status"] == "UserInBlacklist"
     sms_sim.refuse(CUSTOMER, 502)
-    assert recipients(send(sms_sim))[0] == {"cost": "0", "messageId": "None",
+    assert sms_recipients(send(sms_sim))[0] == {"cost": "0", "messageId": "None",
                                             "number": CUSTOMER, "status": "RejectedByGateway",
                                             "statusCode": 502}
     sms_sim.refuse(CUSTOMER, None)
-    assert recipients(send(sms_sim))[0]["statusCode"] == 101
+    assert sms_recipients(send(sms_sim))[0]["statusCode"] == 101
     with pytest.raises(ValueError):
         sms_sim.refuse(CUSTOMER, 101)
 
 
 def test_an_unregistered_sender_id_is_refused_for_every_recipient(sms_sim):
-    sent = recipients(send(sms_sim, to=f"{CUSTOMER},+254722000002", **{"from": "OTHERCO"}))
+    sent = sms_recipients(send(sms_sim, to=f"{CUSTOMER},+254722000002", **{"from": "OTHERCO"}))
     assert [(r["statusCode"], r["status"], r["messageId"]) for r in sent] == [
         (402, "InvalidSenderId", "None")] * 2
     sms_sim.invalid_sender_answer = "message"
@@ -106,12 +83,12 @@ def test_an_unregistered_sender_id_is_refused_for_every_recipient(sms_sim):
                                     "+2547110000011", "+255711000001", "+254 711 000 001",
                                     "+254511000001", "hello"])
 def test_a_number_that_is_not_a_kenyan_mobile_is_invalid(sms_sim, number):
-    assert recipients(send(sms_sim, to=number))[0]["status"] == "InvalidPhoneNumber"
+    assert sms_recipients(send(sms_sim, to=number))[0]["status"] == "InvalidPhoneNumber"
 
 
 def test_the_balance_runs_out(sms_sim):
     sms_sim.balance_kes = 1.0
-    sent = recipients(send(sms_sim, to=f"{CUSTOMER},+254711000002"))
+    sent = sms_recipients(send(sms_sim, to=f"{CUSTOMER},+254711000002"))
     assert [r["statusCode"] for r in sent] == [101, 405]
     assert sent[1]["status"] == "InsufficientBalance"
     assert sms_sim.balance_kes == pytest.approx(0.2)
@@ -129,7 +106,7 @@ def test_the_balance_runs_out(sms_sim):
     ("{}" * 40 + "a", 2, "KES 1.6000"),
 ])
 def test_cost_and_parts(sms_sim, text, parts, cost):
-    (sent,) = recipients(send(sms_sim, message=text))
+    (sent,) = sms_recipients(send(sms_sim, message=text))
     assert sent["cost"] == cost
     assert sms_sim.messages[0]["parts"] == parts
 
@@ -155,7 +132,7 @@ def test_hostile_requests_get_a_4xx(sms_sim):
     too_big = send(sms_sim, message="a" * 70000)
     assert too_big.status_code == 413
     not_utf8 = requests.post(sms_sim.url + "/version1/messaging", data=b"to=\xff\xfe",
-                             headers=HEADERS, timeout=5)
+                             headers=SMS_HEADERS, timeout=5)
     assert not_utf8.status_code == 400
     assert requests.get(sms_sim.url + "/version1/messaging", timeout=5).status_code == 405
     assert requests.post(sms_sim.url + "/version1/other", timeout=5).status_code == 404
@@ -170,7 +147,7 @@ def test_fail_next_answers_a_server_error_and_sends_nothing(sms_sim, mode, statu
         answer = send(sms_sim)
         assert (answer.status_code, answer.text) == (status, text)
     assert sms_sim.messages == []
-    assert recipients(send(sms_sim))[0]["statusCode"] == 101
+    assert sms_recipients(send(sms_sim))[0]["statusCode"] == 101
     assert sms_sim.requests == 3
 
 
@@ -179,7 +156,7 @@ def test_fail_next_drop_closes_the_connection_unanswered(sms_sim):
     with pytest.raises(requests.ConnectionError):
         send(sms_sim)
     assert sms_sim.messages == [] and sms_sim.requests == 1
-    assert recipients(send(sms_sim))[0]["statusCode"] == 101
+    assert sms_recipients(send(sms_sim))[0]["statusCode"] == 101
 
 
 def test_fail_next_slow_outlasts_the_clients_timeout_but_sends(sms_sim):
@@ -203,9 +180,9 @@ def test_fail_next_refuses_unknown_modes(sms_sim):
 
 def test_a_delivery_report_is_posted_for_every_accepted_message(receiver):
     with SmsSim(delivery_report_url=receiver.url, delivery_delay=0.05) as sim:
-        sent = recipients(send(sim, to="+254711000001,+254733000002,+254711000406"))
-        assert wait_for(lambda: len(reports(receiver)) == 2)
-        assert sorted(reports(receiver), key=lambda r: r["phoneNumber"]) == [
+        sent = sms_recipients(send(sim, to="+254711000001,+254733000002,+254711000406"))
+        assert wait_for(lambda: len(delivery_reports(receiver)) == 2)
+        assert sorted(delivery_reports(receiver), key=lambda r: r["phoneNumber"]) == [
             {"id": sent[0]["messageId"], "status": "Success", "phoneNumber": "+254711000001",
              "networkCode": "63902", "retryCount": "0"},
             {"id": sent[1]["messageId"], "status": "Success", "phoneNumber": "+254733000002",
@@ -218,9 +195,9 @@ def test_a_delivery_report_is_posted_for_every_accepted_message(receiver):
 def test_deliver_posts_a_failed_report_now(receiver):
     with SmsSim(delivery_report_url=receiver.url) as sim:
         sim.auto_deliver = False
-        (sent,) = recipients(send(sim))
+        (sent,) = sms_recipients(send(sim))
         assert sim.deliver(sent["messageId"], "Failed", "UserInBlackList") == 200
-        assert reports(receiver) == [{"id": sent["messageId"], "status": "Failed",
+        assert delivery_reports(receiver) == [{"id": sent["messageId"], "status": "Failed",
                                       "phoneNumber": CUSTOMER, "networkCode": "63902",
                                       "failureReason": "UserInBlackList", "retryCount": "0"}]
         assert sim.message(sent["messageId"])["delivery"] == "Failed"
@@ -232,10 +209,10 @@ def test_deliver_posts_a_failed_report_now(receiver):
 
 def test_a_report_sent_by_hand_is_not_followed_by_the_automatic_one(receiver):
     with SmsSim(delivery_report_url=receiver.url, delivery_delay=0.3) as sim:
-        (sent,) = recipients(send(sim))
+        (sent,) = sms_recipients(send(sim))
         sim.deliver(sent["messageId"], "AbsentSubscriber")
         receiver.status = 500  # the receiver's answer is recorded, not raised
-        (late,) = recipients(send(sim, to="+254711000002"))
+        (late,) = sms_recipients(send(sim, to="+254711000002"))
         assert wait_for(lambda: len(sim.delivery_reports) == 2)
     assert [(r["id"], r["status"], r["http_status"]) for r in sim.delivery_reports] == [
         (sent["messageId"], "AbsentSubscriber", 200), (late["messageId"], "Success", 500)]
@@ -246,6 +223,6 @@ def test_a_dead_receiver_is_recorded(receiver):
     receiver.close()
     with SmsSim(delivery_report_url=url) as sim:
         sim.auto_deliver = False
-        (sent,) = recipients(send(sim))
+        (sent,) = sms_recipients(send(sim))
         assert sim.deliver(sent["messageId"]) is None
     assert sim.delivery_reports[0]["error"].startswith("ConnectionRefusedError")
