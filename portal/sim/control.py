@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from .httpbase import Serving
+from .httpbase import Serving, base_url
 
 log = logging.getLogger("kibanda.sim.control")
 
@@ -157,7 +157,7 @@ class Controllable:
         """The HTTP control interface, e.g. ``http://127.0.0.1:54321`` (None when off)."""
         if self._control is None:
             return None
-        return f"http://{self.host}:{self.control_port}"
+        return base_url(self.host, self.control_port)
 
 
 class _Handler(BaseHTTPRequestHandler):

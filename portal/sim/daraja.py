@@ -30,7 +30,7 @@ from .daraja_rules import (
     check_credentials, check_push, decide, error_body, new_checkout_id, new_receipt,
     new_request_id, outcome_of, query_body,
 )
-from .httpbase import EmulatorServer
+from .httpbase import EmulatorServer, base_url
 
 log = logging.getLogger("kibanda.sim.daraja")
 PUSH_ACCEPTED = "Success. Request accepted for processing"
@@ -159,7 +159,7 @@ class DarajaSim(Controllable):
     @property
     def base_url(self) -> str:
         """Where the emulator listens, e.g. ``http://127.0.0.1:54321``."""
-        return f"http://{self.host}:{self.port}"
+        return base_url(self.host, self.port)
 
     @property
     def callback_timeout(self) -> float:

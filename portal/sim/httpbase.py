@@ -51,6 +51,11 @@ class Serving:
         self._thread.join(timeout=5)
 
 
+def base_url(host: str, port: int) -> str:
+    """``http://host:port``, an IPv6 host in brackets."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def request_target(url: str) -> str:
     """The request target of ``url`` as written: its path and query (never the fragment)."""
     rest = url.split("://", 1)[1]

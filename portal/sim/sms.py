@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from ..timeutil import utcnow
 from .control import Controllable
-from .httpbase import Serving
+from .httpbase import Serving, base_url
 from .sms_reports import ReportTimer, post_form, report_form
 from .sms_rules import (
     AUTH_FAILED, DELIVERY_STATUSES, FAILURE_REASONS, INSUFFICIENT_BALANCE, INVALID_PHONE,
@@ -154,7 +154,7 @@ class SmsSim(Controllable):
     @property
     def url(self) -> str:
         """The base URL, e.g. ``http://127.0.0.1:54321`` (POST to ``url + MESSAGING_PATH``)."""
-        return f"http://{self.host}:{self.port}"
+        return base_url(self.host, self.port)
 
     @property
     def balance_kes(self) -> float:
