@@ -221,11 +221,16 @@ def put_on_router(grant: Grant, gateway, now: datetime) -> None:
 
 
 def _router_uptime(gateway, name: str) -> int:
-    row = gateway.user(name, proplist="uptime") or {}
-    try:
-        return parse_duration(str(row.get("uptime") or "0"))
-    except ValueError:
-        return 0
+    """Seconds the router counts against limit-uptime: the user's ended sessions (its
+    counter moves only at logout) plus its longest live one."""
+    def seconds(row) -> int:
+        try:
+            return parse_duration(str((row or {}).get("uptime") or "0"))
+        except ValueError:
+            return 0
+    live = [seconds(row) for row in gateway.active_sessions(proplist="user,uptime")
+            if str(row.get("user", "")) == name]
+    return seconds(gateway.user(name, proplist="uptime")) + max(live, default=0)
 
 
 def _relog_sessions(gateway, grant: Grant) -> None:
@@ -370,8 +375,10 @@ def grant_for(purchase: Purchase) -> Grant | None:
     """The Grant a paid purchase earned, or the one a paid top-up extended (None before
     it is paid)."""
     if purchase.topup_of:
-        return (Grant.get_or_none(Grant.id == purchase.topup_of)
-                if purchase.status == Purchase.PAID else None)
+        # The row in hand may predate its settlement: the database says whether it paid.
+        paid = Purchase.select().where((Purchase.id == purchase.id)
+                                       & (Purchase.status == Purchase.PAID)).exists()
+        return Grant.get_or_none(Grant.id == purchase.topup_of) if paid else None
     return Grant.get_or_none(Grant.purchase == purchase.id)
 
 

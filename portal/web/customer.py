@@ -18,7 +18,7 @@ from peewee import DatabaseError
 from ..errors import (
     DeviceLoginFailed, KibandaError, NotFound, StorageUnavailable, ValidationError,
 )
-from ..ledger import codes, devices, grants, purchases, reconcile, status
+from ..ledger import codes, devices, grants, purchases, reconcile, status, topups, trials, windows
 from ..models import Grant, Package, Purchase, db
 from ..phone import display_phone
 from ..i18n import format_datetime
@@ -51,7 +51,8 @@ def _package_view(package: Package, lang: str) -> dict:
     validity = duration_words(package.validity_seconds, lang)
     # "1 hour" named "1 hour" says its duration once, not twice.
     shown_validity = "" if validity.casefold() in name.casefold() else validity
-    details = [shown_validity, speed_words(package.rate_limit, lang),
+    details = [windows.window_words(package, lang), shown_validity,
+               speed_words(package.rate_limit, lang),
                devices_words(package.devices, lang),
                (f"data {cap}" if lang == "sw" else f"{cap} data") if cap else ""]
     return {"id": package.id, "name": name, "price": package.price, "validity": validity,
@@ -166,7 +167,7 @@ def _pay_menu(purchase: Purchase | None = None) -> dict | None:
 # -- landing and buying ----------------------------------------------------------------------
 
 def _landing(*, errors=None, form_error=None, phone="", chosen=None, voucher_code="",
-             status=200):
+             status=200, trial_phone="", trial_error=None):
     lang = current_language()
     device = _device()
     # Anyone can put words in ?error=: show only what the router's errors.txt can say.
@@ -176,11 +177,14 @@ def _landing(*, errors=None, form_error=None, phone="", chosen=None, voucher_cod
     except ValueError:
         chosen = None
     packages = packages_on_sale(lang)
+    offer = trials.trial_offer()
+    trial = {"minutes": offer[0], "phone": trial_phone, "error": trial_error} if offer else None
     if chosen is None and len(packages) == 1:
         chosen = packages[0]["id"]
     return _render("customer/landing.html", status, packages=packages, device=device,
                    errors=errors or {}, form_error=form_error, phone=phone, chosen=chosen,
-                   voucher_code=voucher_code, router_error=router_error, pay_menu=_pay_menu())
+                   voucher_code=voucher_code, router_error=router_error, pay_menu=_pay_menu(),
+                   trial=trial)
 
 
 @bp.route("/", methods=["GET", "POST"])
@@ -227,12 +231,18 @@ def _grant_view(grant: Grant | None, now, *, status: str, access_code, receipt,
     if grant is None:
         return {"status": status, "access_code": None}
     time_left = grants.grant_time_left(grant, now)
+    # A windowed grant between its windows: no login to offer, the page says when it opens.
+    closed = status != "expired" and not windows.is_open(grant.package, now)
+    # Only the browser that holds the code (it is shown) is offered more of it.
+    topup = bool(access_code) and status != "expired" and topups.can_top_up(grant, now)
     return {"status": status, "access_code": access_code, "receipt": receipt,
             "time_left": time_left, "time_left_words": duration_words(time_left, lang),
             "expires_local": format_datetime(grant.expires_at, lang),
             "devices": devices_words(grant.package.devices, lang),
             "package": grant.package.name(lang),
-            "login_needed": bool(login_needed and login_url and access_code),
+            "login_needed": bool(login_needed and login_url and access_code and not closed),
+            "window_note": windows.window_note(grant, now, lang), "window_closed": closed,
+            "topup_url": url_for("topup.topup_page", grant=grant.id) if topup else None,
             "login_url": login_url, "link_orig": link_orig,
             "random_mac": devices.is_random_mac(mac)}
 
@@ -265,6 +275,8 @@ def purchase_page(reference: str):
     purchase, state, now = _purchase_and_state(reference)
     lang = current_language()
     grant = grants.grant_for(purchase) if state["status"] in ("paid", "online") else None
+    if grant is not None and _owns("purchases", purchase.id):
+        _own("grants", grant.id)  # this browser was shown the grant: it may top it up
     device = session.get("device") or {}
     grant_view = _grant_view(
         grant, now, status=state["status"], access_code=state["access_code"],
