@@ -134,7 +134,7 @@ def clean_window_fields(days=None, hours=None, outside=None, validity_seconds=No
         fields["window_days"] = parse_days(days)
     if hours is not None:
         fields["window_start"], fields["window_end"] = parse_hours(hours)
-    if outside is not None:
+    if outside not in (None, ""):
         rule = str(outside).strip().lower()
         if rule not in windows.SALE_RULES:
             raise ValidationError(f"invalid sale rule {rule[:20]!r}", field="window_sale",
