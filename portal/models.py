@@ -572,16 +572,7 @@ def _audit_values(migrator) -> None:
 def _accounts_and_free_access_keys(migrator) -> None:
     """v12: an owner can disable a technician's account; free access carries the one-time
     key of the form that gave it (a double tap gives one grant, not two)."""
-    from playhouse.migrate import migrate
-
-    steps = []
-    for model, name in ((AdminUser, "disabled"), (Grant, "request_key")):
-        table = model._meta.table_name
-        if name not in {column.name for column in db.get_columns(table)}:
-            field = model._meta.fields[name]
-            steps.append(migrator.add_column(table, name, field, allow_not_null=True)
-                         if not field.null else migrator.add_column(table, name, field))
-    migrate(*steps)
+    _add_columns([(AdminUser, "disabled"), (Grant, "request_key")])
     db.execute_sql("CREATE UNIQUE INDEX IF NOT EXISTS grant_request_key "
                    'ON "grant" (request_key)')
 

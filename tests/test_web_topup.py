@@ -95,6 +95,7 @@ def test_free_trial_once_per_phone_and_once_per_device(site, client):
     assert "15 minutes free, once a day for each phone and device." in landing
     first = client.post("/trial", data={"phone": "0712345678", **DEVICE})
     assert 'data-status="online"' in text(first), text(first)
+    assert "Free trial" in visible_text(text(first))
     trial = Grant.get(Grant.source == Grant.TRIAL)
     assert site.online(trial.username, IP)
     assert OutboxEvent.select().where(OutboxEvent.kind == "sale").count() == 0  # no sale

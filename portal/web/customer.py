@@ -21,7 +21,7 @@ from ..errors import (
 from ..ledger import codes, devices, grants, purchases, reconcile, status, topups, trials, windows
 from ..models import Grant, Package, Purchase, db
 from ..phone import display_phone
-from ..i18n import format_datetime
+from ..i18n import format_datetime, translate
 from ..timeutil import utcnow
 from ..venue.hotspot_files import router_error_message
 from ..venue.packages import format_size
@@ -239,7 +239,8 @@ def _grant_view(grant: Grant | None, now, *, status: str, access_code, receipt,
             "time_left": time_left, "time_left_words": duration_words(time_left, lang),
             "expires_local": format_datetime(grant.expires_at, lang),
             "devices": devices_words(grant.package.devices, lang),
-            "package": grant.package.name(lang),
+            "package": (translate("Free trial", lang) if grant.source == Grant.TRIAL
+                        else grant.package.name(lang)),
             "login_needed": bool(login_needed and login_url and access_code and not closed),
             "window_note": windows.window_note(grant, now, lang), "window_closed": closed,
             "topup_url": url_for("topup.topup_page", grant=grant.id) if topup else None,
