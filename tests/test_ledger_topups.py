@@ -13,6 +13,7 @@ from portal.errors import ValidationError
 from portal.ledger import grants, purchases, topups
 from portal.models import CallbackRecord, Grant, OutboxEvent, Purchase
 from portal.timeutil import utcnow
+from portal.venue import reports
 
 pytestmark = [pytest.mark.site(live_http=True, daraja=True, packages=True),
               # the tests move their clock ahead: Daraja's emulator must not check it
@@ -91,6 +92,9 @@ def test_a_duplicate_callback_for_a_top_up_changes_nothing(site):
     assert extended.expires_at == grant.expires_at + timedelta(days=1)  # added once
     assert Grant.select().count() == 1
     assert [s.get("topup") for s in sales()] == [None, True]
+    # The owner's search by the top-up's receipt finds the grant it added to.
+    found = reports.search(Purchase.get_by_id(purchase.id).receipt)
+    assert [g.username for g in found.grants] == [grant.username]
     assert wait_for(lambda: user_row(site, grant.username)["limit-uptime"] != "1h")
 
 
