@@ -19,7 +19,7 @@ from peewee import DatabaseError
 
 from portal import clients, jobs
 from portal.errors import KibandaError, RouterError, RouterUnreachable
-from portal.ledger import c2b, fair_use, grants, purchases, reconcile, router_state
+from portal.ledger import c2b, fair_use, grants, purchases, reconcile, router_state, windows
 from portal.models import CallbackRecord, CodeAttempt, Job, LoginFailure, db
 from portal.venue import heartbeat, vouchers
 from portal.timeutil import utcnow
@@ -65,6 +65,9 @@ class Agent:
             ("settle", self.settle_pending),
             ("pull_transactions", self.pull_transactions),
             ("sweep_purchases", self.sweep_unconfirmed),
+            # windows before provision: a grant sold ahead of its window is enabled and
+            # then its device logged in, in the same cycle at the opening.
+            ("windows", self.apply_windows),
             ("provision", self.provision_waiting),
             ("remove_expired", self.remove_expired_grants),
             ("track", self.track_router),
@@ -158,6 +161,11 @@ class Agent:
     def remove_expired_grants(self, now: datetime) -> int:
         """Take grants past their absolute expiry off the router; returns how many."""
         return grants.remove_expired(self.gateway, now)
+
+    def apply_windows(self, now: datetime) -> int:
+        """Time windows: log out and disable windowed grants at their window's end, enable
+        them at its start (this clock only, no uplink); returns router writes."""
+        return windows.apply(self.gateway, now)
 
     def track_router(self, now: datetime) -> int:
         """Read the router's users, sessions and profiles (when due): vouchers used there

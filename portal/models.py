@@ -21,7 +21,7 @@ from .timeutil import utcnow
 #: Deferred: ``init_db`` points it at the instance's file.
 db = SqliteDatabase(None)
 
-SCHEMA_VERSION = 14
+SCHEMA_VERSION = 16
 #: In this order: the busy timeout first, so that switching to WAL waits for another
 #: process's write instead of failing with "database is locked".
 PRAGMAS = {
@@ -68,6 +68,13 @@ class Package(BaseModel):
     active = BooleanField(default=True)
     sort_order = IntegerField(default=0)
     profile_name = CharField(max_length=60, unique=True)
+    # Time window (optional), Nairobi time: weekdays as digits Mon=0..Sun=6 ('' = every
+    # day), minutes after midnight (None = all day); end <= start crosses midnight.
+    window_days = CharField(max_length=7, default="", constraints=[SQL("DEFAULT ''")])
+    window_start = IntegerField(null=True)
+    window_end = IntegerField(null=True)
+    # A purchase outside the window: "refuse" it, or sell it and "wait" for the next start.
+    window_sale = CharField(max_length=8, default="refuse", constraints=[SQL("DEFAULT 'refuse'")])
     router_synced_at = DateTimeField(null=True)
     router_error = TextField(null=True)
     created_at = DateTimeField(default=utcnow)
@@ -129,6 +136,9 @@ class Purchase(BaseModel):
     #: What the customer types as the PayBill account when paying from the M-Pesa menu
     #: (short, no look-alikes; see ledger/c2b.py). Also the STK push's AccountReference.
     account_code = CharField(max_length=8, unique=True, null=True)
+    #: The id of the Grant this purchase tops up (None: a new grant). A plain column, not
+    #: a foreign key: Grant is declared after Purchase and points back at it.
+    topup_of = IntegerField(null=True, index=True)
 
 
 class VoucherBatch(BaseModel):
@@ -164,7 +174,7 @@ class Grant(BaseModel):
     """The right to be online: a hotspot user on the router until ``expires_at``."""
 
     PENDING, ON_ROUTER, REMOVED = "pending", "on_router", "removed"
-    MPESA, VOUCHER, MANUAL = "mpesa", "voucher", "manual"
+    MPESA, VOUCHER, MANUAL, TRIAL = "mpesa", "voucher", "manual", "trial"
 
     username = CharField(max_length=40, unique=True)
     password = CharField(max_length=40)
@@ -196,6 +206,11 @@ class Grant(BaseModel):
     #: Free access only: the confirmation form's one-time key, so a double tap (or the
     #: form sent again) finds the grant already given instead of giving a second one.
     request_key = CharField(max_length=32, null=True, unique=True)
+    # Windowed grants: the user is disabled on the router between windows (what the agent
+    # last wrote; reconcile puts it back after a reset).
+    router_disabled = BooleanField(default=False, constraints=[SQL("DEFAULT 0")])
+    # Data added by top-ups, on top of the package's cap (limit-bytes-total on the router).
+    extra_bytes = BigIntegerField(default=0, constraints=[SQL("DEFAULT 0")])
 
 
 class OutboxEvent(BaseModel):
@@ -399,6 +414,20 @@ class Job(BaseModel):
         return json.loads(self.payload)
 
 
+class TrialClaim(BaseModel):
+    """A free trial taken: once per phone and once per device per Nairobi day (unique
+    indexes, so two taps at once give one trial)."""
+
+    day = CharField(max_length=10)  # YYYY-MM-DD, Nairobi
+    phone = CharField(max_length=12)
+    mac = CharField(max_length=17)
+    grant = ForeignKeyField(Grant, backref="trial_claims", on_delete="CASCADE")
+    at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("day", "phone"), True), (("day", "mac"), True))
+
+
 class SchemaVersion(BaseModel):
     """The schema version this database is at."""
 
@@ -414,7 +443,7 @@ Package.add_index(SQL(PACKAGE_NAME_INDEX))
 
 ALL_MODELS = [Package, Purchase, VoucherBatch, Voucher, Grant, OutboxEvent, CallbackRecord,
               CodeAttempt, AdminUser, LoginFailure, Setting, AuditLog, TokenCache, Job,
-              C2BPayment, GrantDevice, SchemaVersion]
+              C2BPayment, GrantDevice, TrialClaim, SchemaVersion]
 
 
 def init_db(path: str) -> SqliteDatabase:
@@ -549,16 +578,7 @@ def _audit_values(migrator) -> None:
 def _accounts_and_free_access_keys(migrator) -> None:
     """v12: an owner can disable a technician's account; free access carries the one-time
     key of the form that gave it (a double tap gives one grant, not two)."""
-    from playhouse.migrate import migrate
-
-    steps = []
-    for model, name in ((AdminUser, "disabled"), (Grant, "request_key")):
-        table = model._meta.table_name
-        if name not in {column.name for column in db.get_columns(table)}:
-            field = model._meta.fields[name]
-            steps.append(migrator.add_column(table, name, field, allow_not_null=True)
-                         if not field.null else migrator.add_column(table, name, field))
-    migrate(*steps)
+    _add_columns([(AdminUser, "disabled"), (Grant, "request_key")])
     db.execute_sql("CREATE UNIQUE INDEX IF NOT EXISTS grant_request_key "
                    'ON "grant" (request_key)')
 
@@ -578,26 +598,44 @@ def _unique_package_names(migrator) -> None:
     db.execute_sql(PACKAGE_NAME_INDEX)
 
 
-def _fair_use(migrator) -> None:
-    """v14: a package's slow speed after its data cap, and when a grant was slowed."""
-    from playhouse.migrate import migrate
+def _add_columns(columns: list[tuple]) -> None:
+    """Add each (model, column name) not yet in its table (safe to run again)."""
+    from playhouse.migrate import SqliteMigrator, migrate
 
+    migrator = SqliteMigrator(db)
     steps = []
-    for model, name in ((Package, "fair_use_rate"), (Grant, "slowed_at")):
+    for model, name in columns:
         table = model._meta.table_name
         if name not in {column.name for column in db.get_columns(table)}:
             field = model._meta.fields[name]
-            # NOT NULL with its SQL DEFAULT: SQLite adds it in place (no table rebuild,
-            # which the foreign keys pointing at package would refuse)
-            steps.append(migrator.add_column(table, name, field, allow_not_null=not field.null))
+            steps.append(migrator.add_column(table, name, field, allow_not_null=True)
+                         if not field.null else migrator.add_column(table, name, field))
     migrate(*steps)
+
+
+def _fair_use(migrator) -> None:
+    """v14: a package's slow speed after its data cap, and when a grant was slowed."""
+    _add_columns([(Package, "fair_use_rate"), (Grant, "slowed_at")])
+
+
+def _time_windows(migrator) -> None:
+    """v15: packages sold and usable in a time window (nights, weekends); a windowed
+    grant's user is disabled on the router between windows."""
+    _add_columns([(Package, "window_days"), (Package, "window_start"), (Package, "window_end"),
+                  (Package, "window_sale"), (Grant, "router_disabled")])
+
+
+def _top_ups(migrator) -> None:
+    """v16: a purchase may top up an existing grant (more time or more data)."""
+    _add_columns([(Purchase, "topup_of"), (Grant, "extra_bytes")])
+    db.execute_sql("CREATE INDEX IF NOT EXISTS purchase_topup_of ON purchase (topup_of)")
 
 
 #: Migrations by target version: ``{2: fn(migrator)}`` using playhouse.migrate.
 MIGRATIONS = {2: _explicit_purchase_states, 3: _admin_session_versions, 4: _limit_keys,
               5: _purchase_references, 6: _account_codes, 8: _grant_bytes_used,
               11: _audit_values, 12: _accounts_and_free_access_keys,
-              13: _unique_package_names, 14: _fair_use}
+              13: _unique_package_names, 14: _fair_use, 15: _time_windows, 16: _top_ups}
 
 
 def create_schema() -> int:

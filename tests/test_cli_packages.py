@@ -28,14 +28,35 @@ def test_packages_add_then_list_shows_the_table(kibanda):
     assert listed.exit_code == 0, listed.output
     header, first, second = listed.output.strip().splitlines()
     assert header.split() == ["ID", "NAME", "PRICE", "VALIDITY", "SPEED", "DEVICES", "DATA",
-                              "ROUTER"]
-    assert re.match(r"1\s+1 hour / Saa 1\s+KES 10\s+1h\s+2M/5M\s+1\s+-\s+not on router yet$",
-                    first), first
-    assert re.match(r"2\s+1 week\s+KES 250\s+1w\s+unlimited\s+3\s+5 GB\s+not on router yet$",
-                    second), second
+                              "WHEN", "ROUTER"]
+    assert re.match(r"1\s+1 hour / Saa 1\s+KES 10\s+1h\s+2M/5M\s+1\s+-\s+any time\s+"
+                    r"not on router yet$", first), first
+    assert re.match(r"2\s+1 week\s+KES 250\s+1w\s+unlimited\s+3\s+5 GB\s+any time\s+"
+                    r"not on router yet$", second), second
     [one, two] = package_rows()
     assert (one.price, one.validity_seconds, one.rate_limit, one.name_sw) == (10, 3600, "2M/5M", "Saa 1")
     assert (two.devices, two.data_cap_bytes) == (3, 5_000_000_000)
+
+
+def test_packages_with_a_time_window_add_edit_and_list(kibanda):
+    night = kibanda("packages", "add", "--name", "Night", "--price", "30", "--validity", "8h",
+                    "--hours", "22:00-06:00", "--outside", "wait")
+    assert night.exit_code == 0, night.output
+    assert "Every night 22:00 - 06:00, sold ahead" in night.output
+    bad = kibanda("packages", "add", "--name", "Weekend", "--price", "100", "--validity", "2d",
+                  "--days", "saturday,funday")
+    assert bad.exit_code != 0
+    assert "Days must be names like sat, sun (or weekend, mon-fri)." in bad.output
+    weekend = kibanda("packages", "add", "--name", "Weekend", "--price", "100",
+                      "--validity", "2d", "--days", "weekend")
+    assert weekend.exit_code == 0, weekend.output
+    edited = kibanda("packages", "edit", "Night", "--price", "35")
+    assert "Every night 22:00 - 06:00, sold ahead" in edited.output  # the window is kept
+    cleared = kibanda("packages", "edit", "Night", "--hours", "")
+    assert cleared.exit_code == 0 and "Every night" not in cleared.output
+    listed = kibanda("packages", "list").output
+    assert "Saturdays and Sundays (refused outside)" in listed
+    assert re.search(r"Night\s+KES 35\s+8h\s+unlimited\s+1\s+-\s+any time", listed), listed
 
 
 def test_packages_add_puts_the_profile_on_a_configured_router(tmp_path, monkeypatch, runner):

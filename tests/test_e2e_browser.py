@@ -262,3 +262,51 @@ def test_paying_from_the_menu_when_no_prompt_comes(site, phone_page):
     code = page.inner_text("#access-code").strip()
     assert site.wait_for_session(ip, mac, timeout=2)["user"] == code
     assert page.query_selector("#pay-from-menu") is None
+
+
+def test_windows_top_up_and_free_trial_on_a_phone(site, phone_page):
+    from portal.venue.packages import create_package
+    from portal.venue.trial import save_trial
+
+    with db.connection_context():
+        create_package(name_en="Night", name_sw="Usiku", price=30, validity="8h",
+                       hours="22:00-06:00")
+        create_package(name_en="Weekend", name_sw="Wikendi", price=100, validity="2d",
+                       days="sat,sun")
+        save_trial("owner", "", minutes="15", package_id=1)  # the demo's first package
+    page = phone_page()
+    mac, ip = "AA:BB:CC:00:01:31", "10.5.50.131"
+    pay(page, site, mac=mac, ip=ip, package="1 hour", phone="0712000131", name="topup")
+    page.wait_for_selector('#status[data-status="online"]')
+    code = page.inner_text("#access-code").strip()
+    page.click("#buy-more")
+    page.wait_for_url(re.compile(r"/topup\?grant=\d+$"))
+    assert code in page.inner_text("#access-code")
+    shot(page, "topup-2-choose")
+    page.get_by_role("radio", name=re.compile(r"^1 day\b")).check()
+    page.fill("#phone", "0712000132")
+    page.get_by_role("button", name="Pay with M-Pesa").click()
+    page.wait_for_url(re.compile(r"/purchases/[A-Za-z0-9_-]{16,}$"))
+    page.wait_for_selector('#status[data-status="online"]')
+    assert page.inner_text("#access-code").strip() == code  # the same code, more time
+    assert "1 day" in page.inner_text("#time-left")
+    shot(page, "topup-3-extended")
+
+    trial = phone_page()
+    trial.goto(site.customer_url("AA:BB:CC:00:01:33", "10.5.50.133"))
+    assert "Every night 22:00 - 06:00" in trial.inner_text("main")
+    assert "Saturdays and Sundays" in trial.inner_text("main")
+    shot(trial, "trial-1-landing")
+    trial.fill("#trial-phone", "0712000133")
+    trial.get_by_role("button", name="Start free trial").click()
+    trial.wait_for_selector('#status[data-status="online"]')
+    shot(trial, "trial-2-online")
+    trial.goto(site.customer_url("AA:BB:CC:00:01:33", "10.5.50.133"))
+    trial.fill("#trial-phone", "0712000134")
+    trial.get_by_role("button", name="Start free trial").click()
+    assert "once a day" in trial.inner_text("#trial-error")
+    shot(trial, "trial-3-refused")
+    sw = phone_page()
+    sw.goto(site.customer_url("AA:BB:CC:00:01:35", "10.5.50.135", lang="sw"))
+    assert "Kila usiku 22:00 - 06:00" in sw.inner_text("main")
+    shot(sw, "trial-4-landing-sw")

@@ -180,6 +180,52 @@ def test_reconcile_after_a_factory_reset_keeps_a_slowed_grant_slow(site, client,
     assert len(slowed_events()) == 1
 
 
+def test_a_data_top_up_puts_a_slowed_customer_back_at_full_speed(site, client, agent, capped):
+    from helpers import LOGIN_URL as LOGIN, SOURCE
+
+    from portal.ledger import grants, purchases
+
+    _hard, fair = capped
+    with db.connection_context():
+        more = create_package(name_en="500 MB", price=30, validity="1d", rate_limit="2M/5M",
+                              data_cap="500MB")
+    _reference, code = buy_online(site, client, fair)
+    site.router.add_traffic(MAC, 300 * MB, 800 * MB)  # 1.1 GB: past the cap
+    now = utcnow()
+    assert agent.loop(now).done["fair_use"] == 1
+    with db.connection_context():
+        grant = Grant.get(Grant.username == code)
+        assert grant.bytes_used == 1100 * MB
+        purchase = purchases.start_purchase(
+            more.id, PAYER, mac=MAC, ip=IP, link_login_only=LOGIN, link_orig="",
+            mpesa=site.mpesa, callback_url=purchases.callback_url(site.app.config), now=now,
+            gateway=site.gateway, source=SOURCE, topup_of=grant)
+
+    def paid():
+        with db.connection_context():
+            return Purchase.get_by_id(purchase.id).status == Purchase.PAID
+    assert wait_for(paid, timeout=15)
+    report = agent.loop(now + timedelta(minutes=1))
+    assert report.ok, report.failed
+    with db.connection_context():
+        grant = Grant.get(Grant.username == code)
+        assert grant.slowed_at is None
+        assert grants.data_cap_of(grant) == 1600 * MB
+    # Back on the package's own profile, the new 500 MB counted on top of the 1.1 GB the
+    # router has counted, and the phone logged in again at the full rate.
+    user = router_user(site, code)
+    assert user["profile"] == fair.profile_name
+    assert user["limit-bytes-total"] == str(1600 * MB)
+    assert site.online(code, IP)
+    assert [q["max-limit"] for q in site.router.rows("/queue/simple")] == ["2M/5M"]
+    assert "500 MB of 1.6 GB left" in page(client, _reference)
+    # Not slowed again until the new data is used too; then slowed once more.
+    assert agent.loop(now + timedelta(minutes=2)).done["fair_use"] == 0
+    site.router.add_traffic(MAC, 100 * MB, 400 * MB)
+    assert agent.loop(now + timedelta(minutes=3)).done["fair_use"] == 1
+    assert router_user(site, code)["profile"] == slow_profile_name(fair.profile_name)
+
+
 SCREENS = Path(__file__).resolve().parent.parent / "artifacts" / "screens"
 
 

@@ -288,3 +288,23 @@ def test_phone_shows_the_logo_name_and_colour(app, site):
             context.close()
         finally:
             chromium.close()
+
+
+def test_owner_turns_the_free_trial_on_and_off(app):
+    make_users(app)
+    make_package(app, name_en="1 hour", price=10, validity="1h")
+    browser = Browser(app)
+    browser.login()
+    bad = browser.post("/admin/trial", {"minutes": "5000", "package": "1"})
+    assert bad.status_code == 400
+    assert "Free minutes must be a whole number from 0 (off) to 1440." in \
+        visible_text(bad.get_data(as_text=True))
+    on = browser.post("/admin/trial", {"minutes": "15", "package": "1"}, follow_redirects=True)
+    assert "Saved. The free trial is on." in visible_text(on.get_data(as_text=True))
+    assert "15 minutes free" in visible_text(app.test_client().get("/").get_data(as_text=True))
+    off = browser.post("/admin/trial", {"minutes": "", "package": "1"}, follow_redirects=True)
+    assert "Saved. The free trial is off." in visible_text(off.get_data(as_text=True))
+    assert "Try it free" not in app.test_client().get("/").get_data(as_text=True)
+    with app.app_context(), db.connection_context():
+        actions = [e.action for e in AuditLog.select().order_by(AuditLog.id)]
+    assert actions[-2:] == ["trial.on", "trial.off"]

@@ -169,3 +169,26 @@ def test_the_package_form_on_a_phone_screen(make_site, browser, lang):
         assert page.evaluate("document.documentElement.scrollWidth") <= 360
     finally:
         context.close()
+
+
+def test_a_night_window_from_the_form_shows_in_the_list_and_the_activity_log(app, router_sim):
+    browser = owner(app)
+    bad = browser.post("/admin/packages/new", {**GOOD, "hours": "22:00-22:00"})
+    assert bad.status_code == 400
+    assert "Hours must look like 22:00-06:00 (start and end differ)." in \
+        visible_text(bad.get_data(as_text=True))
+    night = {**GOOD, "name_en": "Weekend nights", "days": ["4", "5"], "hours": "22:00-06:00",
+             "outside": "wait"}
+    response = browser.post("/admin/packages/new", night, follow_redirects=True)
+    assert response.status_code == 200
+    with app.app_context(), db.connection_context():
+        package = Package.get(Package.name_en == "Weekend nights")
+        assert (package.window_days, package.window_start, package.window_end,
+                package.window_sale) == ("45", 22 * 60, 6 * 60, "wait")
+        entry = AuditLog.select().where(AuditLog.action == "package.create").get()
+        assert "Fridays and Saturdays, nights 22:00 - 06:00, sold ahead" in entry.detail
+    form = browser.get(f"/admin/packages/{package.id}/edit").get_data(as_text=True)
+    assert 'value="22:00-06:00"' in form
+    assert re.search(r'value="5" checked', form) and not re.search(r'value="6" checked', form)
+    sw = visible_text(browser.get(f"/admin/packages/{package.id}/edit?lang=sw").get_data(as_text=True))
+    assert "Nyakati za kifurushi (si lazima)" in sw

@@ -556,3 +556,27 @@ def test_unknown_addresses_get_the_venues_own_page_in_the_readers_language(clien
     assert admin.status_code == 404
     assert words in text(admin) and "admin.css" in text(admin)
     assert "Werkzeug" not in text(admin) + text(customer)
+
+
+def test_a_bundle_outside_its_window_says_when_it_opens_and_stops_refreshing(site, client):
+    from portal.ledger import grants, windows
+    from portal.timeutil import to_nairobi
+    from helpers import make_package
+
+    # A window opening two hours from now (Nairobi time) and closing two hours later.
+    local = to_nairobi(utcnow())
+    start, end = (local.hour + 2) % 24, (local.hour + 4) % 24
+    make_package(site.app, name_en="Later", price=30, validity="8h",
+                 hours=f"{start:02d}:00-{end:02d}:00", outside="wait")
+    grant = grants.manual_grant(package("Later").id, "sold ahead", site.gateway, utcnow(),
+                                "owner")
+    assert not windows.is_open(grant.package, utcnow())
+    assert grant.username in site.user_names() and not site.online()
+    with client.session_transaction() as kept:
+        kept["grants"], kept["grant_id"] = [grant.id], grant.id
+    page = text(client.get("/access"))
+    # (after 22:00 the opening is tomorrow's)
+    assert re.search(rf"Closed now; it opens at (tomorrow )?{start:02d}:00\.", visible(page))
+    assert "Your bundle waits for its time." in visible(page)
+    assert 'http-equiv="refresh"' not in page and "Connecting you now" not in page
+    assert "Kimefungwa sasa; kitafunguliwa" in visible(text(client.get("/access?lang=sw")))

@@ -5,6 +5,7 @@ import click
 
 from .. import clients
 from ..errors import NotFound, ValidationError
+from ..ledger import windows
 from ..models import Package
 from ..timeutil import format_duration, format_local
 from ..venue.packages import (
@@ -30,16 +31,22 @@ def packages_group() -> None:
                                                "off, e.g. 256k/256k (needs --data-cap).")
 @click.option("--name-sw", default="", help="Swahili name, e.g. 'Saa 1'.")
 @click.option("--sort-order", default=0, type=int, help="Position on the package page.")
+@click.option("--days", default="", help="Time window days, Nairobi time: sat,sun, weekend, "
+                                         "mon-fri (default: every day).")
+@click.option("--hours", default="", help="Time window hours, e.g. 22:00-06:00 (default: all day).")
+@click.option("--outside", type=click.Choice(windows.SALE_RULES), default=windows.REFUSE,
+              show_default=True, help="A purchase outside the window: refuse it, or sell it "
+                                      "and wait for the next opening.")
 @click.pass_context
 def add_command(ctx: click.Context, name, price, validity, rate, devices, data_cap, slow_speed,
-                name_sw, sort_order) -> None:
+                name_sw, sort_order, days, hours, outside) -> None:
     """Add a package (its router profile is created with the first sale)."""
     settings = open_instance(ctx)
     try:
         package = create_package(actor="kibanda packages", name_en=name, name_sw=name_sw,
                                  price=price, validity=validity, rate_limit=rate,
                                  devices=devices, data_cap=data_cap, sort_order=sort_order,
-                                 fair_use_rate=slow_speed)
+                                 fair_use_rate=slow_speed, days=days, hours=hours, outside=outside)
     except ValidationError as exc:
         click.echo(f"error: {exc.message_for('en')}", err=True)
         ctx.exit(BAD_INPUT)
@@ -81,15 +88,21 @@ def _package_or_exit(ctx: click.Context, name_or_id: str):
 @click.option("--slow-speed", default=None, help="New speed after the data cap, e.g. "
                                                  "256k/256k ('' to cut off at the cap).")
 @click.option("--sort-order", default=None, help="New position on the package page.")
+@click.option("--days", default=None, help="New window days: sat,sun, weekend, mon-fri "
+                                           "('' for every day).")
+@click.option("--hours", default=None, help="New window hours, e.g. 22:00-06:00 ('' for all day).")
+@click.option("--outside", type=click.Choice(windows.SALE_RULES), default=None,
+              help="A purchase outside the window: refuse, or wait for the next opening.")
 @click.pass_context
 def edit_command(ctx: click.Context, package, name, name_sw, price, validity, rate, devices,
-                 data_cap, slow_speed, sort_order) -> None:
+                 data_cap, slow_speed, sort_order, days, hours, outside) -> None:
     """Change a package (by id or name); only the options given change."""
     settings = open_instance(ctx)
     current = _package_or_exit(ctx, package)
     given = {"name_en": name, "name_sw": name_sw, "price": price, "validity": validity,
              "rate_limit": rate, "devices": devices, "data_cap": data_cap,
-             "fair_use_rate": slow_speed, "sort_order": sort_order}
+             "fair_use_rate": slow_speed, "sort_order": sort_order, "days": days, "hours": hours,
+             "outside": outside}
     if all(value is None for value in given.values()):
         click.echo("error: nothing to change: give at least one option, e.g. --price 15",
                    err=True)
@@ -143,6 +156,14 @@ def sync_state(package) -> str:
     return "not on router yet"
 
 
+def _when(package) -> str:
+    """The time window in words, and what a purchase outside it does."""
+    if not windows.windowed(package):
+        return "any time"
+    rule = "sold ahead" if package.window_sale == windows.WAIT else "refused outside"
+    return f"{windows.window_words(package, 'en')} ({rule})"
+
+
 @packages_group.command("list")
 @click.option("--all", "show_all", is_flag=True, help="Include retired packages.")
 @click.pass_context
@@ -152,7 +173,7 @@ def list_command(ctx: click.Context, show_all: bool) -> None:
     query = Package.select().order_by(Package.sort_order, Package.price)
     if not show_all:
         query = query.where(Package.active == True)  # noqa: E712
-    rows = [("ID", "NAME", "PRICE", "VALIDITY", "SPEED", "DEVICES", "DATA", "ROUTER")]
+    rows = [("ID", "NAME", "PRICE", "VALIDITY", "SPEED", "DEVICES", "DATA", "WHEN", "ROUTER")]
     for package in query:
         name = package.name_en + (f" / {package.name_sw}" if package.name_sw else "")
         if not package.active:
@@ -160,7 +181,7 @@ def list_command(ctx: click.Context, show_all: bool) -> None:
         rows.append((str(package.id), name, f"KES {package.price}",
                      format_duration(package.validity_seconds), package.rate_limit or "unlimited",
                      str(package.devices), cap_words(package) or "-",
-                     sync_state(package)))
+                     _when(package), sync_state(package)))
     if len(rows) == 1:
         click.echo("no packages yet: add one with kibanda packages add --name '1 hour' "
                    "--price 10 --validity 1h")

@@ -187,3 +187,15 @@ def _reconnect(typed: str, device: Device, this_try: CodeTry, gateway, now: date
                    "ujumbe wako wa M-Pesa ujaribu tena.")
         raise _wrong_code(this_try, typed)
     return _login(grant, gateway, device.mac, device.ip, now)
+
+
+def held_grant(code, *, mac, ip, gateway, now, source="") -> Grant:
+    """The grant whose access code was typed (a top-up proves the grant this way), without
+    logging anything in; a wrong code counts against the limits like any other."""
+    device = identify(gateway, mac, ip, source)
+    typed = normalise_code(code)
+    with counted_try(device, now) as this_try:
+        grant = Grant.get_or_none(Grant.username == typed) if typed else None
+        if grant is None or not hmac.compare_digest(grant.username.encode(), typed.encode()):
+            raise _wrong_code(this_try, typed)
+        return grant

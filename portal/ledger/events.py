@@ -49,10 +49,11 @@ def code_hash(code: str) -> str:
 
 def record_sale(now: datetime, *, amount: int, source: str, package: str,
                 receipt: str | None = None, reference: str | None = None,
-                phone: str | None = None) -> OutboxEvent:
-    """The one "sale" event of a sale (written with the sale's Grant)."""
+                phone: str | None = None, topup: bool = False) -> OutboxEvent:
+    """The one "sale" event of a sale (written with the sale's Grant, or with the top-up
+    of an existing grant: ``topup`` true)."""
     if source not in SALE_SOURCES:
         raise ValueError(f"sale source {source!r} is not one of {SALE_SOURCES}")
     return record_event(SALE, now, amount=int(amount), source=source, package=package,
                         receipt=receipt, reference=reference, phone=masked_phone(phone),
-                        paid_at=iso(now))
+                        paid_at=iso(now), **({"topup": True} if topup else {}))

@@ -106,7 +106,7 @@ def slow_down(gateway, snapshot, now: datetime, limit: int = BATCH) -> int:
             continue  # reconcile puts it back first
         slow = slow_profile_name(grant.package.profile_name)
         used = max(seen.bytes_used(grant.username), grant.bytes_used or 0)
-        if used < grant.package.data_cap_bytes \
+        if used < grants.data_cap_of(grant) \
                 and seen.users[grant.username].get("profile") != slow:
             continue
         try:
@@ -121,7 +121,7 @@ def slow_down(gateway, snapshot, now: datetime, limit: int = BATCH) -> int:
 def data_left(grant: Grant) -> int | None:
     """Bytes left under the grant's cap as the agent last read it (None: no cap); 0 once
     a fair-use grant is slowed (it has no cap left, only the slow speed)."""
-    cap = grant.package.data_cap_bytes
+    cap = grants.data_cap_of(grant)
     if not cap:
         return None
     if grant.slowed_at is not None:

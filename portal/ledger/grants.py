@@ -16,8 +16,8 @@ from peewee import IntegrityError, fn
 from ..errors import RouterError, RouterTrap, RouterUnreachable, ValidationError
 from ..models import AuditLog, Grant, Package, Purchase, Voucher, db
 from ..routeros.words import slow_profile_name
-from ..timeutil import backoff_seconds
-from . import devices, events
+from ..timeutil import backoff_seconds, parse_duration
+from . import devices, events, windows
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,8 @@ def create_grant(package, source: str, now: datetime, *, purchase=None, voucher=
                  username: str | None = None, created_by: str = "", note: str = "",
                  login_mac: str = "", login_ip: str = "",
                  expires_at: datetime | None = None, amount: int | None = None,
-                 router_state: str = Grant.PENDING, sale_source: str | None = None) -> Grant:
+                 router_state: str = Grant.PENDING, sale_source: str | None = None,
+                 sale: bool = True) -> Grant:
     """Create a Grant and its "sale" outbox event; call inside the sale's ``db.atomic()``.
 
     Every sale earns exactly one grant (a purchase, a voucher: unique columns), so the
@@ -46,8 +47,16 @@ def create_grant(package, source: str, now: datetime, *, purchase=None, voucher=
     ``router_state`` ON_ROUTER: the user is already there (a voucher used on the router).
     ``sale_source`` names the path for the hub when it differs from the grant's source
     ("c2b": paid from the M-Pesa menu, found by a confirmation or by Pull Transactions).
+    ``sale`` False: no sale at all (a free trial), so no "sale" event. A purchase that
+    tops up a grant (``purchase.topup_of``) extends that grant instead (:func:`top_up`).
     """
-    expires = expires_at or now + timedelta(seconds=package.validity_seconds)
+    if purchase is not None and purchase.topup_of:
+        return top_up(Grant.get_by_id(purchase.topup_of), purchase, now,
+                      amount=amount if amount is not None else purchase.amount,
+                      sale_source=sale_source)
+    # A windowed package sold ahead of its window (the owner's choice) starts at the opening.
+    start = windows.grant_start(package, now)
+    expires = expires_at or start + timedelta(seconds=package.validity_seconds)
     for _attempt in range(20):
         code = username or new_access_code()
         try:
@@ -66,6 +75,8 @@ def create_grant(package, source: str, now: datetime, *, purchase=None, voucher=
                 raise
     else:
         raise RuntimeError("could not draw a free access code")
+    if not sale:
+        return grant
     if amount is None:
         amount = purchase.amount if purchase else package.price if voucher else 0
     events.record_sale(now, amount=amount, source=sale_source or source, package=package.name_en,
@@ -75,6 +86,56 @@ def create_grant(package, source: str, now: datetime, *, purchase=None, voucher=
                        reference=purchase.checkout_request_id if purchase else None,
                        phone=purchase.phone if purchase else None)
     return grant
+
+
+def top_up(grant: Grant, purchase: Purchase, now: datetime, *, amount: int,
+           sale_source: str | None = None) -> Grant:
+    """Add a paid top-up to the grant it was bought for; call inside the sale's
+    ``db.atomic()`` (settlement's compare-and-set makes it happen once per payment).
+
+    A data package adds its data to the grant's cap and keeps the grant at least as long
+    as the package's validity; a time package adds its validity to the time left. A grant
+    that ran out meanwhile starts again from now: the money is never lost. The router is
+    brought in line by provisioning (the grant goes back to pending), and the sale's one
+    "sale" event says it is a top-up.
+    """
+    package = purchase.package
+    validity = timedelta(seconds=package.validity_seconds)
+    ended = grant.expires_at <= now or grant.router_state == Grant.REMOVED
+    fields = {"router_state": Grant.PENDING, "next_router_attempt_at": now,
+              "router_attempts": 0, "router_error": None}
+    if package.data_cap_bytes:
+        # Ended: the user starts again with fresh counters and this top-up's data only
+        # (extra_bytes is what is added to the grant's own package's cap, so it may be < 0).
+        own_cap = grant.package.data_cap_bytes or 0
+        if ended:
+            fields["extra_bytes"] = package.data_cap_bytes - own_cap
+        elif grant.slowed_at is not None:
+            # On slow speed past its cap: the router's counter has gone on counting the
+            # slow bytes, so the new data is counted from what it counted last, and the
+            # grant is back at full speed (its normal profile) until that is used too.
+            counted = max(grant.bytes_used or 0, data_cap_of(grant) or 0)
+            fields["extra_bytes"] = counted + package.data_cap_bytes - own_cap
+            fields["slowed_at"] = None
+        else:
+            fields["extra_bytes"] = Grant.extra_bytes + package.data_cap_bytes
+        fields["expires_at"] = now + validity if ended else max(grant.expires_at, now + validity)
+    else:
+        fields["expires_at"] = (now if ended else grant.expires_at) + validity
+    if ended:
+        fields.update(logged_in_at=None, first_login_at=None, bytes_used=None)
+    Grant.update(**fields).where(Grant.id == grant.id).execute()
+    events.record_sale(now, amount=amount, source=sale_source or Grant.MPESA,
+                       package=package.name_en, receipt=purchase.receipt,
+                       reference=purchase.checkout_request_id, phone=purchase.phone,
+                       topup=True)
+    return Grant.get_by_id(grant.id)
+
+
+def data_cap_of(grant: Grant) -> int | None:
+    """The grant's data cap in bytes: its package's plus what top-ups added (None: no cap)."""
+    cap = grant.package.data_cap_bytes
+    return cap + (grant.extra_bytes or 0) if cap else None
 
 
 def grant_time_left(grant: Grant, now: datetime) -> int:
@@ -137,11 +198,13 @@ def grant_router_user(grant: Grant, now: datetime) -> dict:
     """
     package = grant.package
     slowed = grant.slowed_at is not None
+    cap = data_cap_of(grant) or 0
     return {"name": grant.username, "password": grant.password,
             "profile": slow_profile_name(package.profile_name) if slowed else package.profile_name,
             "limit_uptime": max(60, grant_time_left(grant, now)),
-            "limit_bytes_total": 0 if slowed else package.data_cap_bytes or 0,
-            "comment": _comment(grant)}
+            "limit_bytes_total": 0 if slowed else cap, "comment": _comment(grant),
+            # a windowed grant between its windows cannot log in, even on the router's page
+            "disabled": not windows.is_open(package, now)}
 
 
 def voucher_router_user(code: str, package: Package, batch_id: int) -> dict:
@@ -161,16 +224,59 @@ def put_on_router(grant: Grant, gateway, now: datetime) -> None:
         (Package.update(router_synced_at=now, router_error=None)
          .where(Package.id == package.id).execute())
     user = grant_router_user(grant, now)
+    again = grant.first_login_at is not None  # a top-up of a grant already used
+    used = _router_uptime(gateway, grant.username) if again else 0
     gateway.ensure_user(user["name"], user["password"], user["profile"],
-                        limit_uptime=user["limit_uptime"],
-                        limit_bytes_total=user["limit_bytes_total"], comment=user["comment"])
-    (Grant.update(router_state=Grant.ON_ROUTER, router_error=None)
+                        # the router counts uptime over all sessions: what was used plus
+                        # the time left, or a top-up would be cut short
+                        limit_uptime=user["limit_uptime"] + used,
+                        limit_bytes_total=user["limit_bytes_total"], comment=user["comment"],
+                        disabled=user["disabled"])
+    if again:
+        _relog_sessions(gateway, grant)
+    (Grant.update(router_state=Grant.ON_ROUTER, router_error=None,
+                  router_disabled=user["disabled"])
      .where((Grant.id == grant.id) & (Grant.router_state == Grant.PENDING)).execute())
     grant.router_state, grant.router_error = Grant.ON_ROUTER, None
+    grant.router_disabled = user["disabled"]
+
+
+def _router_uptime(gateway, name: str) -> int:
+    """Seconds the router counts against limit-uptime: the user's ended sessions (its
+    counter moves only at logout) plus its longest live one."""
+    def seconds(row) -> int:
+        try:
+            return parse_duration(str((row or {}).get("uptime") or "0"))
+        except ValueError:
+            return 0
+    live = [seconds(row) for row in gateway.active_sessions(proplist="user,uptime")
+            if str(row.get("user", "")) == name]
+    return seconds(gateway.user(name, proplist="uptime")) + max(live, default=0)
+
+
+def _relog_sessions(gateway, grant: Grant) -> None:
+    """Log a grant's live sessions in again: a session keeps the limits it logged in
+    with, so a top-up's time and data apply only to a new one."""
+    for row in gateway.active_sessions(proplist=".id,user,address,mac-address"):
+        if str(row.get("user", "")) != grant.username:
+            continue
+        gateway.kick(row[".id"])
+        try:
+            gateway.login(grant.username, grant.password, row.get("address", ""),
+                          row.get("mac-address", ""))
+        except RouterTrap as exc:
+            log.warning("grant %s: top-up re-login refused: %s", grant.id, exc)
 
 
 def login_device(grant: Grant, gateway, ip: str, mac: str, now: datetime) -> None:
-    """Log a device in with this grant (putting it on the router first); raises RouterError."""
+    """Log a device in with this grant (putting it on the router first); raises RouterError,
+    or OutsideWindow for a windowed package between its windows."""
+    windows.check_open(grant.package, now)
+    if grant.router_disabled and grant.router_state == Grant.ON_ROUTER:
+        # The window has opened and the agent has not yet enabled the user: do it now.
+        gateway.update_user(grant.username, disabled=False)
+        Grant.update(router_disabled=False).where(Grant.id == grant.id).execute()
+        grant.router_disabled = False
     if grant.router_state == Grant.PENDING:
         put_on_router(grant, gateway, now)
     gateway.login(grant.username, grant.password, ip, mac)
@@ -216,6 +322,11 @@ def _provision(grant_id: int, gateway, now: datetime) -> bool:
         if grant.router_state == Grant.PENDING:
             put_on_router(grant, gateway, now)
         if grant.login_ip and grant.logged_in_at is None:
+            if not windows.is_open(grant.package, now):
+                # Sold ahead of its window: the device is logged in when it opens.
+                opening = windows.next_opening(grant.package, now)
+                Grant.update(next_router_attempt_at=opening).where(Grant.id == grant.id).execute()
+                return True
             try:
                 login_device(grant, gateway, grant.login_ip, grant.login_mac, now)
             except RouterTrap as exc:
@@ -282,7 +393,13 @@ def remove_expired(gateway, now: datetime) -> int:
 
 
 def grant_for(purchase: Purchase) -> Grant | None:
-    """The Grant a paid purchase earned (None before it is paid)."""
+    """The Grant a paid purchase earned, or the one a paid top-up extended (None before
+    it is paid)."""
+    if purchase.topup_of:
+        # The row in hand may predate its settlement: the database says whether it paid.
+        paid = Purchase.select().where((Purchase.id == purchase.id)
+                                       & (Purchase.status == Purchase.PAID)).exists()
+        return Grant.get_or_none(Grant.id == purchase.topup_of) if paid else None
     return Grant.get_or_none(Grant.purchase == purchase.id)
 
 

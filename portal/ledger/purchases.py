@@ -18,7 +18,7 @@ from .. import upstream
 from ..errors import KibandaError, MpesaBusy, MpesaTimeout, NotFound, ValidationError
 from ..models import Package, Purchase, db
 from ..phone import normalise_phone
-from . import events
+from . import events, topups, windows
 from .c2b import unused_account_code
 from .limits import check_push_limits, identify
 from .settlement import settle
@@ -73,7 +73,7 @@ def _package_on_sale(package_id) -> Package:
 
 def start_purchase(package_id, phone_raw, *, mac, ip, link_login_only="", link_orig="",
                    mpesa, callback_url, now, account_reference=None, gateway=None,
-                   source="") -> Purchase:
+                   source="", topup_of=None) -> Purchase:
     """Validate, apply the abuse limits, send the STK Push and record the Purchase.
 
     ``mac`` and ``ip`` are what the phone claims: the router (``gateway``) confirms them
@@ -83,8 +83,12 @@ def start_purchase(package_id, phone_raw, *, mac, ip, link_login_only="", link_o
     both pass the limits). Daraja's answer makes it ``pending`` with its
     CheckoutRequestID; a push whose answer never comes is ``unanswered``: it may have
     reached the phone, so it is never re-sent, and its callback still finds it.
+    ``topup_of``: the Grant this purchase adds to (the caller proved the browser holds it).
     """
     package = _package_on_sale(package_id)
+    windows.check_open(package, now, selling=True)
+    if topup_of is not None:
+        topups.check_topup(topup_of, package, now)
     phone = normalise_phone(phone_raw or "")
     device = identify(gateway, mac, ip, source)  # the router is asked before the write lock
     with db.atomic("IMMEDIATE"):
@@ -94,7 +98,8 @@ def start_purchase(package_id, phone_raw, *, mac, ip, link_login_only="", link_o
             source=device.source, verified=device.verified,
             link_login_only=link_login_only or "", link_orig=link_orig or "",
             status=Purchase.PUSHING, created_at=now, updated_at=now,
-            account_code=unused_account_code())
+            account_code=unused_account_code(),
+            topup_of=topup_of.id if topup_of is not None else None)
     try:
         # The prompt shows the account code the page shows: one code for both ways to
         # pay, and Pull Transactions finds the payment by it (ledger/c2b.py).

@@ -25,7 +25,7 @@ from peewee import IntegrityError, fn
 from ..models import Grant, Package, Setting, Voucher, VoucherBatch
 from ..routeros.words import slow_profile_name
 from ..timeutil import parse_duration
-from . import codes, grants
+from . import codes, grants, windows
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +165,9 @@ class ReconcileReport:
     profiles_added: list[str] = field(default_factory=list)
     users_added: list[str] = field(default_factory=list)
     users_removed: list[str] = field(default_factory=list)
+    #: Windowed grants' users whose disabled flag was put right (after a reset or by hand).
+    users_fixed: list[str] = field(default_factory=list)
+    fixed_to: dict[str, bool] = field(default_factory=dict)  # name -> disabled
     #: Writes the router refused, and writes it accepted but the read-back does not show.
     refused: list[str] = field(default_factory=list)
     unconfirmed: list[str] = field(default_factory=list)
@@ -177,7 +180,8 @@ class ReconcileReport:
     @property
     def changes(self) -> int:
         """Writes the router confirmed."""
-        return len(self.profiles_added) + len(self.users_added) + len(self.users_removed)
+        return (len(self.profiles_added) + len(self.users_added) + len(self.users_removed)
+                + len(self.users_fixed))
 
 
 def _covered(now: datetime) -> set[str]:
@@ -251,9 +255,33 @@ def reconcile(gateway, snapshot, now: datetime, limit: int = BATCH) -> Reconcile
                 report.users_removed.append(result.name)
             else:
                 report.refused.append(f"user {result.name} not removed: {result.message}")
+    _fix_windows(gateway, seen, now, report)
     if report.changes:
         _read_back(gateway, report)
     return report
+
+
+def _disabled(row: dict) -> bool:
+    return str(row.get("disabled", "")).lower() in ("true", "yes")
+
+
+def _fix_windows(gateway, seen: RouterSeen, now: datetime, report: ReconcileReport) -> None:
+    """Windowed grants' users disabled between windows and enabled inside, as the clock
+    says (a user put back, or changed by hand, must not open outside its window)."""
+    query = (Grant.select(Grant, Package).join(Package)
+             .where((Grant.router_state == Grant.ON_ROUTER) & (Grant.expires_at > now)
+                    & ((Package.window_days != "") | Package.window_start.is_null(False))))
+    for grant in query:
+        row = seen.users.get(grant.username)
+        closed = not windows.is_open(grant.package, now)
+        if row is None or _disabled(row) == closed:
+            continue
+        gateway.update_user(grant.username, disabled=closed)
+        if closed and seen.sessions.get(grant.username):
+            gateway.kick_user(grant.username)
+        Grant.update(router_disabled=closed).where(Grant.id == grant.id).execute()
+        report.users_fixed.append(grant.username)
+        report.fixed_to[grant.username] = closed
 
 
 def _read_back(gateway, report: ReconcileReport) -> None:
@@ -264,6 +292,8 @@ def _read_back(gateway, report: ReconcileReport) -> None:
     report.unconfirmed += [f"user {n} missing" for n in report.users_added if n not in after.users]
     report.unconfirmed += [f"user {n} still there" for n in report.users_removed
                            if n in after.users]
+    report.unconfirmed += [f"user {n} disabled flag not changed" for n in report.users_fixed
+                           if n in after.users and _disabled(after.users[n]) != report.fixed_to[n]]
     if report.unconfirmed:
         log.error("reconcile: the router does not show %d write(s): %s",
                   len(report.unconfirmed), ", ".join(report.unconfirmed[:5]))

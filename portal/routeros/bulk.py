@@ -12,7 +12,7 @@ from .pipeline import BulkResult, PipelineSession, lost_message
 from .words import ACTIVE, DUPLICATE_USER, NO_SUCH_ITEM, PROFILE, USER, user_words, word
 
 _SNAPSHOT = (
-    ("users", USER, "name,comment,profile,uptime,bytes-in,bytes-out"),
+    ("users", USER, "name,comment,profile,disabled,uptime,bytes-in,bytes-out"),
     ("active", ACTIVE, "user,address,mac-address,uptime,bytes-in,bytes-out"),
     ("profiles", PROFILE, "name"),
 )
@@ -60,7 +60,8 @@ class BulkCommands:
                                             item.get("profile", "default"),
                                             item.get("limit_uptime"),
                                             item.get("limit_bytes_total"),
-                                            item.get("comment", ""))]
+                                            item.get("comment", ""),
+                                            bool(item.get("disabled")))]
                      for item in items]
         if not sentences:
             return []

@@ -287,19 +287,21 @@ class RouterGateway(BulkCommands):
     # --- users -----------------------------------------------------------------------
 
     def add_user(self, name, password, profile, *, limit_uptime=None, limit_bytes_total=None,
-                 comment="") -> str:
+                 comment="", disabled=False) -> str:
         """Add a hotspot user; returns its ``.id``; UserExists when the name is taken."""
         rows = self._run(f"{USER}/add", user_words(name, password, profile, limit_uptime,
-                                                    limit_bytes_total, comment))
+                                                    limit_bytes_total, comment, bool(disabled)))
         return rows[0].get("ret", "") if rows else ""
 
     def ensure_user(self, name, password, profile, *, limit_uptime=None,
-                    limit_bytes_total=None, comment="") -> str:
-        """Add the user, or bring the existing one in line (no write when equal); its id."""
+                    limit_bytes_total=None, comment="", disabled=None) -> str:
+        """Add the user, or bring the existing one in line (no write when equal); its id.
+        ``disabled`` None leaves an existing user's flag as it is."""
         with self._lock:
             try:
                 return self.add_user(name, password, profile, limit_uptime=limit_uptime,
-                                     limit_bytes_total=limit_bytes_total, comment=comment)
+                                     limit_bytes_total=limit_bytes_total, comment=comment,
+                                     disabled=bool(disabled))
             except UserExists:
                 current = self.user(name)
                 if current is None:
@@ -312,6 +314,8 @@ class RouterGateway(BulkCommands):
                 wanted["limit-bytes-total"] = router_value("limit-bytes-total", limit_bytes_total)
             if comment:
                 wanted["comment"] = str(comment)
+            if disabled is not None:
+                wanted["disabled"] = "yes" if disabled else "no"
             changes = [word(k, v) for k, v in wanted.items()
                        if not same_value(k, current.get(k), v)]
             if changes:

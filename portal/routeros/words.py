@@ -37,8 +37,9 @@ def word(name: str, value) -> str:
 
 
 def user_words(name, password, profile, limit_uptime=None, limit_bytes_total=None,
-               comment="") -> list[str]:
-    """The attribute words of a hotspot user."""
+               comment="", disabled=False) -> list[str]:
+    """The attribute words of a hotspot user (``disabled``: a windowed grant between
+    its windows)."""
     words = [word("name", name), word("password", password), word("profile", profile)]
     if limit_uptime:
         words.append(word("limit-uptime", format_duration(int(limit_uptime))))
@@ -46,6 +47,8 @@ def user_words(name, password, profile, limit_uptime=None, limit_bytes_total=Non
         words.append(word("limit-bytes-total", int(limit_bytes_total)))
     if comment:
         words.append(word("comment", comment))
+    if disabled:
+        words.append(word("disabled", "yes"))
     return words
 
 

@@ -36,6 +36,8 @@ ACTIONS: dict[str, tuple[str, str | None]] = {
     "branding.logo": (N_("New logo"), "{kind}, {kb} KB"),
     "branding.logo_remove": (N_("Logo removed"), None),
     "grant.manual": (N_("Free access given"), "{code}: {name} ({note})"),
+    "trial.on": (N_("Free trial on"), N_("{minutes} minutes, speed of {name}")),
+    "trial.off": (N_("Free trial off"), None),
     "grant.free_device": (N_("Freed a device place of an access code"), None),
     "grant.slowed": (N_("Slow speed after the data cap"), "{code}: {name}, {rate}"),
     "vouchers.create": (N_("Vouchers made"), N_("Batch #{batch}: {count} x {name}")),

@@ -8,6 +8,7 @@ from peewee import IntegrityError, fn
 from ..errors import NotFound, RouterError, ValidationError
 from ..models import AuditLog, Package, db, parse_id
 from ..timeutil import format_duration, parse_duration, utcnow
+from ..ledger import windows
 from .activity import package_values
 
 MIN_PRICE, MAX_PRICE = 1, 250_000
@@ -137,9 +138,76 @@ def whole_number(value, field: str, low: int, high: int, en: str, sw: str) -> in
     return int(text)
 
 
+_DAY_WORDS = {"mon": "0", "monday": "0", "tue": "1", "tuesday": "1", "wed": "2",
+              "wednesday": "2", "thu": "3", "thursday": "3", "fri": "4", "friday": "4",
+              "sat": "5", "saturday": "5", "sun": "6", "sunday": "6",
+              "weekend": "56", "weekends": "56", "weekdays": "01234",
+              "every": "", "daily": "", "all": ""}
+_HOURS = re.compile(r"^([01]?[0-9]|2[0-3])[:.h]?([0-5][0-9])\s*-\s*([01]?[0-9]|2[0-4])[:.h]?([0-5][0-9])$")
+
+
+def parse_days(text) -> str:
+    """``sat,sun``, ``weekend``, ``mon-fri`` or weekday digits (Mon=0) to the stored
+    digits; '' is every day."""
+    if isinstance(text, (list, tuple)):
+        text = ",".join(str(part) for part in text)
+    value = " ".join(str(text or "").lower().replace(",", " ").split())[:80]
+    days: set[str] = set()
+    for part in value.split(" ") if value else []:
+        if part in ("mon-fri", "monday-friday"):
+            days.update("01234")
+        elif part in _DAY_WORDS:
+            days.update(_DAY_WORDS[part] or "0123456")
+        elif part.isdigit() and len(part) == 1 and part < "7":
+            days.add(part)
+        else:
+            raise ValidationError(f"invalid days {value!r}", field="window_days",
+                                  en="Days must be names like sat, sun (or weekend, mon-fri).",
+                                  sw="Siku ziandikwe kama sat, sun (au weekend, mon-fri).")
+    return "" if len(days) == 7 else "".join(sorted(days))
+
+
+def parse_hours(text) -> tuple[int | None, int | None]:
+    """``22:00-06:00`` (crossing midnight is fine) to minutes after midnight; '' is all day."""
+    value = str(text or "").strip()[:40]
+    if not value:
+        return None, None
+    match = _HOURS.match(value)
+    start = int(match.group(1)) * 60 + int(match.group(2)) if match else -1
+    end = int(match.group(3)) * 60 + int(match.group(4)) if match else -1
+    if not match or end > 24 * 60 or start == end % (24 * 60):
+        raise ValidationError(f"invalid hours {value!r}", field="window_hours",
+                              en="Hours must look like 22:00-06:00 (start and end differ).",
+                              sw="Saa ziandikwe kama 22:00-06:00 (mwanzo na mwisho zitofautiane).")
+    return start, end % (24 * 60)
+
+
+def clean_window_fields(days=None, hours=None, outside=None, validity_seconds=None) -> dict:
+    """A package's time window from raw input; only what was given (None) is returned."""
+    fields: dict = {}
+    if days is not None:
+        fields["window_days"] = parse_days(days)
+    if hours is not None:
+        fields["window_start"], fields["window_end"] = parse_hours(hours)
+    if outside not in (None, ""):
+        rule = str(outside).strip().lower()
+        if rule not in windows.SALE_RULES:
+            raise ValidationError(f"invalid sale rule {rule[:20]!r}", field="window_sale",
+                                  en="Outside the window, choose: refuse the sale, or sell "
+                                     "and start at the next opening.",
+                                  sw="Nje ya muda wake, chagua: kukataa mauzo, au kuuza na "
+                                     "kuanza muda unapofunguliwa.")
+        fields["window_sale"] = rule
+    return fields
+
+
 def clean_package_fields(name_en, price, validity, name_sw="", rate_limit="", devices=1,
-                         data_cap=None, sort_order=0, fair_use_rate="") -> dict:
-    """Validate raw input (strings from a form or the CLI) into Package field values."""
+                         data_cap=None, sort_order=0, fair_use_rate="", days=None, hours=None,
+                         outside=None) -> dict:
+    """Validate raw input (strings from a form or the CLI) into Package field values.
+
+    ``days``, ``hours`` and ``outside`` (the time window and the sale rule outside it) are
+    left as they are when None."""
     name_en = (name_en or "").strip()
     if not 1 <= len(name_en) <= 60:
         raise ValidationError("package name empty or too long", field="name_en",
@@ -162,6 +230,7 @@ def clean_package_fields(name_en, price, validity, name_sw="", rate_limit="", de
     rate_limit = parse_rate_limit(rate_limit)
     data_cap_bytes = parse_size(data_cap)
     return {
+        **clean_window_fields(days, hours, outside),
         "name_en": name_en,
         "name_sw": (name_sw or "").strip()[:60],
         "price": price,
@@ -284,6 +353,9 @@ def describe(package: Package) -> str:
     parts.append(f"{package.devices} device{'s' if package.devices != 1 else ''}")
     if package.data_cap_bytes:
         parts.append(cap_words(package))
+    if windows.windowed(package):
+        parts.append(windows.window_words(package, "en")
+                     + (", sold ahead" if package.window_sale == windows.WAIT else ""))
     if not package.active:
         parts.append("retired")
     return ", ".join(parts)

@@ -282,6 +282,9 @@ def search(text: str) -> SearchResults:
     grant_match = Grant.username.startswith(compact)
     if results.purchases:
         grant_match |= Grant.purchase.in_([p.id for p in results.purchases])
+        topped_up = [p.topup_of for p in results.purchases if p.topup_of]
+        if topped_up:  # a top-up's receipt or phone finds the grant it added to
+            grant_match |= Grant.id.in_(topped_up)
     results.grants = list(Grant.select(Grant, Package).join(Package, JOIN.INNER)
                           .where(grant_match).order_by(Grant.created_at.desc()).limit(50))
     return results

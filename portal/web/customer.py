@@ -19,7 +19,8 @@ from ..errors import (
     DeviceLoginFailed, KibandaError, NotFound, StorageUnavailable, ValidationError,
 )
 from ..ledger import (
-    codes, devices, fair_use, grants, purchases, reconcile, router_state, status,
+    codes, devices, fair_use, grants, purchases, reconcile, router_state, status, topups, trials,
+    windows,
 )
 from ..models import Grant, Package, Purchase, db
 from ..phone import display_phone
@@ -53,7 +54,8 @@ def _package_view(package: Package, lang: str) -> dict:
     validity = duration_words(package.validity_seconds, lang)
     # "1 hour" named "1 hour" says its duration once, not twice.
     shown_validity = "" if validity.casefold() in name.casefold() else validity
-    details = [shown_validity, speed_words(package.rate_limit, lang),
+    details = [windows.window_words(package, lang), shown_validity,
+               speed_words(package.rate_limit, lang),
                devices_words(package.devices, lang),
                (f"data {cap}" if lang == "sw" else f"{cap} data") if cap else ""]
     return {"id": package.id, "name": name, "price": package.price, "validity": validity,
@@ -168,7 +170,7 @@ def _pay_menu(purchase: Purchase | None = None) -> dict | None:
 # -- landing and buying ----------------------------------------------------------------------
 
 def _landing(*, errors=None, form_error=None, phone="", chosen=None, voucher_code="",
-             status=200):
+             status=200, trial_phone="", trial_error=None):
     lang = current_language()
     device = _device()
     # Anyone can put words in ?error=: show only what the router's errors.txt can say.
@@ -178,11 +180,14 @@ def _landing(*, errors=None, form_error=None, phone="", chosen=None, voucher_cod
     except ValueError:
         chosen = None
     packages = packages_on_sale(lang)
+    offer = trials.trial_offer()
+    trial = {"minutes": offer[0], "phone": trial_phone, "error": trial_error} if offer else None
     if chosen is None and len(packages) == 1:
         chosen = packages[0]["id"]
     return _render("customer/landing.html", status, packages=packages, device=device,
                    errors=errors or {}, form_error=form_error, phone=phone, chosen=chosen,
-                   voucher_code=voucher_code, router_error=router_error, pay_menu=_pay_menu())
+                   voucher_code=voucher_code, router_error=router_error, pay_menu=_pay_menu(),
+                   trial=trial)
 
 
 @bp.route("/", methods=["GET", "POST"])
@@ -229,12 +234,19 @@ def _grant_view(grant: Grant | None, now, *, status: str, access_code, receipt,
     if grant is None:
         return {"status": status, "access_code": None}
     time_left = grants.grant_time_left(grant, now)
+    # A windowed grant between its windows: no login to offer, the page says when it opens.
+    closed = status != "expired" and not windows.is_open(grant.package, now)
+    # Only the browser that holds the code (it is shown) is offered more of it.
+    topup = bool(access_code) and status != "expired" and topups.can_top_up(grant, now)
     return {"status": status, "access_code": access_code, "receipt": receipt,
             "time_left": time_left, "time_left_words": duration_words(time_left, lang),
             "expires_local": format_datetime(grant.expires_at, lang),
             "devices": devices_words(grant.package.devices, lang),
-            "package": grant.package.name(lang),
-            "login_needed": bool(login_needed and login_url and access_code),
+            "package": (translate("Free trial", lang) if grant.source == Grant.TRIAL
+                        else grant.package.name(lang)),
+            "login_needed": bool(login_needed and login_url and access_code and not closed),
+            "window_note": windows.window_note(grant, now, lang), "window_closed": closed,
+            "topup_url": url_for("topup.topup_page", grant=grant.id) if topup else None,
             "login_url": login_url, "link_orig": link_orig,
             "random_mac": devices.is_random_mac(mac), **_data_view(grant, now, lang)}
 
@@ -249,7 +261,7 @@ def _data_view(grant: Grant, now, lang: str) -> dict:
     if left is None:
         return {}
     package = grant.package
-    cap = format_size(package.data_cap_bytes)
+    cap = format_size(grants.data_cap_of(grant))  # with what top-ups added
     view = {"data_left": left,
             "data_left_words": translate("{left} of {cap} left", lang,
                                          left=format_size(left) or "0 MB", cap=cap)}
@@ -303,6 +315,8 @@ def purchase_page(reference: str):
     purchase, state, now = _purchase_and_state(reference)
     lang = current_language()
     grant = grants.grant_for(purchase) if state["status"] in ("paid", "online") else None
+    if grant is not None and _owns("purchases", purchase.id):
+        _own("grants", grant.id)  # this browser was shown the grant: it may top it up
     device = session.get("device") or {}
     grant_view = _grant_view(
         grant, now, status=state["status"], access_code=state["access_code"],

@@ -15,20 +15,35 @@ from ..i18n import gettext as _
 from . import bp, client_address, flash_error, login_required
 
 FIELDS = ("name_en", "name_sw", "price", "validity", "rate_limit", "devices", "data_cap",
-          "fair_use_rate", "sort_order")
+          "fair_use_rate", "sort_order", "hours", "outside")
+#: The day boxes of the time window (value: weekday digit, Mon=0).
+DAYS = (("0", "Mon"), ("1", "Tue"), ("2", "Wed"), ("3", "Thu"), ("4", "Fri"), ("5", "Sat"),
+        ("6", "Sun"))
+
+
+def _hours(package: Package) -> str:
+    if package.window_start is None:
+        return ""
+    end = package.window_end or 0
+    return (f"{package.window_start // 60:02d}:{package.window_start % 60:02d}-"
+            f"{end // 60:02d}:{end % 60:02d}")
 
 
 def _form_values(package: Package | None = None) -> dict:
     if request.method == "POST":
-        return {name: request.form.get(name, "") for name in FIELDS}
+        values = {name: request.form.get(name, "") for name in FIELDS}
+        values["days"] = ",".join(request.form.getlist("days")[:7])
+        return values
     if package is None:
         return {"name_en": "", "name_sw": "", "price": "", "validity": "1h", "rate_limit": "",
-                "devices": "1", "data_cap": "", "fair_use_rate": "", "sort_order": "0"}
+                "devices": "1", "data_cap": "", "fair_use_rate": "", "sort_order": "0", "days": "", "hours": "",
+                "outside": "refuse"}
     return {"name_en": package.name_en, "name_sw": package.name_sw, "price": package.price,
             "validity": format_duration(package.validity_seconds),
             "rate_limit": package.rate_limit, "devices": package.devices,
             "data_cap": packages.format_size(package.data_cap_bytes).replace(" ", ""),
-            "fair_use_rate": package.fair_use_rate, "sort_order": package.sort_order}
+            "fair_use_rate": package.fair_use_rate, "sort_order": package.sort_order, "days": ",".join(package.window_days),
+            "hours": _hours(package), "outside": package.window_sale}
 
 
 def _sync(package: Package) -> None:
@@ -89,7 +104,7 @@ def package_edit(package_id: int):
 
 def _form(package: Package | None, error: ValidationError | None):
     message = error.message_for(current_language()) if error else None
-    return render_template("admin/package_form.html", package=package,
+    return render_template("admin/package_form.html", package=package, days=DAYS,
                            values=_form_values(package), error=message,
                            error_field=error.field if error else None), 200 if error is None else 400
 
