@@ -127,7 +127,11 @@ def test_a_fair_use_customer_is_slowed_at_the_cap_and_stays_online(site, client,
     assert f"You have used your 1 GB; you are now on slow speed until {until}." in text
     assert "Buy more data" in text
     html = client.get(f"/purchases/{reference}").get_data(as_text=True)
-    assert re.search(r'<a id="buy-more" class="button" href="/">', html)
+    # one tap: the top-up page of this very grant, offering the data packages
+    link = re.search(r'<a id="buy-more" class="button" href="([^"]+)">', html).group(1)
+    assert link.startswith("/topup?grant=")
+    topup = visible_text(client.get(link.replace("&amp;", "&")).get_data(as_text=True))
+    assert "1 GB" in topup and code in topup
     assert [e["grant_uuid"] for e in slowed_events()] == [f"grant-{grant.id}"]
     # Heavy use at the slow rate does not cut the customer off; a second cycle changes nothing.
     site.router.add_traffic(MAC, 500 * MB, 2000 * MB)
