@@ -21,7 +21,7 @@ from .timeutil import utcnow
 #: Deferred: ``init_db`` points it at the instance's file.
 db = SqliteDatabase(None)
 
-SCHEMA_VERSION = 16
+SCHEMA_VERSION = 19
 #: In this order: the busy timeout first, so that switching to WAL waits for another
 #: process's write instead of failing with "database is locked".
 PRAGMAS = {
@@ -77,6 +77,9 @@ class Package(BaseModel):
     window_sale = CharField(max_length=8, default="refuse", constraints=[SQL("DEFAULT 'refuse'")])
     router_synced_at = DateTimeField(null=True)
     router_error = TextField(null=True)
+    #: A windowed package only: whether its unused vouchers on the router were last set
+    #: disabled (between windows) by the agent, so a quiet cycle writes nothing.
+    vouchers_disabled = BooleanField(default=False, constraints=[SQL("DEFAULT 0")])
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
 
@@ -625,6 +628,12 @@ def _time_windows(migrator) -> None:
                   (Package, "window_sale"), (Grant, "router_disabled")])
 
 
+def _window_vouchers(migrator) -> None:
+    """v19: unused vouchers of a windowed package are disabled on the router between
+    windows, like its grants."""
+    _add_columns([(Package, "vouchers_disabled")])
+
+
 def _top_ups(migrator) -> None:
     """v16: a purchase may top up an existing grant (more time or more data)."""
     _add_columns([(Purchase, "topup_of"), (Grant, "extra_bytes")])
@@ -635,7 +644,8 @@ def _top_ups(migrator) -> None:
 MIGRATIONS = {2: _explicit_purchase_states, 3: _admin_session_versions, 4: _limit_keys,
               5: _purchase_references, 6: _account_codes, 8: _grant_bytes_used,
               11: _audit_values, 12: _accounts_and_free_access_keys,
-              13: _unique_package_names, 14: _fair_use, 15: _time_windows, 16: _top_ups}
+              13: _unique_package_names, 14: _fair_use, 15: _time_windows, 16: _top_ups,
+              19: _window_vouchers}
 
 
 def create_schema() -> int:

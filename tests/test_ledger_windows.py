@@ -149,3 +149,43 @@ def test_window_validation_in_plain_words(app):
         cleared = update_package(package.id, name_en="Evening", price=25, validity="3h",
                                  days="", hours="")
         assert not windows.windowed(cleared)
+
+
+def test_night_vouchers_are_off_on_the_router_outside_their_window(site, agent):
+    from portal.models import Voucher
+    from portal.sim.routeros_menus import SimTrap
+    from portal.venue import vouchers
+
+    package = night_bundle(site.app)
+    noon = nairobi(WED, 12)
+    batch = vouchers.create_batch(package, 3, noon, "owner")
+    vouchers.push_batch(batch.id, site.gateway, noon)
+    codes_made = [v.code for v in Voucher.select().where(Voucher.batch == batch.id)]
+    # Pushed at noon: on the router, but switched off until 22:00, so even the router's
+    # own login page (the appliance down) refuses them.
+    assert {user_row(site, code)["disabled"] for code in codes_made} == {"true"}
+    with pytest.raises(SimTrap, match="invalid username or password"):
+        site.router.device_logs_in(codes_made[0], codes_made[0], IP, MAC)
+    # The portal says when it opens and does not start the voucher's clock.
+    with pytest.raises(windows.OutsideWindow) as refused:
+        codes.redeem_voucher(codes_made[0], mac=MAC, ip=IP, gateway=site.gateway,
+                             now=nairobi(WED, 12, 5), source="127.0.0.1")
+    assert refused.value.message_for("en").endswith("It opens again at 22:00.")
+    assert Voucher.get(Voucher.code == codes_made[0]).state == Voucher.ON_ROUTER
+    assert Grant.select().count() == 0
+    assert agent.loop(nairobi(WED, 13)).ok
+    assert agent.loop(nairobi(WED, 14)).done["windows"] == 0  # a quiet hour writes nothing
+
+    # 22:00: the agent switches them on; one is typed on the router's own page.
+    assert agent.loop(nairobi(WED, 22)).done["windows"] == 3
+    assert {user_row(site, code)["disabled"] for code in codes_made} == {"false"}
+    site.router.device_logs_in(codes_made[1], codes_made[1], IP, MAC)
+    assert site.online(codes_made[1], IP)
+    # 06:00: the used one is a grant now and logged out; the unused ones are off again.
+    agent.loop(nairobi(WED + 1, 6))
+    assert not site.online()
+    assert {user_row(site, code)["disabled"] for code in codes_made} == {"true"}
+    # A factory reset puts the unused ones back switched off (it is 08:00).
+    site.router.factory_reset()
+    assert agent.loop(nairobi(WED + 1, 8)).ok
+    assert user_row(site, codes_made[2])["disabled"] == "true"

@@ -286,3 +286,20 @@ def test_v13_database_gets_fair_use_columns_and_keeps_its_packages_and_grants(tm
         assert [(p.name_en, p.fair_use_rate) for p in Package.select()] == [("1 GB", "")]
         assert [(g.username, g.bytes_used, g.slowed_at) for g in Grant.select()] == [
             ("48213377", 5, None)]
+
+
+def test_v16_database_gets_the_voucher_window_marker_and_keeps_its_packages(tmp_path):
+    init_db(str(tmp_path / "kibanda.db"))
+    create_schema()
+    with db.connection_context():
+        db.execute_sql("ALTER TABLE package DROP COLUMN vouchers_disabled")
+        SchemaVersion.delete().execute()
+        SchemaVersion.create(version=16)
+        db.execute_sql("INSERT INTO package (name_en, name_sw, price, validity_seconds, "
+                       "rate_limit, devices, active, sort_order, profile_name, window_start, "
+                       "window_end, created_at, updated_at) VALUES ('Night', '', 30, 86400, "
+                       "'2M/5M', 1, 1, 0, 'kb-night', 1320, 360, ?, ?)", (T, T))
+    assert create_schema() == models.SCHEMA_VERSION >= 19
+    with db.connection_context():
+        assert [(p.name_en, p.window_start, p.vouchers_disabled)
+                for p in Package.select()] == [("Night", 1320, False)]

@@ -16,7 +16,7 @@ from ..errors import (
     SessionLimitReached, ValidationError,
 )
 from ..models import C2BPayment, Grant, Purchase, Voucher, db
-from . import devices, events, grants, reconcile
+from . import devices, events, grants, reconcile, windows
 from .grants import grant_for
 from .limits import CodeTry, Device, counted_try, identify
 
@@ -75,6 +75,9 @@ def _redeem(typed: str, device: Device, this_try: CodeTry, gateway, now: datetim
                             en="This voucher has expired. Please buy a new one.",
                             sw="Muda wa vocha hii umeisha. Tafadhali nunua nyingine.")
     if voucher.state in (Voucher.NEW, Voucher.ON_ROUTER):
+        # A night or weekend voucher is not started outside its window: its clock would
+        # run while it cannot be used. The page says when it opens; the code stays unused.
+        windows.check_open(voucher.package, now)
         grant = start_voucher(voucher, now, login_mac=device.mac, login_ip=device.ip)
         if grant is not None:
             return grants.provision_grant(grant.id, gateway, now)

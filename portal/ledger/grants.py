@@ -207,13 +207,16 @@ def grant_router_user(grant: Grant, now: datetime) -> dict:
             "disabled": not windows.is_open(package, now)}
 
 
-def voucher_router_user(code: str, package: Package, batch_id: int) -> dict:
-    """The hotspot user of an unused voucher (its code is name and password)."""
+def voucher_router_user(code: str, package: Package, batch_id: int,
+                        now: datetime | None = None) -> dict:
+    """The hotspot user of an unused voucher (its code is name and password); a windowed
+    package's voucher is disabled while its window is closed at ``now``."""
     return {"name": code, "password": code, "profile": package.profile_name,
             # limit-uptime is only a safety net: the appliance removes the user at expiry.
             "limit_uptime": package.validity_seconds,
             "limit_bytes_total": package.data_cap_bytes or 0,
-            "comment": f"{MARK}voucher batch {batch_id}"}
+            "comment": f"{MARK}voucher batch {batch_id}",
+            "disabled": now is not None and not windows.is_open(package, now)}
 
 
 def put_on_router(grant: Grant, gateway, now: datetime) -> None:

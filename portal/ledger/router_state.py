@@ -216,7 +216,7 @@ def _wanted(seen: RouterSeen, now: datetime, limit: int) -> list[tuple[Package, 
     for chunk in _chunks(voucher_ids):
         for voucher in Voucher.select(Voucher, Package).join(Package).where(Voucher.id.in_(chunk)):
             wanted.append((voucher.package, grants.voucher_router_user(
-                voucher.code, voucher.package, voucher.batch_id)))
+                voucher.code, voucher.package, voucher.batch_id, now)))
     return wanted
 
 

@@ -8,16 +8,18 @@ window (Saturday and Sunday all day: Saturday 00:00 to Monday 00:00).
 
 The agent enforces them with its own clock (``apply``, no uplink needed): at a window's
 end it logs the customer out and disables the router user; at the next start it enables
-it again. The portal refuses a login outside the window (``check_open``).
+it again; unused vouchers of the package follow it on the router, so the router's own
+login page refuses them outside the window too. The portal refuses a login or a voucher
+outside the window (``check_open``).
 """
 from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta, timezone
 
-from ..errors import KibandaError, RouterError, RouterUnreachable
+from ..errors import KibandaError, RouterError, RouterTrap, RouterUnreachable
 from ..i18n import translate
-from ..models import Grant, Package
+from ..models import Grant, Package, Voucher, VoucherBatch
 from ..timeutil import NAIROBI, to_nairobi
 
 log = logging.getLogger(__name__)
@@ -218,4 +220,44 @@ def apply(gateway, now: datetime) -> int:
             fields.update(logged_in_at=None, login_ip="")
         Grant.update(**fields).where(Grant.id == grant.id).execute()
         writes += 1
+    return writes + _apply_to_vouchers(gateway, now)
+
+
+def _apply_to_vouchers(gateway, now: datetime) -> int:
+    """Unused vouchers of a windowed package on the router: disabled while the window is
+    closed, so the router's own login page refuses them too; enabled at the opening.
+    ``Package.vouchers_disabled`` is what was last written for all of them."""
+    writes = 0
+    packages = Package.select().where((Package.window_days != "")
+                                      | Package.window_start.is_null(False))
+    for package in packages:
+        closed = not is_open(package, now)
+        if closed == package.vouchers_disabled:
+            continue
+        codes = [code for (code,) in Voucher.select(Voucher.code).join(VoucherBatch)
+                 .where((Voucher.package == package.id) & (Voucher.state == Voucher.ON_ROUTER)
+                        & VoucherBatch.voided_at.is_null()).tuples()]
+        try:
+            for code in codes:
+                try:
+                    gateway.update_user(code, disabled=closed)
+                    writes += 1
+                except RouterUnreachable:
+                    raise
+                except RouterTrap as exc:
+                    # Gone meanwhile (used and removed, or lost in a reset: reconcile
+                    # puts it back with the state of the hour).
+                    log.info("voucher %s: window change refused: %s", code,
+                             exc.operator_message)
+            if closed:
+                # One typed on the router's own page in the window and not yet seen by
+                # the agent as used: its session ends with the window too.
+                unused = set(codes)
+                for row in gateway.active_sessions(proplist=".id,user"):
+                    if str(row.get("user", "")) in unused:
+                        gateway.kick(row[".id"])
+        except RouterUnreachable as exc:
+            log.info("time windows wait for the router: %s", exc.operator_message)
+            break  # not marked: the next cycle does the whole package again
+        Package.update(vouchers_disabled=closed).where(Package.id == package.id).execute()
     return writes

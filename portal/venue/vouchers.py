@@ -224,7 +224,7 @@ def push_batch(batch_id: int, gateway, now: datetime, chunk: int = PUSH_CHUNK,
             if not vouchers:
                 break
             last_id = vouchers[-1].id
-            results = gateway.bulk_add_users([voucher_router_user(v.code, package, batch.id)
+            results = gateway.bulk_add_users([voucher_router_user(v.code, package, batch.id, now)
                                               for v in vouchers])
             done = [r.name for r in results if r.status in ("created", "exists")]
             failures += [f"{r.name}: {r.message}" for r in results
