@@ -21,7 +21,7 @@ from .timeutil import utcnow
 #: Deferred: ``init_db`` points it at the instance's file.
 db = SqliteDatabase(None)
 
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 17
 #: In this order: the busy timeout first, so that switching to WAL waits for another
 #: process's write instead of failing with "database is locked".
 PRAGMAS = {
@@ -126,6 +126,8 @@ class Purchase(BaseModel):
     #: What the customer types as the PayBill account when paying from the M-Pesa menu
     #: (short, no look-alikes; see ledger/c2b.py). Also the STK push's AccountReference.
     account_code = CharField(max_length=8, unique=True, null=True)
+    #: The language the customer bought in (en, sw): their SMS receipt speaks it.
+    language = CharField(max_length=2, default="en", constraints=[SQL("DEFAULT 'en'")])
 
 
 class VoucherBatch(BaseModel):
@@ -393,6 +395,42 @@ class Job(BaseModel):
         return json.loads(self.payload)
 
 
+class SmsMessage(BaseModel):
+    """One SMS Kibanda sends (a receipt, a reminder, the owner's summary or an alert).
+
+    The row is the outbox: written queued (a receipt in the sale's own transaction), sent
+    by the agent. queued: waiting (again, after a retryable error, from ``next_attempt_at``).
+    sending: handed to the provider; a row left here by a crash is never sent again
+    (``ledger/sms.py``). sent: accepted (``provider_id``, ``cost_cents``). delivered /
+    failed: the last word (a refusal, a delivery report, or too many attempts), with the
+    provider's reason in ``failure_reason``.
+    """
+
+    QUEUED, SENDING, SENT, DELIVERED, FAILED = "queued", "sending", "sent", "delivered", "failed"
+
+    #: What it is about, unique: a receipt is sent once per grant (``receipt:<grant id>``),
+    #: the summary once a day (``summary:2026-12-02``).
+    key = CharField(max_length=80, unique=True)
+    kind = CharField(max_length=12)  # receipt, reminder, summary, alert
+    to = CharField(max_length=16)  # +2547XXXXXXXX
+    language = CharField(max_length=2, default="en")
+    text = TextField()
+    state = CharField(max_length=10, default=QUEUED, index=True)
+    provider_id = CharField(max_length=80, null=True, index=True)
+    cost_cents = IntegerField(default=0)  # hundredths of a shilling, as the provider charged
+    parts = IntegerField(default=1)
+    failure_code = IntegerField(null=True)
+    failure_reason = CharField(max_length=200, default="")
+    last_error = TextField(default="")  # the last retryable error (for the owner's page)
+    attempts = IntegerField(default=0)
+    created_at = DateTimeField(default=utcnow, index=True)
+    next_attempt_at = DateTimeField(default=utcnow, index=True)
+    #: Not worth sending after this (a reminder after its grant ended): failed "TooLate".
+    give_up_at = DateTimeField(null=True)
+    sent_at = DateTimeField(null=True)
+    finished_at = DateTimeField(null=True)
+
+
 class SchemaVersion(BaseModel):
     """The schema version this database is at."""
 
@@ -408,7 +446,7 @@ Package.add_index(SQL(PACKAGE_NAME_INDEX))
 
 ALL_MODELS = [Package, Purchase, VoucherBatch, Voucher, Grant, OutboxEvent, CallbackRecord,
               CodeAttempt, AdminUser, LoginFailure, Setting, AuditLog, TokenCache, Job,
-              C2BPayment, GrantDevice, SchemaVersion]
+              C2BPayment, GrantDevice, SmsMessage, SchemaVersion]
 
 
 def init_db(path: str) -> SqliteDatabase:
@@ -572,11 +610,21 @@ def _unique_package_names(migrator) -> None:
     db.execute_sql(PACKAGE_NAME_INDEX)
 
 
+def _purchase_languages(migrator) -> None:
+    """v17: a purchase keeps the customer's language (their SMS receipt speaks it); older
+    purchases are English."""
+    from playhouse.migrate import migrate
+
+    if "language" not in {column.name for column in db.get_columns("purchase")}:
+        migrate(migrator.add_column("purchase", "language", Purchase._meta.fields["language"],
+                                    allow_not_null=True))
+
+
 #: Migrations by target version: ``{2: fn(migrator)}`` using playhouse.migrate.
 MIGRATIONS = {2: _explicit_purchase_states, 3: _admin_session_versions, 4: _limit_keys,
               5: _purchase_references, 6: _account_codes, 8: _grant_bytes_used,
               11: _audit_values, 12: _accounts_and_free_access_keys,
-              13: _unique_package_names}
+              13: _unique_package_names, 17: _purchase_languages}
 
 
 def create_schema() -> int:

@@ -16,7 +16,7 @@ from peewee import IntegrityError, fn
 from ..errors import RouterError, RouterTrap, RouterUnreachable, ValidationError
 from ..models import AuditLog, Grant, Package, Purchase, Voucher, db
 from ..timeutil import backoff_seconds
-from . import devices, events
+from . import devices, events, sms
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,9 @@ def create_grant(package, source: str, now: datetime, *, purchase=None, voucher=
                        # that opens the customer's page, which shows the access code.
                        reference=purchase.checkout_request_id if purchase else None,
                        phone=purchase.phone if purchase else None)
+    if purchase is not None:
+        # The SMS receipt (when SMS is on) is queued with the sale: the agent sends it.
+        sms.queue_receipt(grant, purchase, now)
     return grant
 
 

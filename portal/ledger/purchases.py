@@ -73,7 +73,7 @@ def _package_on_sale(package_id) -> Package:
 
 def start_purchase(package_id, phone_raw, *, mac, ip, link_login_only="", link_orig="",
                    mpesa, callback_url, now, account_reference=None, gateway=None,
-                   source="") -> Purchase:
+                   source="", language="en") -> Purchase:
     """Validate, apply the abuse limits, send the STK Push and record the Purchase.
 
     ``mac`` and ``ip`` are what the phone claims: the router (``gateway``) confirms them
@@ -83,6 +83,7 @@ def start_purchase(package_id, phone_raw, *, mac, ip, link_login_only="", link_o
     both pass the limits). Daraja's answer makes it ``pending`` with its
     CheckoutRequestID; a push whose answer never comes is ``unanswered``: it may have
     reached the phone, so it is never re-sent, and its callback still finds it.
+    ``language`` (en, sw) is the customer's: their SMS receipt speaks it.
     """
     package = _package_on_sale(package_id)
     phone = normalise_phone(phone_raw or "")
@@ -94,7 +95,8 @@ def start_purchase(package_id, phone_raw, *, mac, ip, link_login_only="", link_o
             source=device.source, verified=device.verified,
             link_login_only=link_login_only or "", link_orig=link_orig or "",
             status=Purchase.PUSHING, created_at=now, updated_at=now,
-            account_code=unused_account_code())
+            account_code=unused_account_code(),
+            language=language if language in ("en", "sw") else "en")
     try:
         # The prompt shows the account code the page shows: one code for both ways to
         # pay, and Pull Transactions finds the payment by it (ledger/c2b.py).

@@ -108,7 +108,7 @@ class RowIdConverter(IntegerConverter):
 
 def register(app: Flask) -> None:
     """Register every blueprint, the template helpers and the domain error handlers."""
-    from . import admin, c2b, callback, captive, customer, health
+    from . import admin, c2b, callback, captive, customer, health, sms
     from . import files  # noqa: F401 - adds the logo and hotspot-file routes to customer.bp
 
     # Before the blueprints: their rules take the converter when they are registered.
@@ -118,7 +118,8 @@ def register(app: Flask) -> None:
     app.add_template_global(current_branding, "site_branding")
     app.add_template_global(csp_nonce, "csp_nonce")
     app.after_request(_security_headers)
-    for blueprint in (health.bp, admin.bp, customer.bp, callback.bp, captive.bp, c2b.bp):
+    for blueprint in (health.bp, admin.bp, customer.bp, callback.bp, captive.bp, c2b.bp,
+                      sms.bp):
         app.register_blueprint(blueprint)
 
     @app.errorhandler(KibandaError)
