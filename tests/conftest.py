@@ -23,6 +23,7 @@ from portal import create_app
 from portal.models import create_schema, db, init_db
 from portal.sim.daraja import DarajaSim
 from portal.sim.routeros import RouterSim
+from portal.sim.sms import SmsSim
 
 
 def pytest_configure(config):
@@ -31,6 +32,7 @@ def pytest_configure(config):
         "markers", "site(live_http, daraja, packages, users, demo, **config): the test's site")
     config.addinivalue_line("markers", "router(**options): RouterSim options of router_sim")
     config.addinivalue_line("markers", "daraja(**options): DarajaSim options of daraja_sim")
+    config.addinivalue_line("markers", "sms(**options): SmsSim options of sms_sim")
 
 
 def marker_options(request, name: str) -> dict:
@@ -53,6 +55,14 @@ def router_sim(request):
 def daraja_sim(request):
     """A Daraja emulator that decides at once (options: the ``daraja`` marker)."""
     sim = DarajaSim(**{"decision_delay": 0.0, **marker_options(request, "daraja")}).start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def sms_sim(request):
+    """A running Africa's Talking SMS emulator (options: the ``sms`` marker)."""
+    sim = SmsSim(**marker_options(request, "sms")).start()
     yield sim
     sim.stop()
 

@@ -1,4 +1,4 @@
-"""``kibanda sim router|mpesa --control-port``: the banner names the control interface and
+"""``kibanda sim router|mpesa|sms --control-port``: the banner names the control interface and
 it answers, in a process of its own as a technician would run it."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import subprocess
 import librouteros
 import pytest
 import requests
-from helpers import KIBANDA
+from helpers import KIBANDA, delivery_reports, wait_for
 
 
 def run_until_banner(args: list[str], lines: int, cwd) -> tuple[subprocess.Popen, list[str]]:
@@ -73,7 +73,35 @@ def test_mpesa_with_a_control_port(tmp_path):
     assert "| 254700001032 | cancelled by user (1032) |\n" in printed[:-1]
 
 
-@pytest.mark.parametrize("command", ["router", "mpesa"])
+def test_sms_sends_and_reports_delivery(tmp_path, receiver):
+    process, printed = run_until_banner(
+        ["sms", "--port", "0", "--control-port", "0", "--sender-id", "KIBANDA",
+         "--sender-id", "CAFE", "--api-key", "test-key", "--delivery-report-url", receiver.url,
+         "--delivery-delay", "0"], 5, tmp_path)
+    try:
+        banner, send_line, reports_line, numbers, control = printed
+        assert banner.startswith("Africa's Talking SMS emulator at http://127.0.0.1:")
+        assert "sender ids KIBANDA, CAFE" in banner and "test-key" not in "".join(printed)
+        base = banner.split(" at ")[1].split()[0]
+        assert send_line.startswith(f"send: POST {base}/version1/messaging")
+        assert reports_line == f"delivery reports: {receiver.url}\n"
+        assert "...406 UserInBlacklist" in numbers
+        sent = requests.post(base + "/version1/messaging", timeout=5,
+                             headers={"apiKey": "test-key", "Accept": "application/json"},
+                             data={"username": "sandbox", "to": "+254711000001",
+                                   "message": "Hello", "from": "CAFE"})
+        assert sent.status_code == 201
+        (recipient,) = sent.json()["SMSMessageData"]["Recipients"]
+        assert recipient["status"] == "Success"
+        assert wait_for(lambda: delivery_reports(receiver))
+        assert delivery_reports(receiver)[0]["id"] == recipient["messageId"]
+        url = control_url(control)
+        assert requests.get(url + "/status", timeout=5).json()["url"] == base
+    finally:
+        stop(process)
+
+
+@pytest.mark.parametrize("command", ["router", "mpesa", "sms"])
 def test_no_control_port_unless_asked(tmp_path, command):
     process, (banner,) = run_until_banner([command, "--port", "0"], 1, tmp_path)
     out = stop(process)

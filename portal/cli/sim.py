@@ -1,4 +1,5 @@
-"""``kibanda sim router|mpesa``: run the RouterOS or the Daraja emulator in the foreground.
+"""``kibanda sim router|mpesa|sms``: run the RouterOS, Daraja or Africa's Talking SMS
+emulator in the foreground.
 
 The emulators themselves (:mod:`portal.sim`) are plain classes that tests start
 in-process; this is all they have to do with click.
@@ -13,11 +14,13 @@ import click
 from ..sim.daraja import DarajaSim
 from ..sim.daraja_rules import SANDBOX_PASSKEY, SANDBOX_SHORTCODE, TEST_NUMBER_TABLE
 from ..sim.routeros import RouterSim
+from ..sim.sms import MESSAGING_PATH, SmsSim
+from ..sim.sms_rules import SUFFIX_REFUSALS, STATUS_NAMES
 
 
 @click.group("sim")
 def sim() -> None:
-    """Emulators of the router and of M-Pesa, for tests and demos."""
+    """Emulators of the router, of M-Pesa and of Africa's Talking SMS, for tests and demos."""
 
 
 @sim.command("router")
@@ -73,6 +76,41 @@ def mpesa_command(host, port, consumer_key, consumer_secret, shortcode, passkey,
         f"{consumer_key!r}); Ctrl-C to stop",
         f"settings: KIBANDA_MPESA_BASE_URL={sim.base_url}", "test numbers:", TEST_NUMBER_TABLE,
         "same phone + same amount again within 2 minutes: ResultCode 17", *_control_line(sim)])
+
+
+@sim.command("sms")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8092, show_default=True, type=int, help="HTTP port.")
+@click.option("--username", default="sandbox", show_default=True,
+              help="The account's username (the form field username).")
+@click.option("--api-key", default="kibanda-demo-sms-key", show_default=True,
+              help="The apiKey header every send must carry.")
+@click.option("--sender-id", "sender_ids", multiple=True,
+              help="A registered sender id (repeatable; default KIBANDA). Any other 'from' "
+                   "gets 402 InvalidSenderId.")
+@click.option("--delivery-report-url", default=None,
+              help="Where delivery reports are POSTed (form fields, as Africa's Talking).")
+@click.option("--delivery-delay", default=0.2, show_default=True, type=float,
+              help="Seconds from acceptance to the 'Success' delivery report.")
+@click.option("--balance", default=1000.0, show_default=True, type=float,
+              help="Account balance in KES (0.80 per SMS part).")
+@click.option("--control-port", type=int, default=None,
+              help="Serve the HTTP control interface on this port (0: any free port); "
+                   "off by default. See docs/emulators.md.")
+def sms_command(host, port, username, api_key, sender_ids, delivery_report_url,
+                delivery_delay, balance, control_port):
+    """Run the Africa's Talking SMS emulator until Ctrl-C or SIGTERM."""
+    sim = SmsSim(host=host, port=port, username=username, api_key=api_key,
+                 sender_ids=sender_ids or ("KIBANDA",), balance_kes=balance,
+                 delivery_report_url=delivery_report_url, delivery_delay=delivery_delay,
+                 control_port=control_port)
+    refusals = ", ".join(f"...{code} {STATUS_NAMES[code]}" for code in SUFFIX_REFUSALS)
+    _serve(sim, lambda: [
+        f"Africa's Talking SMS emulator at {sim.url} (username {username!r}, sender ids "
+        f"{', '.join(sim.sender_ids)}); Ctrl-C to stop",
+        f"send: POST {sim.url}{MESSAGING_PATH} with the --api-key as header apiKey",
+        f"delivery reports: {delivery_report_url or 'off (no --delivery-report-url)'}",
+        f"numbers ending in: {refusals}", *_control_line(sim)])
 
 
 def _control_line(sim) -> list[str]:
