@@ -265,6 +265,9 @@ def failure_words(message: SmsMessage, lang: str) -> str:
         reason = message.failure_reason or ""
         if reason in REASONS:
             return translate(REASONS[reason], lang)
+        if message.provider_id:  # accepted, then the delivery report said no
+            return translate("The phone did not receive it ({reason}).", lang,
+                             reason=reason or "-")
         return translate("Africa's Talking refused it ({reason}).", lang, reason=reason or "-")
     if message.state == SmsMessage.QUEUED and message.last_error:
         return translate("Waiting to try again: {error}", lang, error=message.last_error[:120])
