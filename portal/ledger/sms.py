@@ -112,6 +112,10 @@ def time_words(seconds: int, lang: str) -> str:
     return " ".join(shown) or ("dk 0" if lang == "sw" else "0 min")
 
 
+def _sentence_start(words: str) -> str:
+    return words[:1].upper() + words[1:]
+
+
 def local_stamp(moment: datetime) -> str:
     """A time as the SMS writes it, in Nairobi: "03/12 14:05"."""
     return moment.replace(tzinfo=timezone.utc).astimezone(NAIROBI).strftime("%d/%m %H:%M")
@@ -124,7 +128,8 @@ def receipt_text(*, site: str, package: str, code: str, seconds_left: int, until
         "{site}: {package} paid. Access code {code}. {time} left, to {until}. "
         "Type the code on the WiFi page to reconnect.", lang,
         site=short_name(site, SITE_CHARS), package=short_name(package, PACKAGE_CHARS),
-        code=code, time=time_words(seconds_left, lang), until=local_stamp(until)))
+        code=code, time=_sentence_start(time_words(seconds_left, lang)),
+        until=local_stamp(until)))
 
 
 def reminder_text(*, site: str, code: str, until: datetime, lang: str) -> str:

@@ -7,6 +7,7 @@ from flask import current_app, flash, g, redirect, render_template, request, url
 from ...errors import ValidationError
 from ...clients import sms_configured
 from ...ledger.sms import delivery_url
+from ...phone import display_phone
 from ...timeutil import utcnow
 from ...venue import sms
 from ..i18n import current_language
@@ -19,7 +20,8 @@ def _page(values: dict, error: ValidationError | None = None):
     messages = [(message, sms.failure_words(message, lang)) for message in sms.recent()]
     return render_template(
         "admin/sms.html", values=values, messages=messages, totals=sms.totals(utcnow()),
-        shillings=sms.shillings, configured=sms_configured(current_app.config),
+        shillings=sms.shillings, masked=lambda number: display_phone(number, "masked"),
+        configured=sms_configured(current_app.config),
         delivery_url=delivery_url(current_app.config),
         error=error.message_for(lang) if error else None,
         error_field=error.field if error else None), 200 if error is None else 400
