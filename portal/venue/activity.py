@@ -35,6 +35,7 @@ ACTIONS: dict[str, tuple[str, str | None]] = {
     "branding.update": (N_("Branding changed"), "{name}"),
     "branding.logo": (N_("New logo"), "{kind}, {kb} KB"),
     "branding.logo_remove": (N_("Logo removed"), None),
+    "sms.settings": (N_("SMS choices changed"), N_("daily summary {summary}")),
     "grant.manual": (N_("Free access given"), "{code}: {name} ({note})"),
     "grant.free_device": (N_("Freed a device place of an access code"), None),
     "vouchers.create": (N_("Vouchers made"), N_("Batch #{batch}: {count} x {name}")),
