@@ -9,7 +9,7 @@ import pytest
 import requests
 from helpers import CANCELS, PAYER, buy, sms_settings, wait_for
 
-from portal.ledger import c2b, grants, sms
+from portal.ledger import c2b, grants
 from portal.models import Grant, Purchase, SmsMessage, db
 from portal.timeutil import utcnow
 
