@@ -38,3 +38,11 @@ def test_strangers_get_nothing_and_change_nothing(app, client, sent):
                        content_type="application/x-www-form-urlencoded").status_code == 413
     assert client.get(url(app)).status_code == 405
     assert SmsMessage.get_by_id(sent.id).state == "sent"
+
+
+def test_the_secret_never_reaches_a_request_log():
+    from portal.web.callback import redact_secret
+
+    line = '127.0.0.1 - "POST /sms/delivery/Zx9-secret_value HTTP/1.1" 200'
+    assert redact_secret(line) == '127.0.0.1 - "POST /sms/delivery/*** HTTP/1.1" 200'
+    assert redact_secret("POST /mpesa/callback/abc/def") == "POST /mpesa/callback/***"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import current_app, flash, g, redirect, render_template, request, url_for
 
-from ...errors import ValidationError
 from ...clients import sms_configured
+from ...errors import ValidationError
 from ...ledger.sms import delivery_url
 from ...phone import display_phone
 from ...timeutil import utcnow
