@@ -18,6 +18,13 @@ from ..sim.sms import MESSAGING_PATH, SmsSim
 from ..sim.sms_rules import SUFFIX_REFUSALS, STATUS_NAMES
 
 
+#: Every emulator's --control-port option.
+CONTROL_PORT = click.option(
+    "--control-port", type=int, default=None,
+    help="Serve the HTTP control interface on this port (0: any free port); off by default. "
+         "See docs/emulators.md.")
+
+
 @click.group("sim")
 def sim() -> None:
     """Emulators of the router, of M-Pesa and of Africa's Talking SMS, for tests and demos."""
@@ -34,9 +41,7 @@ def sim() -> None:
 @click.option("--state", "state_file", type=click.Path(dir_okay=False), default=None,
               help="JSON file to load the router state from and save it to.")
 @click.option("--factory-defaults", is_flag=True, help="Start as a reset router: no bridge, no hotspot.")
-@click.option("--control-port", type=int, default=None,
-              help="Serve the HTTP control interface on this port (0: any free port); "
-                   "off by default. See docs/emulators.md.")
+@CONTROL_PORT
 def router_command(host, port, user, password, version, latency_ms, state_file, factory_defaults,
                    control_port):
     """Run the RouterOS API emulator until Ctrl-C or SIGTERM."""
@@ -59,9 +64,7 @@ def router_command(host, port, user, password, version, latency_ms, state_file, 
               help="Seconds from push to outcome (the customer 'typing the PIN').")
 @click.option("--callback-delay", default=0.0, show_default=True, type=float,
               help="Extra seconds before the callback is POSTed.")
-@click.option("--control-port", type=int, default=None,
-              help="Serve the HTTP control interface on this port (0: any free port); "
-                   "off by default. See docs/emulators.md.")
+@CONTROL_PORT
 @click.option("--sandbox", is_flag=True,
               help="Refuse C2B URL registration, as the real Daraja sandbox does.")
 def mpesa_command(host, port, consumer_key, consumer_secret, shortcode, passkey,
@@ -94,9 +97,7 @@ def mpesa_command(host, port, consumer_key, consumer_secret, shortcode, passkey,
               help="Seconds from acceptance to the 'Success' delivery report.")
 @click.option("--balance", default=1000.0, show_default=True, type=float,
               help="Account balance in KES (0.80 per SMS part).")
-@click.option("--control-port", type=int, default=None,
-              help="Serve the HTTP control interface on this port (0: any free port); "
-                   "off by default. See docs/emulators.md.")
+@CONTROL_PORT
 def sms_command(host, port, username, api_key, sender_ids, delivery_report_url,
                 delivery_delay, balance, control_port):
     """Run the Africa's Talking SMS emulator until Ctrl-C or SIGTERM."""

@@ -14,12 +14,12 @@ import json
 import logging
 import math
 import re
-import socket
-import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote, urlsplit
+
+from .httpbase import Serving, base_url
 
 log = logging.getLogger("kibanda.sim.control")
 
@@ -82,28 +82,20 @@ class ControlServer:
         self.routes = list(routes)
         self.name = name
         self.port = 0
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._serving: Serving | None = None
 
     def start(self) -> "ControlServer":
         """Bind and serve; ``port`` is the bound port afterwards."""
-        self._server = _Server((self.host, self.requested_port), self)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05},
-                                        name=f"{self.name}-http", daemon=True)
-        self._thread.start()
+        self._serving = Serving(self.host, self.requested_port, _Handler, self,
+                                f"{self.name}-http")
+        self.port = self._serving.port
         return self
 
     def stop(self) -> None:
         """Stop serving and wait for the requests in hand."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if self._serving is not None:
+            self._serving.stop()
+            self._serving = None
 
     def answer(self, method: str, target: str, raw_body: bytes) -> tuple[int, Any]:
         """The status and JSON answer to one request."""
@@ -165,19 +157,7 @@ class Controllable:
         """The HTTP control interface, e.g. ``http://127.0.0.1:54321`` (None when off)."""
         if self._control is None:
             return None
-        return f"http://{self.host}:{self.control_port}"
-
-
-class _Server(ThreadingHTTPServer):
-    # Non-daemon request threads, so server_close() waits for the requests in hand.
-    daemon_threads = False
-    block_on_close = True
-
-    def __init__(self, address, control: ControlServer):
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
-        self.control = control
+        return base_url(self.host, self.control_port)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -192,7 +172,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(413, {"error": f"the body is over {MAX_BODY} bytes"})
             return
         raw = self.rfile.read(length) if length else b""
-        status, answer = self.server.control.answer(self.command, self.path, raw)
+        status, answer = self.server.owner.answer(self.command, self.path, raw)
         self._send(status, answer)
 
     do_GET = do_POST = do_PUT = do_DELETE = _serve  # noqa: N815 - http.server's naming

@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 from ..timeutil import utcnow
@@ -30,19 +30,10 @@ from .daraja_rules import (
     check_credentials, check_push, decide, error_body, new_checkout_id, new_receipt,
     new_request_id, outcome_of, query_body,
 )
+from .httpbase import EmulatorServer, base_url
 
 log = logging.getLogger("kibanda.sim.daraja")
 PUSH_ACCEPTED = "Success. Request accepted for processing"
-
-
-class _Server(ThreadingHTTPServer):
-    # Non-daemon request threads, so server_close() joins every one of them.
-    daemon_threads = False
-    block_on_close = True
-
-    def __init__(self, address, sim: "DarajaSim"):
-        super().__init__(address, _Handler)
-        self.sim = sim
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -52,10 +43,10 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 5
 
     def do_GET(self):  # noqa: N802 - http.server's naming
-        self.server.sim._dispatch(self, "GET")
+        self.server.owner._dispatch(self, "GET")
 
     def do_POST(self):  # noqa: N802
-        self.server.sim._dispatch(self, "POST")
+        self.server.owner._dispatch(self, "POST")
 
     def log_message(self, format, *args):  # noqa: A002 - signature from http.server
         log.debug("%s %s", self.address_string(), format % args)
@@ -119,7 +110,7 @@ class DarajaSim(Controllable):
         self.c2b = C2BBook(self.shortcode, till_number, sandbox=sandbox,
                            timeout=callback_timeout)
         self._serial = 0
-        self._server: _Server | None = None
+        self._server: EmulatorServer | None = None
         self._threads: list[threading.Thread] = []
         # Set by stop(): push answers held back stop waiting and close their connection.
         self._halt = threading.Event()
@@ -131,7 +122,7 @@ class DarajaSim(Controllable):
 
     def start(self) -> "DarajaSim":
         """Listen and serve in background threads; returns self."""
-        self._server = _Server((self.host, self.port), self)
+        self._server = EmulatorServer((self.host, self.port), _Handler, self)
         self.port = self._server.server_address[1]
         self._halt.clear()
         self._callbacks.resume()
@@ -168,7 +159,7 @@ class DarajaSim(Controllable):
     @property
     def base_url(self) -> str:
         """Where the emulator listens, e.g. ``http://127.0.0.1:54321``."""
-        return f"http://{self.host}:{self.port}"
+        return base_url(self.host, self.port)
 
     @property
     def callback_timeout(self) -> float:

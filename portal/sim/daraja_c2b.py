@@ -16,14 +16,12 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
-import ssl
 import threading
 from datetime import datetime, timedelta, timezone
-from urllib.parse import urlsplit
 
 from ..timeutil import NAIROBI, utcnow
-from .daraja_callbacks import request_target
 from .daraja_rules import Refusal, bad_request, new_receipt, new_request_id
+from .httpbase import post_bytes
 
 #: How far back Pull Transactions looks.
 PULL_HORIZON = timedelta(hours=48)
@@ -44,24 +42,13 @@ def hashed(phone: str) -> str:
 
 def post_and_read(url: str, body: dict, timeout: float) -> tuple[int, dict | None]:
     """POST ``body`` as JSON to ``url`` as written; returns (status, JSON answer or None)."""
-    parts = urlsplit(url)
-    if parts.scheme == "https":
-        connection = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout,
-                                                 context=ssl.create_default_context())
-    else:
-        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    status, raw = post_bytes(url, json.dumps(body).encode(),
+                             {"Content-Type": "application/json"}, timeout)
     try:
-        connection.request("POST", request_target(url), body=json.dumps(body).encode(),
-                           headers={"Content-Type": "application/json"})
-        response = connection.getresponse()
-        raw = response.read()
-        try:
-            answer = json.loads(raw or b"null")
-        except ValueError:
-            answer = None
-        return response.status, answer if isinstance(answer, dict) else None
-    finally:
-        connection.close()
+        answer = json.loads(raw or b"null")
+    except ValueError:
+        answer = None
+    return status, answer if isinstance(answer, dict) else None
 
 
 class C2BBook:

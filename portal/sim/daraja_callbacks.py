@@ -6,9 +6,7 @@ a heap and its thread POSTs each callback when due, recording the receiver's HTT
 (or the error) on the push. It shares the emulator's lock and transactions.
 
 The POST goes to the CallBackURL exactly as the push gave it, path and query string
-byte for byte (``post_json``): an HTTP library that re-quotes URLs would turn
-``%7E`` into ``~`` or upper-case ``%2f``, and a receiver that signs or looks up an
-opaque reference in its URL must see what it sent.
+byte for byte (``post_json``, on ``httpbase.post_bytes``).
 """
 from __future__ import annotations
 
@@ -16,13 +14,12 @@ import heapq
 import http.client
 import json
 import logging
-import ssl
 import threading
 import time
-from urllib.parse import urlsplit
 
 from ..timeutil import nairobi_timestamp, utcnow
 from .daraja_rules import LATE, LOST, TWICE, callback_body
+from .httpbase import post_bytes
 
 log = logging.getLogger("kibanda.sim.daraja")
 
@@ -30,37 +27,12 @@ log = logging.getLogger("kibanda.sim.daraja")
 SECOND_COPY_AFTER = 0.05
 
 
-def request_target(url: str) -> str:
-    """The request target of ``url`` as written: its path and query (never the fragment)."""
-    rest = url.split("://", 1)[1]
-    start = min([i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0],
-                default=len(rest))
-    target = rest[start:].split("#", 1)[0]
-    return target if target.startswith("/") else "/" + target
-
-
 def post_json(url: str, body: dict, timeout: float) -> int:
-    """POST ``body`` as JSON to ``url`` unchanged; returns the HTTP status.
-
-    Raises OSError (no connection, timeout), http.client.HTTPException (a broken answer)
-    or ValueError (a URL that cannot go on the request line).
-    """
-    parts = urlsplit(url)
-    if parts.scheme == "https":
-        connection = http.client.HTTPSConnection(
-            parts.hostname, parts.port, timeout=timeout, context=ssl.create_default_context())
-    else:
-        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
-    payload = json.dumps(body).encode()
-    try:
-        connection.request("POST", request_target(url), body=payload,
-                           headers={"Content-Type": "application/json",
-                                    "Accept": "application/json"})
-        response = connection.getresponse()
-        response.read()
-        return response.status
-    finally:
-        connection.close()
+    """POST ``body`` as JSON to ``url`` unchanged (``httpbase.post_bytes``); the HTTP status."""
+    status, _answer = post_bytes(url, json.dumps(body).encode(),
+                                 {"Content-Type": "application/json",
+                                  "Accept": "application/json"}, timeout)
+    return status
 
 
 def callback_times(txn: dict, callback_delay: float, late_delay: float) -> list[float]:

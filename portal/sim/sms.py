@@ -18,11 +18,12 @@ import json
 import logging
 import threading
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlsplit
 
 from ..timeutil import utcnow
 from .control import Controllable
+from .httpbase import Serving, base_url
 from .sms_reports import ReportTimer, post_form, report_form
 from .sms_rules import (
     AUTH_FAILED, DELIVERY_STATUSES, FAILURE_REASONS, INSUFFICIENT_BALANCE, INVALID_PHONE,
@@ -41,16 +42,6 @@ _FAULT_ANSWERS = {"http500": (500, "Internal Server Error"),
                   "http503": (503, "Service Unavailable")}
 
 
-class _Server(ThreadingHTTPServer):
-    # Non-daemon request threads, so server_close() joins every one of them.
-    daemon_threads = False
-    block_on_close = True
-
-    def __init__(self, address, sim: "SmsSim"):
-        super().__init__(address, _Handler)
-        self.sim = sim
-
-
 class _Handler(BaseHTTPRequestHandler):
     # HTTP/1.0: one request per connection, so no idle keep-alive thread outlives stop().
     protocol_version = "HTTP/1.0"
@@ -58,7 +49,7 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 5
 
     def do_POST(self):  # noqa: N802 - http.server's naming
-        self.server.sim._serve(self)
+        self.server.owner._serve(self)
 
     def do_GET(self):  # noqa: N802
         path = urlsplit(self.path).path
@@ -128,8 +119,7 @@ class SmsSim(Controllable):
         self._lock = threading.Lock()
         self._halt = threading.Event()
         self._reports = ReportTimer(self._auto_report)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._serving: Serving | None = None
         self._requested_control_port = control_port
         self._control = None
 
@@ -138,12 +128,8 @@ class SmsSim(Controllable):
     def start(self) -> "SmsSim":
         """Bind and serve; ``port`` and ``url`` are the bound ones afterwards."""
         self._halt.clear()
-        self._server = _Server((self.host, self.port), self)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05},
-                                        name="sms-sim-http", daemon=True)
-        self._thread.start()
+        self._serving = Serving(self.host, self.port, _Handler, self, "sms-sim-http")
+        self.port = self._serving.port
         self._reports.start()
         from .sms_control import control_routes
 
@@ -154,13 +140,9 @@ class SmsSim(Controllable):
         """Stop serving; held-back answers are dropped, reports not yet due never sent."""
         self._halt.set()
         self._stop_control()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if self._serving is not None:
+            self._serving.stop()
+            self._serving = None
         self._reports.stop()
 
     def __enter__(self) -> "SmsSim":
@@ -172,7 +154,7 @@ class SmsSim(Controllable):
     @property
     def url(self) -> str:
         """The base URL, e.g. ``http://127.0.0.1:54321`` (POST to ``url + MESSAGING_PATH``)."""
-        return f"http://{self.host}:{self.port}"
+        return base_url(self.host, self.port)
 
     @property
     def balance_kes(self) -> float:

@@ -8,13 +8,13 @@ due; ``SmsSim.deliver`` sends one at once in the caller's thread.
 from __future__ import annotations
 
 import heapq
-import http.client
 import itertools
-import ssl
 import threading
 import time
 from typing import Callable
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
+
+from .httpbase import post_bytes
 
 #: Seconds to connect to, and then to wait for, the delivery-report receiver.
 REPORT_TIMEOUT = 5.0
@@ -31,28 +31,14 @@ def report_form(message: dict, status: str, failure_reason: str | None,
 
 
 def post_form(url: str, form: dict, timeout: float = REPORT_TIMEOUT) -> int:
-    """POST ``form`` url-encoded to ``url``; the receiver's HTTP status.
+    """POST ``form`` url-encoded to ``url`` as written; the receiver's HTTP status.
 
     Raises OSError (no connection, timeout), http.client.HTTPException (a broken answer)
-    or ValueError (a URL that cannot go on the request line).
+    or ValueError (not an http(s) URL).
     """
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"not an http(s) URL: {url!r}")
-    if parts.scheme == "https":
-        connection = http.client.HTTPSConnection(
-            parts.hostname, parts.port, timeout=timeout, context=ssl.create_default_context())
-    else:
-        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    try:
-        connection.request("POST", target, body=urlencode(form).encode(),
-                           headers={"Content-Type": "application/x-www-form-urlencoded"})
-        response = connection.getresponse()
-        response.read()
-        return response.status
-    finally:
-        connection.close()
+    status, _answer = post_bytes(url, urlencode(form).encode(),
+                                 {"Content-Type": "application/x-www-form-urlencoded"}, timeout)
+    return status
 
 
 class ReportTimer:
