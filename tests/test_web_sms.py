@@ -46,3 +46,4 @@ def test_the_secret_never_reaches_a_request_log():
     line = '127.0.0.1 - "POST /sms/delivery/Zx9-secret_value HTTP/1.1" 200'
     assert redact_secret(line) == '127.0.0.1 - "POST /sms/delivery/*** HTTP/1.1" 200'
     assert redact_secret("POST /mpesa/callback/abc/def") == "POST /mpesa/callback/***"
+
