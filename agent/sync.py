@@ -25,7 +25,7 @@ from typing import Callable
 import requests
 
 from portal import signing, upstream
-from portal.ledger import c2b, callbacks, grants
+from portal.ledger import c2b, callbacks, grants, sms
 from portal.models import OutboxEvent, db
 from portal.timeutil import backoff_seconds
 
@@ -269,8 +269,18 @@ def settle_relayed_c2b(agent, message: dict, now: datetime) -> None:
         grants.provision_if_due(outcome.grant, agent.gateway, now)
 
 
+def record_relayed_delivery(agent, message: dict, now: datetime) -> None:
+    """A relayed SMS delivery report: what ``POST /sms/delivery/<secret>`` does."""
+    body = str(message.get("body") or "").encode("utf-8")
+    status = sms.receive_delivery(agent.config, str(message.get("path") or ""),
+                                  sms.parse_form(body), now)
+    if status != 200:
+        log.warning("relayed SMS delivery report %s refused (wrong secret)", message.get("id"))
+
+
 RELAY_HANDLERS: dict[str, Callable] = {"stk_callback": settle_relayed_stk,
-                                       "c2b_confirmation": settle_relayed_c2b}
+                                       "c2b_confirmation": settle_relayed_c2b,
+                                       "sms_delivery": record_relayed_delivery}
 
 
 class RelayFetcher:

@@ -19,9 +19,10 @@ from peewee import DatabaseError
 
 from portal import clients, jobs
 from portal.errors import KibandaError, RouterError, RouterUnreachable
-from portal.ledger import c2b, fair_use, grants, purchases, reconcile, router_state, windows
+from portal.ledger import c2b, fair_use, grants, purchases, reconcile, router_state, sms, windows
 from portal.models import CallbackRecord, CodeAttempt, Job, LoginFailure, db
 from portal.venue import heartbeat, vouchers
+from portal.venue import sms as owner_sms
 from portal.timeutil import utcnow
 
 from . import sync
@@ -51,11 +52,15 @@ class CycleReport:
 class Agent:
     """One site's background worker; ``gateway`` and ``mpesa`` default to the settings'."""
 
-    def __init__(self, config, gateway=None, mpesa=None):
+    def __init__(self, config, gateway=None, mpesa=None, sms_provider=None):
         self.config = config
         self._gateway = gateway
         self._mpesa = mpesa
-        self._owns = {"gateway": gateway is None, "mpesa": mpesa is None}
+        self._sms = sms_provider
+        self._owns = {"gateway": gateway is None, "mpesa": mpesa is None,
+                      "sms": sms_provider is None}
+        #: What the last read of the router said (None: not read yet), for the owner's alert.
+        self.router_ok: bool | None = None
         # The cycle, in order: settlement first so a grant it creates is provisioned in the
         # same cycle; queued jobs (voucher pushes) last, as they may take a while.
         # Expiry needs nothing but the router and this clock: no M-Pesa, no uplink.
@@ -74,6 +79,7 @@ class Agent:
             ("fair_use", self.slow_capped),
             ("reconcile", self.reconcile_router),
             ("jobs", self.run_jobs),
+            ("sms", self.send_sms),
             ("heartbeat", self.heartbeat),
             ("prune", self.prune),
             ("relay", self.fetch_relayed),
@@ -112,10 +118,17 @@ class Agent:
             self._mpesa = clients.mpesa_client(self.config)
         return self._mpesa
 
+    @property
+    def sms(self):
+        """The SMS provider (None when SMS is not set up)."""
+        if self._sms is None:
+            self._sms = clients.sms_provider(self.config)
+        return self._sms
+
     def close(self) -> None:
         """Close the clients this agent created (not those it was given)."""
         self.uploader.close()
-        for name in ("gateway", "mpesa"):
+        for name in ("gateway", "mpesa", "sms"):
             client = getattr(self, "_" + name)
             if self._owns[name] and client is not None and hasattr(client, "close"):
                 client.close()
@@ -179,8 +192,10 @@ class Agent:
         except RouterError as exc:
             # A router that is down is a wait (tried again next cycle), not a failure.
             log.info("router check waits for the router: %s", exc.operator_message)
+            self.router_ok = False
             return 0
         self._router_checked_at = now
+        self.router_ok = True
         return router_state.track(self._snapshot, now, self.router_batch).changes
 
     def slow_capped(self, now: datetime) -> int:
@@ -239,6 +254,20 @@ class Agent:
             else:
                 jobs.finish(job, now)
         return ran
+
+    def send_sms(self, now: datetime) -> int:
+        """Send queued SMS (receipts first queued with their sale), then queue what is due
+        for the owner (reminders, the daily summary, router and uplink alerts) and send
+        that too; returns how many were sent. Nothing at all when SMS is not set up."""
+        if not owner_sms.record_configuration(self.config):
+            return 0
+        report = sms.send_due(self.sms, now)
+        router_ok, self.router_ok = self.router_ok, None  # each reading is used once
+        if owner_sms.queue_owner_messages(now, self.config, router_ok=router_ok,
+                                          uplink_ok=report.reachable):
+            more = sms.send_due(self.sms, now)
+            report.sent += more.sent
+        return report.sent
 
     def push_vouchers(self, job: Job, now: datetime) -> None:
         """A voucher batch an owner made: put its codes on the router (resumable)."""

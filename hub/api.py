@@ -87,6 +87,14 @@ def relay_c2b_confirmation(slug: str, rest: str = ""):
     return jsonify(ACCEPTED)
 
 
+@bp.post("/relay/<slug>/sms/delivery/<path:rest>")
+def relay_sms_delivery(slug: str, rest: str):
+    """An SMS delivery report (Africa's Talking) for a site behind NAT: held, answered 200."""
+    relay.hold(slug, RelayMessage.SMS_DELIVERY, rest, request.get_data(cache=False),
+               request.remote_addr or "", utcnow())
+    return "", 200
+
+
 @bp.post("/relay/<slug>/mpesa/c2b/validation")
 @bp.post("/relay/<slug>/mpesa/c2b/validation/<path:rest>")
 def relay_c2b_validation(slug: str, rest: str = ""):

@@ -97,7 +97,7 @@ class SeenSignature(BaseModel):
 class RelayMessage(BaseModel):
     """An M-Pesa message Safaricom posted to the hub for a site behind NAT."""
 
-    STK, C2B = "stk_callback", "c2b_confirmation"
+    STK, C2B, SMS_DELIVERY = "stk_callback", "c2b_confirmation", "sms_delivery"
 
     id = AutoField()
     site = ForeignKeyField(HubSite, backref="relayed", on_delete="CASCADE")

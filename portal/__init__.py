@@ -46,6 +46,12 @@ def create_app(test_config: dict | None = None, instance: str | None = None) -> 
 
     init_db(app.config["DATABASE"])
     create_schema()
+    from .venue.sms import record_configuration
+
+    with db.connection_context():
+        # Code without the settings at hand (a sale's receipt) learns from the database
+        # whether SMS is on.
+        record_configuration(app.config)
 
     @app.before_request
     def _connect():

@@ -14,6 +14,7 @@ from .models import TokenCache, db
 from .mpesa import MpesaClient
 from .mpesa.tokens import CachedToken, Usable
 from .routeros import RouterGateway
+from .sms.africastalking import AfricasTalking
 from .timeutil import utcnow
 
 _CLAIM_SUFFIX = ":refreshing"
@@ -70,3 +71,18 @@ def mpesa_client(config: Mapping[str, Any]) -> MpesaClient:
 def router_gateway(config: Mapping[str, Any]) -> RouterGateway:
     """The site's router gateway."""
     return RouterGateway.from_settings(config)
+
+
+def sms_configured(config: Mapping[str, Any]) -> bool:
+    """True when SMS is set up (a username and an API key); otherwise SMS is simply off."""
+    return bool(str(config.get("SMS_USERNAME") or "").strip()
+                and str(config.get("SMS_API_KEY") or "").strip())
+
+
+def sms_provider(config: Mapping[str, Any]) -> AfricasTalking | None:
+    """The site's SMS provider, or None when SMS is not set up."""
+    if not sms_configured(config):
+        return None
+    return AfricasTalking(str(config["SMS_USERNAME"]).strip(), str(config["SMS_API_KEY"]).strip(),
+                          sender_id=str(config.get("SMS_SENDER_ID") or "").strip(),
+                          base=str(config.get("SMS_BASE_URL") or "").strip())

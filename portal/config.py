@@ -87,17 +87,28 @@ DEFAULTS: dict[str, object] = {
     "UPSTREAM_KEY_ID": "",
     # M-Pesa posts to the hub's relay (this site has no public address); the agent fetches.
     "MPESA_RELAY": False,
+    # SMS (Africa's Talking): receipts, reminders, the owner's summary and alerts. No
+    # username or API key: SMS is off. SMS_BASE_URL empty: the live API, or the sandbox
+    # for the username "sandbox". SMS_SENDER_ID: a registered sender id or shortcode
+    # (empty: Africa's Talking's default). The owner is alerted when the router or the
+    # internet link has been down this many minutes.
+    "SMS_USERNAME": "",
+    "SMS_API_KEY": "",
+    "SMS_SENDER_ID": "",
+    "SMS_BASE_URL": "",
+    "SMS_ALERT_AFTER_MINUTES": 15,
 }
 
 SECRET_FILES = {
     "SECRET_KEY": "secret_key",
     "FERNET_KEY": "fernet.key",
     "CALLBACK_SECRET": "callback_secret",
+    "SMS_DELIVERY_SECRET": "sms_delivery_secret",
 }
 CONFIG_FILE = "kibanda.toml"
 #: Settings stored encrypted in kibanda.toml (environment variables stay as they are).
 SECRET_SETTINGS = ("ROUTER_PASSWORD", "MPESA_CONSUMER_KEY", "MPESA_CONSUMER_SECRET",
-                   "MPESA_PASSKEY", "MPESA_SECURITY_CREDENTIAL")
+                   "MPESA_PASSKEY", "MPESA_SECURITY_CREDENTIAL", "SMS_API_KEY")
 ENCRYPTED_PREFIX = "fernet:"
 
 
@@ -160,6 +171,7 @@ def ensure_instance(path: Path) -> list[str]:
         "secret_key": lambda: secrets.token_hex(32).encode(),
         "fernet.key": Fernet.generate_key,
         "callback_secret": lambda: secrets.token_urlsafe(24).encode(),
+        "sms_delivery_secret": lambda: secrets.token_urlsafe(24).encode(),
     }
     for filename, make in generators.items():
         if _write_private(path / filename, make()):

@@ -142,6 +142,8 @@ class Purchase(BaseModel):
     #: The id of the Grant this purchase tops up (None: a new grant). A plain column, not
     #: a foreign key: Grant is declared after Purchase and points back at it.
     topup_of = IntegerField(null=True, index=True)
+    #: The language the customer bought in (en, sw): their SMS receipt speaks it.
+    language = CharField(max_length=2, default="en", constraints=[SQL("DEFAULT 'en'")])
 
 
 class VoucherBatch(BaseModel):
@@ -431,6 +433,42 @@ class TrialClaim(BaseModel):
         indexes = ((("day", "phone"), True), (("day", "mac"), True))
 
 
+class SmsMessage(BaseModel):
+    """One SMS Kibanda sends (a receipt, a reminder, the owner's summary or an alert).
+
+    The row is the outbox: written queued (a receipt in the sale's own transaction), sent
+    by the agent. queued: waiting (again, after a retryable error, from ``next_attempt_at``).
+    sending: handed to the provider; a row left here by a crash is never sent again
+    (``ledger/sms.py``). sent: accepted (``provider_id``, ``cost_cents``). delivered /
+    failed: the last word (a refusal, a delivery report, or too many attempts), with the
+    provider's reason in ``failure_reason``.
+    """
+
+    QUEUED, SENDING, SENT, DELIVERED, FAILED = "queued", "sending", "sent", "delivered", "failed"
+
+    #: What it is about, unique: a receipt is sent once per grant (``receipt:<grant id>``),
+    #: the summary once a day (``summary:2026-12-02``).
+    key = CharField(max_length=80, unique=True)
+    kind = CharField(max_length=12)  # receipt, reminder, summary, alert
+    to = CharField(max_length=16)  # +2547XXXXXXXX
+    language = CharField(max_length=2, default="en")
+    text = TextField()
+    state = CharField(max_length=10, default=QUEUED, index=True)
+    provider_id = CharField(max_length=80, null=True, index=True)
+    cost_cents = IntegerField(default=0)  # hundredths of a shilling, as the provider charged
+    parts = IntegerField(default=1)
+    failure_code = IntegerField(null=True)
+    failure_reason = CharField(max_length=200, default="")
+    last_error = TextField(default="")  # the last retryable error (for the owner's page)
+    attempts = IntegerField(default=0)
+    created_at = DateTimeField(default=utcnow, index=True)
+    next_attempt_at = DateTimeField(default=utcnow, index=True)
+    #: Not worth sending after this (a reminder after its grant ended): failed "TooLate".
+    give_up_at = DateTimeField(null=True)
+    sent_at = DateTimeField(null=True)
+    finished_at = DateTimeField(null=True)
+
+
 class SchemaVersion(BaseModel):
     """The schema version this database is at."""
 
@@ -446,7 +484,7 @@ Package.add_index(SQL(PACKAGE_NAME_INDEX))
 
 ALL_MODELS = [Package, Purchase, VoucherBatch, Voucher, Grant, OutboxEvent, CallbackRecord,
               CodeAttempt, AdminUser, LoginFailure, Setting, AuditLog, TokenCache, Job,
-              C2BPayment, GrantDevice, TrialClaim, SchemaVersion]
+              C2BPayment, GrantDevice, TrialClaim, SmsMessage, SchemaVersion]
 
 
 def init_db(path: str) -> SqliteDatabase:
@@ -640,12 +678,18 @@ def _top_ups(migrator) -> None:
     db.execute_sql("CREATE INDEX IF NOT EXISTS purchase_topup_of ON purchase (topup_of)")
 
 
+def _purchase_languages(migrator) -> None:
+    """v17: a purchase keeps the customer's language (their SMS receipt speaks it); older
+    purchases are English."""
+    _add_columns([(Purchase, "language")])
+
+
 #: Migrations by target version: ``{2: fn(migrator)}`` using playhouse.migrate.
 MIGRATIONS = {2: _explicit_purchase_states, 3: _admin_session_versions, 4: _limit_keys,
               5: _purchase_references, 6: _account_codes, 8: _grant_bytes_used,
               11: _audit_values, 12: _accounts_and_free_access_keys,
               13: _unique_package_names, 14: _fair_use, 15: _time_windows, 16: _top_ups,
-              19: _window_vouchers}
+              17: _purchase_languages, 19: _window_vouchers}
 
 
 def create_schema() -> int:

@@ -580,3 +580,9 @@ def delivery_reports(receiver: CallbackReceiver) -> list[dict]:
     with receiver.arrived:
         return [{k: v[0] for k, v in parse_qs(body.decode()).items()}
                 for body in receiver.bodies]
+
+
+def sms_settings(sim, **extra) -> dict:
+    """A site's settings for SMS through ``SmsSim`` (its sandbox account)."""
+    return {"SMS_USERNAME": sim.username, "SMS_API_KEY": sim.api_key, "SMS_BASE_URL": sim.url,
+            **extra}

@@ -367,3 +367,28 @@ def test_a_relayed_body_a_handler_refuses_is_acknowledged_not_fetched_forever(
         assert agent.fetch_relayed(utcnow() + timedelta(seconds=2)) == 0
     assert seen == ["{not json"]
     assert _held(RelayMessage) == 0
+
+
+def test_an_sms_delivery_report_relayed_by_the_hub_updates_the_message(site, agent, live_hub,
+                                                                       hub_app):
+    from hub.models import RelayMessage
+    from portal.ledger import sms
+    from portal.models import SmsMessage
+
+    enroll_site(site.app.config, live_hub)
+    site.app.config["MPESA_RELAY"] = True
+    secret = site.app.config["SMS_DELIVERY_SECRET"]
+    url = sms.delivery_url(site.app.config)
+    assert url == f"{live_hub}/relay/cafe-1/sms/delivery/{secret}"
+    with db.connection_context():
+        row = SmsMessage.create(key="receipt:1", kind="receipt", to="+254711000001",
+                                text="code 12345678", state="sent", provider_id="ATXid_1")
+    hub = hub_app.test_client()
+    path = url[len(live_hub):]
+    assert hub.post(path, data={"id": "ATXid_1", "status": "Success"}).status_code == 200
+    # Forged: a wrong secret is held by the hub too, but changes nothing at the site.
+    hub.post("/relay/cafe-1/sms/delivery/forged", data={"id": "ATXid_1", "status": "Failed"})
+    with db.connection_context():
+        assert agent.fetch_relayed(utcnow()) == 2
+        assert SmsMessage.get_by_id(row.id).state == "delivered"
+    assert _held(RelayMessage) == 0

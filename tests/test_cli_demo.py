@@ -159,3 +159,24 @@ def test_demo_request_log_hides_the_callback_secret(site, caplog):
     lines = [record.getMessage() for record in caplog.records if record.name == "werkzeug"]
     assert any("POST /mpesa/callback/*** HTTP/1.1" in line for line in lines), lines
     assert not any(secret in line for line in lines)
+
+
+@pytest.mark.site(demo=True)
+def test_a_demo_purchase_shows_its_sms_receipt_on_the_owners_page(site):
+    from helpers import PAYER, Browser, buy, make_users, visible_text, wait_for
+
+    from portal.cli.demo_site import DEMO_DEVICE
+    from portal.models import Grant, Purchase, SmsMessage, db
+
+    with db.connection_context():
+        purchase = buy(site, PAYER, name="1 hour", mac=DEMO_DEVICE["mac"], ip=DEMO_DEVICE["ip"])
+    with db.connection_context():
+        assert wait_for(lambda: Purchase.get_by_id(purchase.id).status == "paid", timeout=15)
+        code = Grant.get(Grant.purchase == purchase.id).username
+        assert wait_for(lambda: SmsMessage.select().where(
+            SmsMessage.state == "delivered").exists(), timeout=15)
+    make_users(site.app)
+    browser = Browser(site.app)
+    browser.login()
+    page = visible_text(browser.text("/admin/sms"))
+    assert code in page and "delivered" in page

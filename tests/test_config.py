@@ -11,7 +11,7 @@ from portal.config import ensure_instance, load_settings, write_config_values
 def test_instance_keys_are_private_and_never_overwritten(tmp_path):
     path = tmp_path / "inst"
     created = ensure_instance(path)
-    assert set(created) == {"secret_key", "fernet.key", "callback_secret"}
+    assert set(created) == {"secret_key", "fernet.key", "callback_secret", "sms_delivery_secret"}
     for name in created:
         assert stat.S_IMODE(os.stat(path / name).st_mode) == 0o600
     before = (path / "fernet.key").read_bytes()
@@ -82,7 +82,8 @@ def test_instance_folder_and_database_files_are_private_new_and_existing(make_si
 
 
 SECRETS = {"ROUTER_PASSWORD": "ruta-siri-123", "MPESA_CONSUMER_KEY": "ck-abc-123",
-           "MPESA_CONSUMER_SECRET": "cs-def-456", "MPESA_PASSKEY": "pk-bfb279f9aa9bdbcf"}
+           "MPESA_CONSUMER_SECRET": "cs-def-456", "MPESA_PASSKEY": "pk-bfb279f9aa9bdbcf",
+           "SMS_API_KEY": "atsk_9f8e7d6c5b4a"}
 
 
 def test_secrets_written_to_the_instance_are_encrypted_and_read_back(tmp_path):

@@ -21,7 +21,7 @@ WIDTH, HEIGHT = 360, 740
 HEADER_MAX = 110
 OWNER_PAGES = ["/admin/dashboard", "/admin/vouchers", "/admin/vouchers/1", "/admin/users",
                "/admin/router", "/admin/search?q=0712", "/admin/packages", "/admin/audit",
-               "/admin/grant", "/admin/branding"]
+               "/admin/grant", "/admin/branding", "/admin/sms"]
 
 
 @pytest.fixture
@@ -102,7 +102,7 @@ def test_owner_pages_fit_a_phone_screen_with_every_action_in_reach(busy_site, br
             assert box["x"] >= card["x"] and box["x"] + box["width"] <= card["x"] + card["width"]
         # The folded menu opens without script and holds every page.
         page.locator("label.menu-button").click()
-        assert page.locator("#menu nav a").count() == 10
+        assert page.locator("#menu nav a").count() == 11
         assert page.locator("#menu .signout button").is_visible()
         shot(page, f"menu-open-{lang}")
     finally:

@@ -29,6 +29,7 @@ def test_healthy_site_reports_router_mpesa_and_backlog(app):
     assert report["mpesa"] == {"configured": True, "missing": [], "type": "paybill",
                                "base_url": "https://sandbox.safaricom.co.ke"}
     assert report["backlog"]["pending_purchases"] == 1
+    assert report["backlog"]["sms_queued"] == 0  # SMS is off here
     body = answer.get_data(as_text=True)
     assert "s3cret-value" not in body and "passkey-value" not in body
 
@@ -83,7 +84,8 @@ def test_a_phone_on_the_hotspot_sees_only_ok_and_counts(app):
     assert answer.status_code == 200 and report["ok"] is True
     assert report["router"] == {"ok": True} and report["mpesa"] == {"configured": True}
     assert report["backlog"] == {"pending_purchases": 1, "grants_waiting_for_router": 0,
-                                 "events_not_sent": 0, "upstream": "not enrolled"}
+                                 "events_not_sent": 0, "sms_queued": 0,
+                                 "upstream": "not enrolled"}
     assert_public(report, answer.get_data(as_text=True))
     # From the appliance itself (a technician's curl), everything.
     local = health_from(app, "127.0.0.1").get_json()
@@ -131,3 +133,12 @@ def test_require_agent_answers_503_without_a_fresh_heartbeat(site, agent):
     assert fresh.status_code == 200 and report["ok"] is True
     assert report["agent"]["ok"] is True and 0 <= report["agent"]["heartbeat_age"] < 60
     assert_public(report, fresh.get_data(as_text=True))
+
+
+def test_healthz_counts_sms_waiting_to_leave(app):
+    from portal.models import SmsMessage
+
+    SmsMessage.create(key="receipt:7", kind="receipt", to="+254711000001", text="code",
+                      state="sent", provider_id="ATXid_7")
+    SmsMessage.create(key="reminder:7", kind="reminder", to="+254711000001", text="10 min")
+    assert app.test_client().get("/healthz").get_json()["backlog"]["sms_queued"] == 1

@@ -84,6 +84,8 @@ Kibanda demo is running (instance folder {site.instance}, reset on every run).
 
   Emulated router: RouterOS API on {site.host}:{site.router.port} (user {site.router.user}, password {site.router.password})
   Emulated M-Pesa (Daraja): {site.daraja.base_url}
+  Emulated SMS (Africa's Talking): {site.sms.url}; receipts and their delivery show on
+    {site.url}/admin/sms
 
 Press Ctrl-C to stop.
 """

@@ -26,9 +26,11 @@ from ..routeros import RouterGateway
 from ..sim.daraja import DarajaSim
 from ..sim.daraja_rules import SANDBOX_PASSKEY, SANDBOX_SHORTCODE
 from ..sim.routeros import RouterSim
+from ..sim.sms import SmsSim
 from ..venue.accounts import create_admin
 from ..venue.packages import create_package, sync_profile
 from ..ledger.c2b import c2b_urls
+from ..ledger.sms import delivery_url as sms_delivery_url
 from ..web import app_mpesa, close_clients
 from ..web.callback import redact_secret
 
@@ -99,6 +101,7 @@ class DemoSite:
         self.extra_settings = dict(extra_settings or {})
         self.router = None
         self.daraja = None
+        self.sms = None
         self.app = None
         self.agent = None
         self.server = None
@@ -134,6 +137,9 @@ class DemoSite:
             "PORTAL_URL": self.url, "CALLBACK_BASE_URL": self.url,
             # The agent also pulls the emulator's records (catches lost confirmations).
             "MPESA_PULL_NOMINATED_NUMBER": "254708374149",
+            # Receipts and the owner's messages go to the SMS emulator's sandbox account.
+            "SMS_USERNAME": self.sms.username, "SMS_API_KEY": self.sms.api_key,
+            "SMS_BASE_URL": self.sms.url,
             **self.extra_settings,
         }
 
@@ -149,6 +155,7 @@ class DemoSite:
             # Its control interface lets a person "pay from the M-Pesa menu" (the banner says how).
             self.daraja = DarajaSim(host=self.host, decision_delay=self.decision_delay,
                                     control_port=0).start()
+            self.sms = SmsSim(host=self.host, control_port=0).start()
             # Bind first: the callback URL and PORTAL_URL need the real port.
             ensure_instance(self.instance)
             self.server = make_server(self.host, self.requested_port, _LateApp(), threaded=True,
@@ -159,6 +166,8 @@ class DemoSite:
             # in the shell cannot point the demo at a real router or a real till.
             write_config_values(self.instance, settings)
             self.app = create_app(settings, instance=str(self.instance))
+            # The emulator reports delivery to the portal, as Africa's Talking would.
+            self.sms.delivery_report_url = sms_delivery_url(self.app.config)
             self.server.app.target = self.app
             self.register_c2b_urls()
             self._spawn(self.server.serve_forever, "portal-http", poll_interval=0.1)
@@ -216,10 +225,10 @@ class DemoSite:
             self.server = None
         if self.app is not None:
             close_clients(self.app)
-        for sim in (self.daraja, self.router):
+        for sim in (self.sms, self.daraja, self.router):
             if sim is not None:
                 sim.stop()
-        self.daraja = self.router = None
+        self.sms = self.daraja = self.router = None
 
     def __enter__(self) -> "DemoSite":
         return self.start()

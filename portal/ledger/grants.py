@@ -17,7 +17,7 @@ from ..errors import RouterError, RouterTrap, RouterUnreachable, ValidationError
 from ..models import AuditLog, Grant, Package, Purchase, Voucher, db
 from ..routeros.words import slow_profile_name
 from ..timeutil import backoff_seconds, parse_duration
-from . import devices, events, windows
+from . import devices, events, sms, windows
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,9 @@ def create_grant(package, source: str, now: datetime, *, purchase=None, voucher=
                        # that opens the customer's page, which shows the access code.
                        reference=purchase.checkout_request_id if purchase else None,
                        phone=purchase.phone if purchase else None)
+    if purchase is not None:
+        # The SMS receipt (when SMS is on) is queued with the sale: the agent sends it.
+        sms.queue_receipt(grant, purchase, now)
     return grant
 
 
@@ -129,7 +132,9 @@ def top_up(grant: Grant, purchase: Purchase, now: datetime, *, amount: int,
                        package=package.name_en, receipt=purchase.receipt,
                        reference=purchase.checkout_request_id, phone=purchase.phone,
                        topup=True)
-    return Grant.get_by_id(grant.id)
+    extended = Grant.get_by_id(grant.id)
+    sms.queue_receipt(extended, purchase, now)  # with the new time left, when SMS is on
+    return extended
 
 
 def data_cap_of(grant: Grant) -> int | None:

@@ -73,7 +73,7 @@ def _package_on_sale(package_id) -> Package:
 
 def start_purchase(package_id, phone_raw, *, mac, ip, link_login_only="", link_orig="",
                    mpesa, callback_url, now, account_reference=None, gateway=None,
-                   source="", topup_of=None) -> Purchase:
+                   source="", topup_of=None, language="en") -> Purchase:
     """Validate, apply the abuse limits, send the STK Push and record the Purchase.
 
     ``mac`` and ``ip`` are what the phone claims: the router (``gateway``) confirms them
@@ -84,6 +84,7 @@ def start_purchase(package_id, phone_raw, *, mac, ip, link_login_only="", link_o
     CheckoutRequestID; a push whose answer never comes is ``unanswered``: it may have
     reached the phone, so it is never re-sent, and its callback still finds it.
     ``topup_of``: the Grant this purchase adds to (the caller proved the browser holds it).
+    ``language`` (en, sw) is the customer's: their SMS receipt speaks it.
     """
     package = _package_on_sale(package_id)
     windows.check_open(package, now, selling=True)
@@ -99,7 +100,8 @@ def start_purchase(package_id, phone_raw, *, mac, ip, link_login_only="", link_o
             link_login_only=link_login_only or "", link_orig=link_orig or "",
             status=Purchase.PUSHING, created_at=now, updated_at=now,
             account_code=unused_account_code(),
-            topup_of=topup_of.id if topup_of is not None else None)
+            topup_of=topup_of.id if topup_of is not None else None,
+            language=language if language in ("en", "sw") else "en")
     try:
         # The prompt shows the account code the page shows: one code for both ways to
         # pay, and Pull Transactions finds the payment by it (ledger/c2b.py).

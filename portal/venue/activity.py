@@ -35,6 +35,7 @@ ACTIONS: dict[str, tuple[str, str | None]] = {
     "branding.update": (N_("Branding changed"), "{name}"),
     "branding.logo": (N_("New logo"), "{kind}, {kb} KB"),
     "branding.logo_remove": (N_("Logo removed"), None),
+    "sms.settings": (N_("SMS choices changed"), N_("daily summary {summary}")),
     "grant.manual": (N_("Free access given"), "{code}: {name} ({note})"),
     "trial.on": (N_("Free trial on"), N_("{minutes} minutes, speed of {name}")),
     "trial.off": (N_("Free trial off"), None),

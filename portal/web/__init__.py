@@ -108,7 +108,7 @@ class RowIdConverter(IntegerConverter):
 
 def register(app: Flask) -> None:
     """Register every blueprint, the template helpers and the domain error handlers."""
-    from . import admin, c2b, callback, captive, customer, health, topup
+    from . import admin, c2b, callback, captive, customer, health, sms, topup
     from . import files  # noqa: F401 - adds the logo and hotspot-file routes to customer.bp
 
     # Before the blueprints: their rules take the converter when they are registered.
@@ -119,7 +119,7 @@ def register(app: Flask) -> None:
     app.add_template_global(csp_nonce, "csp_nonce")
     app.after_request(_security_headers)
     for blueprint in (health.bp, admin.bp, customer.bp, topup.bp, callback.bp, captive.bp,
-                      c2b.bp):
+                      c2b.bp, sms.bp):
         app.register_blueprint(blueprint)
 
     @app.errorhandler(KibandaError)

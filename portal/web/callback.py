@@ -22,12 +22,12 @@ log = logging.getLogger(__name__)
 __all__ = ["ACCEPTED", "SAFARICOM_CALLBACK_SOURCES", "source_allowed", "redact_secret", "bp"]
 _SECRET_IN_PATH = re.compile(
     r"(/mpesa/(?:callback|c2b/confirmation|c2b/validation|status/result|status/timeout))"
-    r"/[^\s?\"']+")
+    r"/[^\s?\"']+|(/sms/delivery)/[^\s?\"']+")
 
 
 def redact_secret(text: str) -> str:
     """``text`` (a request line, a path, a log message) with the callback secret as ``***``."""
-    return _SECRET_IN_PATH.sub(r"\1/***", text)
+    return _SECRET_IN_PATH.sub(lambda m: (m.group(1) or m.group(2)) + "/***", text)
 
 
 @bp.post("/mpesa/callback/<secret>")

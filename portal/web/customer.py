@@ -211,7 +211,7 @@ def buy():
             link_login_only=device["link-login-only"], link_orig=device["link-orig"],
             mpesa=app_mpesa(), callback_url=purchases.callback_url(config),
             now=utcnow(), account_reference=config.get("MPESA_ACCOUNT_REFERENCE") or None,
-            gateway=app_router(), source=request.remote_addr or "")
+            gateway=app_router(), source=request.remote_addr or "", language=lang)
     except ValidationError as exc:
         if exc.field in ("phone", "package"):
             return _landing(errors={exc.field: exc.message_for(lang)}, phone=phone,

@@ -14,7 +14,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from .. import upstream
 from ..errors import RouterError
-from ..models import AdminUser, Grant, OutboxEvent, Purchase, db
+from ..models import AdminUser, Grant, OutboxEvent, Purchase, SmsMessage, db
 from ..timeutil import utcnow
 from ..venue import heartbeat
 from . import app_router
@@ -45,6 +45,9 @@ def healthz():
             "pending_purchases": Purchase.select().where(Purchase.status.in_(Purchase.OPEN)).count(),
             "grants_waiting_for_router": Grant.select().where(Grant.router_state == Grant.PENDING).count(),
             "events_not_sent": OutboxEvent.select().where(OutboxEvent.sent_at.is_null()).count(),
+            # SMS waiting to leave (receipts, reminders, the owner's messages); 0 when off.
+            "sms_queued": SmsMessage.select().where(SmsMessage.state.in_(
+                (SmsMessage.QUEUED, SmsMessage.SENDING))).count(),
         }
         sync = upstream.sync_status(current_app.config)
         # ok, retrying, stopped (the hub refused: an error an owner must see) or not enrolled.

@@ -154,4 +154,4 @@ def safe_next(target: str | None) -> str | None:
 
 
 # The pages register themselves on ``bp``.
-from . import auth, branding, dashboard, menu_payments, packages, vouchers  # noqa: E402,F401
+from . import auth, branding, dashboard, menu_payments, packages, sms, vouchers  # noqa: E402,F401
