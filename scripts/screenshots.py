@@ -5,7 +5,8 @@ Starts ``kibanda demo``'s site (``portal.cli.demo_site.DemoSite``: the portal on
 port, the RouterOS and Daraja emulators, the agent) in a temporary folder, gives it
 something to show (a paid sale, a cancelled one, a sale whose callback was lost, a voucher
 batch, free access, a logo and a WiFi name), then walks Debian's chromium through every
-page: the customer's (landing, waiting, online, voucher, reconnect, errors, 404) and the
+page: the customer's (landing with a data bundle, a night bundle and the free trial,
+waiting, online, top-up, voucher, reconnect, errors, 404, a free trial) and the
 owner's (every page of the admin menu, a batch, its A4 and 58 mm sheets, sign-in).
 
 Run ``python scripts/screenshots.py [--out artifacts/screens-all]``; it prints each file
@@ -38,6 +39,8 @@ def prepare(site) -> None:
     from portal.routeros import RouterGateway
     from portal.timeutil import utcnow
     from portal.venue.branding import save_branding, save_logo
+    from portal.venue.packages import create_package
+    from portal.venue.trial import save_trial
     from portal.venue.vouchers import create_batch, push_batch
 
     logo = io.BytesIO()
@@ -51,6 +54,15 @@ def prepare(site) -> None:
             save_logo("owner", "", logo.getvalue(), instance=site.instance)
             batch = create_batch(Package.get(Package.name_en == "1 day"), 12, utcnow(), "owner")
             push_batch(batch.id, gateway, utcnow())
+            # What venues sell beside hours: a data bundle that slows down, a night bundle,
+            # and the free trial on the landing page.
+            create_package(name_en="1 GB", name_sw="GB 1", price=20, validity="1d",
+                           rate_limit="2M/5M", data_cap="1GB", fair_use_rate="256k/256k",
+                           sort_order=5)
+            create_package(name_en="Night", name_sw="Usiku", price=30, validity="8h",
+                           hours="22:00-06:00", outside="wait", sort_order=6)
+            trial_package = Package.get(Package.name_en == "1 hour")
+            save_trial("owner", "", minutes="15", package_id=str(trial_package.id))
     finally:
         gateway.close()
     # Paid from the M-Pesa menu to no purchase's account, at no package's price: review.
@@ -116,6 +128,9 @@ def customer(page, site, lang: str, number: int, codes: list[str], shot) -> None
     shot("customer-03-waiting")
     page.wait_for_selector('#status[data-status="online"]')
     shot("customer-04-online")
+    page.locator("#buy-more").click()
+    page.wait_for_load_state()
+    shot("customer-04b-top-up")
     # A cancelled push in English, a wrong PIN in Swahili (one phone is not asked twice).
     buy(page, site.customer_url(mac=mac + "03", ip=f"10.5.50.{30 + number}"),
         ("0700001032", "0700002001")[number])
@@ -133,6 +148,11 @@ def customer(page, site, lang: str, number: int, codes: list[str], shot) -> None
     buy(page, site.customer_url(mac=mac + "05", ip=f"10.5.50.{50 + number}"), "12345")
     page.wait_for_load_state()
     shot("customer-09-bad-phone")
+    page.goto(site.customer_url(mac=mac + "06", ip=f"10.5.50.{60 + number}"))
+    page.fill("#trial-phone", "0712 345 6" + f"{80 + number}")
+    page.locator("#trial-form button[type=submit]").click()
+    page.wait_for_selector("#access-code")
+    shot("customer-10-free-trial")
 
 
 def buy(page, landing: str, phone: str) -> None:
@@ -152,7 +172,7 @@ def owner(page, site, lang: str, password: str, username: str, shot) -> None:
     page.locator("form button[type=submit]").click()
     page.wait_for_load_state()
     pages = ["dashboard", "vouchers", "packages", "packages/new", "router", "grant",
-             "search?q=0712", "audit", "users", "branding", "password", "menu-payments"]
+             "search?q=0712", "audit", "users", "branding", "password", "menu-payments", "sms"]
     for index, path in enumerate(pages, start=2):
         page.goto(f"{site.url}/admin/{path}")
         shot(f"owner-{index:02d}-{re.sub(r'[^a-z]+', '-', path).strip('-')}")

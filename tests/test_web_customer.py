@@ -544,6 +544,23 @@ def test_package_cards_say_the_duration_once_and_the_footer_ends_cleanly(site, c
     assert other == "Help: 0712 345 678 · Already paid? Reconnect"
 
 
+def test_a_data_bundle_card_says_whether_it_slows_down_or_stops_at_its_cap(site, client):
+    from helpers import make_package
+
+    make_package(site.app, name_en="1 GB", name_sw="GB 1", price=20, validity="1d",
+                 rate_limit="2M/5M", data_cap="1GB", fair_use_rate="256k/256k", sort_order=5)
+    make_package(site.app, name_en="500 MB", price=15, validity="1d", data_cap="500MB",
+                 sort_order=6)
+
+    def card(lang: str, name: str) -> str:
+        page = text(client.get("/", query_string={**DEVICE, "lang": lang}))
+        cards = [visible(c) for c in re.findall(r'<li class="pkg">.*?</li>', page, flags=re.S)]
+        return next(c for c in cards if c.startswith(name))
+    assert "1 GB, then 256 kbps" in card("en", "1 GB")
+    assert "GB 1, kisha kbps 256" in card("sw", "GB 1")
+    assert "500 MB data" in card("en", "500 MB") and "then" not in card("en", "500 MB")
+
+
 @pytest.mark.parametrize("lang, words", [("en", "This page does not exist."),
                                          ("sw", "Ukurasa huu haupo.")])
 def test_unknown_addresses_get_the_venues_own_page_in_the_readers_language(client, lang,

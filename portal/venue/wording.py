@@ -30,8 +30,9 @@ def duration_words(seconds: int, lang: str) -> str:
     return words[0] + words[1:].lower() if lang == "sw" else words
 
 
-def speed_words(rate_limit: str, lang: str) -> str:
-    """The download speed from a RouterOS rate-limit (``2M/5M``: the tx part, 5M)."""
+def speed_figure(rate_limit: str, lang: str) -> str:
+    """The download speed of a RouterOS rate-limit (``2M/5M``: the tx part) as a figure:
+    "5 Mbps" / "Mbps 5"; '' when there is none."""
     first = (rate_limit or "").split(" ")[0]
     if not first:
         return ""
@@ -40,7 +41,14 @@ def speed_words(rate_limit: str, lang: str) -> str:
     if not match:
         return ""
     unit = {"": "bps", "k": "kbps", "K": "kbps", "M": "Mbps", "G": "Gbps"}[match.group(2)]
-    figure = f"{match.group(1)} {unit}" if lang != "sw" else f"{unit} {match.group(1)}"
+    return f"{match.group(1)} {unit}" if lang != "sw" else f"{unit} {match.group(1)}"
+
+
+def speed_words(rate_limit: str, lang: str) -> str:
+    """"up to 5 Mbps" / "hadi Mbps 5" from a RouterOS rate-limit."""
+    figure = speed_figure(rate_limit, lang)
+    if not figure:
+        return ""
     return f"hadi {figure}" if lang == "sw" else f"up to {figure}"
 
 

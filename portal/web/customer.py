@@ -28,7 +28,7 @@ from ..i18n import format_date, format_datetime, format_time, translate
 from ..timeutil import utcnow
 from ..venue.hotspot_files import router_error_message
 from ..venue.packages import format_size
-from ..venue.wording import devices_words, duration_words, speed_words
+from ..venue.wording import devices_words, duration_words, speed_figure, speed_words
 from . import app_mpesa, app_router, current_branding
 from .i18n import current_language
 
@@ -57,9 +57,19 @@ def _package_view(package: Package, lang: str) -> dict:
     details = [windows.window_words(package, lang), shown_validity,
                speed_words(package.rate_limit, lang),
                devices_words(package.devices, lang),
-               (f"data {cap}" if lang == "sw" else f"{cap} data") if cap else ""]
+               _data_words(package, cap, lang)]
     return {"id": package.id, "name": name, "price": package.price, "validity": validity,
             "details": [words for words in details if words]}
+
+
+def _data_words(package: Package, cap: str, lang: str) -> str:
+    """"1 GB data", or for a fair-use package "1 GB, then 256 kbps" (slow, not cut off)."""
+    if not cap:
+        return ""
+    if package.fair_use_rate:
+        return translate("{cap}, then {speed}", lang, cap=cap,
+                         speed=speed_figure(package.fair_use_rate, lang))
+    return f"data {cap}" if lang == "sw" else f"{cap} data"
 
 
 #: Package cards by (database, language, fingerprint of the package table).
