@@ -557,7 +557,7 @@ def test_a_data_bundle_card_says_whether_it_slows_down_or_stops_at_its_cap(site,
         cards = [visible(c) for c in re.findall(r'<li class="pkg">.*?</li>', page, flags=re.S)]
         return next(c for c in cards if c.startswith(name))
     assert "1 GB, then 256 kbps" in card("en", "1 GB")
-    assert "GB 1, kisha kbps 256" in card("sw", "GB 1")
+    assert "1 GB, kisha kbps 256" in card("sw", "GB 1")
     assert "500 MB data" in card("en", "500 MB") and "then" not in card("en", "500 MB")
 
 
