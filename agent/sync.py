@@ -138,6 +138,9 @@ class Uploader:
         self._client: HubClient | None = None
         self.batch = BATCH
         self.batches_per_cycle = BATCHES_PER_CYCLE
+        #: What the last try said of the internet link: True (the hub answered, whatever
+        #: it said), False (no answer: a network error or a timeout), None (no try).
+        self.reachable: bool | None = None
 
     @property
     def client(self) -> HubClient:
@@ -174,11 +177,18 @@ class Uploader:
             try:
                 held = self._send_batch(rows)
             except HubRefused as exc:
+                self.reachable = True
                 self._stop(rows, str(exc))
                 break
-            except (requests.RequestException, ValueError) as exc:
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                self.reachable = False
                 self._retry_later(rows, now, str(exc)[:300])
                 break
+            except (requests.RequestException, ValueError) as exc:
+                self.reachable = True  # the hub answered, badly: the link itself works
+                self._retry_later(rows, now, str(exc)[:300])
+                break
+            self.reachable = True
             acknowledged += self._mark_sent(rows, held, now)
             if len(rows) < self.batch:
                 break

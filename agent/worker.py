@@ -263,8 +263,12 @@ class Agent:
             return 0
         report = sms.send_due(self.sms, now)
         router_ok, self.router_ok = self.router_ok, None  # each reading is used once
+        # The link as the SMS provider found it, or else as the hub did (an enrolled site
+        # sends a heartbeat every few minutes, so a quiet site still notices the link).
+        uplink_ok = report.reachable if report.reachable is not None else self.uploader.reachable
+        self.uploader.reachable = None
         if owner_sms.queue_owner_messages(now, self.config, router_ok=router_ok,
-                                          uplink_ok=report.reachable):
+                                          uplink_ok=uplink_ok):
             more = sms.send_due(self.sms, now)
             report.sent += more.sent
         return report.sent

@@ -152,6 +152,29 @@ def test_an_uplink_alert_leaves_when_the_link_is_back_and_says_how_long(sms_site
     assert "1 h 15 min" in alert and "from 02/12 10:00 to 02/12 11:15" in alert
 
 
+def test_a_quiet_enrolled_site_notices_its_link_by_the_hub(sms_site, sms_agent, sms_sim,
+                                                           live_hub):
+    """No SMS to send while the link is down: the hub sync's heartbeats tell the agent."""
+    from helpers import enroll_site
+
+    from portal.timeutil import utcnow
+
+    owner_wants("")
+    enroll_site(sms_site.app.config, live_hub)
+    start = utcnow()
+    sms_site.app.config["UPSTREAM_URL"] = "http://127.0.0.1:9"  # the link is down
+    for minute in (0, 20, 45):
+        assert sms_agent.loop(start + timedelta(minutes=minute)).done["sync"] == 0
+    assert sms_sim.requests == 0  # nothing was waiting, nothing was tried
+    sms_site.app.config["UPSTREAM_URL"] = live_hub  # it is back
+    assert sms_agent.loop(start + timedelta(minutes=75)).done["sync"] > 0
+    sms_agent.loop(start + timedelta(minutes=76))
+    [alert] = [m["message"] for m in sms_sim.messages if "internet link was down" in m["message"]]
+    assert "down for 56 min" in alert  # from the first cycle that saw it down (minute 20) to 76
+    sms_agent.loop(start + timedelta(minutes=90))
+    assert len(sms_sim.messages) == 1
+
+
 def test_alerts_switched_off_send_nothing(sms_site, sms_agent, sms_sim):
     owner_wants("", alerts=False)
     sms_agent.router_check_seconds = 0
