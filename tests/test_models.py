@@ -245,6 +245,17 @@ def test_package_names_are_unique_whatever_their_case_in_a_new_database(database
 
 # -- schema v5 to v11: activity-log entries keep their values ---------------------------
 
+def as_older_release(version: int, *drops: str) -> None:
+    """Today's schema made to look as release ``version`` left it: the columns that release
+    did not have dropped ("table.column"), and its schema version. Call inside a
+    connection context on a database ``create_schema`` just made."""
+    for drop in drops:
+        table, column = drop.split(".")
+        db.execute_sql(f'ALTER TABLE "{table}" DROP COLUMN "{column}"')
+    SchemaVersion.delete().execute()
+    SchemaVersion.create(version=version)
+
+
 def test_v5_activity_log_gains_values_and_old_entries_still_read(tmp_path):
     from portal.models import AuditLog
     from portal.venue.activity import entry_words
@@ -253,9 +264,7 @@ def test_v5_activity_log_gains_values_and_old_entries_still_read(tmp_path):
     create_schema()
     with db.connection_context():
         # The database as release 5 left it: no auditlog.facts, schema version 5.
-        db.execute_sql('ALTER TABLE audit_log DROP COLUMN "facts"')
-        SchemaVersion.delete().execute()
-        SchemaVersion.create(version=5)
+        as_older_release(5, "audit_log.facts")
         db.execute_sql("INSERT INTO audit_log (at, actor, action, detail, address) VALUES "
                        "('2026-11-30 09:00:00', 'mama-njeri', 'vouchers.void', "
                        "'batch 3: 48 code(s) voided', '192.168.88.50')")
@@ -276,10 +285,7 @@ def test_v13_database_gets_fair_use_columns_and_keeps_its_packages_and_grants(tm
     init_db(str(tmp_path / "kibanda.db"))
     create_schema()
     with db.connection_context():
-        db.execute_sql("ALTER TABLE package DROP COLUMN fair_use_rate")
-        db.execute_sql('ALTER TABLE "grant" DROP COLUMN slowed_at')
-        SchemaVersion.delete().execute()
-        SchemaVersion.create(version=13)
+        as_older_release(13, "package.fair_use_rate", "grant.slowed_at")
         db.execute_sql("INSERT INTO package (name_en, name_sw, price, validity_seconds, "
                        "data_cap_bytes, rate_limit, devices, active, sort_order, profile_name, "
                        "created_at, updated_at) VALUES ('1 GB', '', 50, 86400, 1000000000, "
@@ -296,9 +302,7 @@ def test_v16_database_gets_the_voucher_window_marker_and_keeps_its_packages(tmp_
     init_db(str(tmp_path / "kibanda.db"))
     create_schema()
     with db.connection_context():
-        db.execute_sql("ALTER TABLE package DROP COLUMN vouchers_disabled")
-        SchemaVersion.delete().execute()
-        SchemaVersion.create(version=16)
+        as_older_release(16, "package.vouchers_disabled")
         db.execute_sql("INSERT INTO package (name_en, name_sw, price, validity_seconds, "
                        "rate_limit, devices, active, sort_order, profile_name, window_start, "
                        "window_end, created_at, updated_at) VALUES ('Night', '', 30, 86400, "
